@@ -1,0 +1,25 @@
+#!/usr/bin/env node
+// Makes a fresh clone runnable: installs npm packages when they are missing or stale, then compiles to dist/.
+// Run by `npm test`, `npm run up` and `npm run bench` before anything else; uses only Node built-ins because
+// node_modules may not exist yet.
+import { execFileSync } from 'node:child_process';
+import { existsSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const run = (cmd, args) => execFileSync(cmd, args, { cwd: root, stdio: 'inherit' });
+
+const marker = join(root, 'node_modules', '.package-lock.json');
+const lock = join(root, 'package-lock.json');
+const sqliteAddon = join(root, 'node_modules', 'better-sqlite3', 'build', 'Release', 'better_sqlite3.node');
+const stale = !existsSync(marker) || statSync(marker).mtimeMs < statSync(lock).mtimeMs;
+if (stale || !existsSync(sqliteAddon)) {
+  console.error('prepare: installing npm packages (npm ci)');
+  // better-sqlite3 has no prebuilt binary reachable offline; npm compiles it (allowScripts in package.json).
+  run('npm', ['ci', '--no-audit', '--no-fund']);
+}
+if (process.env.KE_SKIP_BUILD !== '1') {
+  console.error('prepare: compiling TypeScript to dist/');
+  run('npm', ['run', '--silent', 'build']);
+}

@@ -1,0 +1,88 @@
+// A config schema is a tree of documented fields with defaults. The same tree validates a user's file,
+// supplies defaults and prints the commented starting config (`--print-default-config`).
+
+export type ParseResult<T> = { ok: true; value: T } | { ok: false; error: string };
+
+export interface Field<T> {
+  readonly kind: 'field';
+  readonly defaultValue: T;
+  readonly doc: string;
+  parse(value: unknown): ParseResult<T>;
+}
+
+export interface Schema {
+  readonly [key: string]: Field<unknown> | Schema;
+}
+
+export type ConfigOf<S extends Schema> = {
+  readonly [K in keyof S]: S[K] extends Field<infer T> ? T : S[K] extends Schema ? ConfigOf<S[K]> : never;
+};
+
+export function isField(node: Field<unknown> | Schema): node is Field<unknown> {
+  return (node as Field<unknown>).kind === 'field';
+}
+
+const ok = <T>(value: T): ParseResult<T> => ({ ok: true, value });
+const bad = (error: string): ParseResult<never> => ({ ok: false, error });
+const show = (value: unknown): string => JSON.stringify(value) ?? String(value);
+
+export function str(defaultValue: string, doc: string, opts: { allowEmpty?: boolean; pattern?: RegExp } = {}): Field<string> {
+  return {
+    kind: 'field',
+    defaultValue,
+    doc,
+    parse(value) {
+      if (typeof value !== 'string') return bad(`must be a string, got ${show(value)}`);
+      if (!opts.allowEmpty && value.length === 0) return bad('must not be empty');
+      if (opts.pattern && value.length > 0 && !opts.pattern.test(value)) return bad(`${show(value)} does not match ${opts.pattern}`);
+      return ok(value);
+    },
+  };
+}
+
+export function int(defaultValue: number, doc: string, opts: { min?: number; max?: number } = {}): Field<number> {
+  return {
+    kind: 'field',
+    defaultValue,
+    doc,
+    parse(value) {
+      if (typeof value !== 'number' || !Number.isSafeInteger(value)) return bad(`must be an integer, got ${show(value)}`);
+      if (opts.min !== undefined && value < opts.min) return bad(`must be at least ${opts.min}, got ${value}`);
+      if (opts.max !== undefined && value > opts.max) return bad(`must be at most ${opts.max}, got ${value}`);
+      return ok(value);
+    },
+  };
+}
+
+export function bool(defaultValue: boolean, doc: string): Field<boolean> {
+  return {
+    kind: 'field',
+    defaultValue,
+    doc,
+    parse: (value) => (typeof value === 'boolean' ? ok(value) : bad(`must be true or false, got ${show(value)}`)),
+  };
+}
+
+export function oneOf<const V extends string>(values: readonly V[], defaultValue: V, doc: string): Field<V> {
+  return {
+    kind: 'field',
+    defaultValue,
+    doc: `${doc} One of: ${values.join(', ')}.`,
+    parse: (value) =>
+      values.includes(value as V) ? ok(value as V) : bad(`must be one of ${values.join(', ')}, got ${show(value)}`),
+  };
+}
+
+export function strList(defaultValue: readonly string[], doc: string): Field<readonly string[]> {
+  return {
+    kind: 'field',
+    defaultValue,
+    doc,
+    parse(value) {
+      if (!Array.isArray(value)) return bad(`must be a list of strings, got ${show(value)}`);
+      const wrong = value.findIndex((v) => typeof v !== 'string' || v.length === 0);
+      if (wrong >= 0) return bad(`item ${wrong} must be a non-empty string, got ${show(value[wrong])}`);
+      return ok(value as string[]);
+    },
+  };
+}
