@@ -55,6 +55,11 @@ export class Bus {
     return this.mailboxes.has(name);
   }
 
+  /** Names of the modules in a group, in registration order. */
+  members(group: string): string[] {
+    return [...(this.groups.get(group) ?? [])];
+  }
+
   /** Queues the message for the named module; waits while its mailbox is full. */
   send(target: string, message: Message): Promise<void> {
     if (this.closed) return Promise.reject(new IllegalStateError('bus is closed', 'ERR_BUS_CLOSED'));

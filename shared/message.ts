@@ -34,6 +34,8 @@ export const Operation = {
   inventory: 'inventory',
   /** Cloud → edge: everything the resync found missing or stale has been sent before this marker. */
   synced: 'synced',
+  /** EdgeHub → MetaManager: commit this batch of object messages in one transaction. */
+  apply: 'apply',
 } as const;
 
 /** Cluster-scoped objects carry this namespace segment, as in KubeEdge. */

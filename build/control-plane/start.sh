@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Start a real single-node-less Kubernetes control plane on loopback:
+# Start a real (node-less) Kubernetes control plane on loopback:
 # etcd + kube-apiserver + kube-controller-manager + kube-scheduler.
 #
 #   build/control-plane/start.sh <dir>
@@ -67,9 +67,7 @@ mkdir -p "$D/logs" "$D/pki"
 # ---------------------------------------------------------------- credentials (kept across restarts)
 P=$D/pki
 rand_token() { openssl rand -hex 16; }
-if [[ ! -f $P/ca.crt ]]; then
-  log "generating CA, serving cert and service-account keys in $P"
-  cat >"$P/openssl.cnf" <<'EOF'
+cat >"$P/openssl.cnf" <<'EOF'
 [req]
 distinguished_name = dn
 prompt = no
@@ -84,19 +82,34 @@ basicConstraints = critical,CA:FALSE
 keyUsage = critical,digitalSignature,keyEncipherment
 extendedKeyUsage = serverAuth
 subjectAltName = IP:127.0.0.1,DNS:localhost,IP:10.0.0.1,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local
+[v3_client]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature,keyEncipherment
+extendedKeyUsage = clientAuth
 EOF
-  (
-    umask 077
+sign() { # name subject extensions
+  openssl req -new -newkey rsa:2048 -nodes -subj "$2" -keyout "$P/$1.key" -out "$P/$1.csr" 2>/dev/null &&
+    openssl x509 -req -in "$P/$1.csr" -CA "$P/ca.crt" -CAkey "$P/ca.key" -CAcreateserial -days 3650 \
+      -extfile "$P/openssl.cnf" -extensions "$3" -out "$P/$1.crt" 2>/dev/null &&
+    rm -f "$P/$1.csr"
+}
+gen_pki() { # each artifact is created only if missing, so restarts keep identities
+  umask 077
+  if [[ ! -f $P/ca.crt ]]; then
+    log "generating CA, serving/front-proxy certs and service-account keys in $P"
+    # One CA for everything: apiserver serving cert, client certs (--client-ca-file),
+    # front-proxy (requestheader) and the controller-manager's CSR signer.
     openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -config "$P/openssl.cnf" -extensions v3_ca \
-      -keyout "$P/ca.key" -out "$P/ca.crt" 2>/dev/null
-    openssl req -new -newkey rsa:2048 -nodes -subj /CN=kube-apiserver \
-      -keyout "$P/apiserver.key" -out "$P/apiserver.csr" 2>/dev/null
-    openssl x509 -req -in "$P/apiserver.csr" -CA "$P/ca.crt" -CAkey "$P/ca.key" -CAcreateserial -days 3650 \
-      -extfile "$P/openssl.cnf" -extensions v3_server -out "$P/apiserver.crt" 2>/dev/null
-    openssl genrsa -out "$P/sa.key" 2048 2>/dev/null
-    openssl rsa -in "$P/sa.key" -pubout -out "$P/sa.pub" 2>/dev/null
-  ) || die "openssl failed"
-fi
+      -keyout "$P/ca.key" -out "$P/ca.crt" 2>/dev/null || return 1
+  fi
+  [[ -f $P/apiserver.crt ]] || sign apiserver /CN=kube-apiserver v3_server || return 1
+  [[ -f $P/front-proxy-client.crt ]] || sign front-proxy-client /CN=front-proxy-client v3_client || return 1
+  if [[ ! -f $P/sa.pub ]]; then
+    { openssl genrsa -out "$P/sa.key" 2048 && openssl rsa -in "$P/sa.key" -pubout -out "$P/sa.pub"; } 2>/dev/null ||
+      return 1
+  fi
+}
+(gen_pki) || die "openssl failed generating $P"
 if [[ ! -f $P/tokens.csv ]]; then
   (
     umask 077
@@ -177,7 +190,7 @@ wait_for() { # name description command... ; polls until command succeeds, compo
     if [[ -n $pid ]] && ! kill -0 "$pid" 2>/dev/null; then
       log "$name exited while waiting for $what"; return 1
     fi
-    ((SECONDS < deadline)) || { log "timed out after ${TIMEOUT}s waiting for $what"; return 1; }
+    ((SECONDS <= deadline)) || { log "timed out after ${TIMEOUT}s waiting for $what"; return 1; }
     sleep 0.5
   done
   log "$what: ok"
@@ -204,7 +217,7 @@ dump_logs() {
 
 # ---------------------------------------------------------------- start (with retry on port races)
 start_once() {
-  local ports
+
   read -r EP PP AP KP SP <<<"$(free_ports 5)"
   [[ -n ${SP:-} ]] || die "could not pick free ports"
   SERVER=https://127.0.0.1:$AP
@@ -220,16 +233,25 @@ start_once() {
   wait_for etcd "etcd /health" curl -fsS --max-time 3 "http://127.0.0.1:$EP/health" || return 1
 
   write_kubeconfig "$D/kubeconfig" admin "$ADMIN_TOKEN" "$SERVER"
+  local admission=(--enable-admission-plugins=NodeRestriction)
+  # Without the controller manager nothing creates the per-namespace "default"
+  # ServiceAccount, so (like envtest) drop the ServiceAccount admission plugin.
+  [[ $COMPONENTS == apiserver ]] && admission+=(--disable-admission-plugins=ServiceAccount)
   # shellcheck disable=SC2086
   launch kube-apiserver "$BIN/kube-apiserver" \
     --etcd-servers="http://127.0.0.1:$EP" \
     --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$AP" \
     --tls-cert-file="$P/apiserver.crt" --tls-private-key-file="$P/apiserver.key" \
     --client-ca-file="$P/ca.crt" --token-auth-file="$P/tokens.csv" \
-    --authorization-mode=Node,RBAC --enable-admission-plugins=NodeRestriction \
+    --authorization-mode=Node,RBAC "${admission[@]}" \
     --allow-privileged=true --service-cluster-ip-range=10.0.0.0/24 \
     --service-account-issuer=https://kubernetes.default.svc.cluster.local \
     --service-account-key-file="$P/sa.pub" --service-account-signing-key-file="$P/sa.key" \
+    --requestheader-client-ca-file="$P/ca.crt" --requestheader-allowed-names=front-proxy-client \
+    --requestheader-username-headers=X-Remote-User --requestheader-group-headers=X-Remote-Group \
+    --requestheader-extra-headers-prefix=X-Remote-Extra- \
+    --proxy-client-cert-file="$P/front-proxy-client.crt" --proxy-client-key-file="$P/front-proxy-client.key" \
+    --endpoint-reconciler-type=none \
     --profiling=false ${KE_CP_APISERVER_ARGS:-}
   wait_for kube-apiserver "kube-apiserver /readyz" https_ok "$SERVER/readyz" "$ADMIN_TOKEN" || return 1
 
@@ -286,12 +308,11 @@ KUBECONFIG=$D/kubeconfig
 KE_CP_SERVER=$SERVER
 KE_CP_APISERVER_PORT=$AP
 KE_CP_ETCD_URL=http://127.0.0.1:$EP
-KE_CP_CONTROLLER_MANAGER_PORT=$KP
-KE_CP_SCHEDULER_PORT=$SP
 KE_CP_ADMIN_TOKEN=$ADMIN_TOKEN
 KE_CP_CA_FILE=$P/ca.crt
 KE_CP_BIN_DIR=$BIN
 EOF
+[[ $COMPONENTS == all ]] && printf 'KE_CP_CONTROLLER_MANAGER_PORT=%s\nKE_CP_SCHEDULER_PORT=%s\n' "$KP" "$SP" >>"$D/env"
 chmod 600 "$D/env"
 log "control plane up at $SERVER (components: $COMPONENTS); pids: $(awk '{printf "%s=%s ", $1, $2}' "$D/pids")"
 echo "$D/kubeconfig"

@@ -49,11 +49,11 @@ for e in "${entries[@]}"; do
     kill -TERM "$2" 2>/dev/null || true
     # Let clients of the apiserver (and then the apiserver itself) exit before their
     # backend goes away; bounded by the overall deadline.
-    [[ $1 == etcd ]] || while ours "$2" "$1" && ((SECONDS < deadline)); do sleep 0.1; done
+    [[ $1 == etcd ]] || while ours "$2" "$1" && ((SECONDS <= deadline)); do sleep 0.1; done
   fi
 done
 
-while (( $(alive) > 0 && SECONDS < deadline )); do sleep 0.2; done
+while (( $(alive) > 0 && SECONDS <= deadline )); do sleep 0.2; done
 
 if (( $(alive) > 0 )); then
   for e in "${entries[@]}"; do

@@ -25,6 +25,9 @@ function load(): NonNullable<typeof types> {
 const MAX_FRAME_TYPE = FrameType.GOAWAY;
 const EMPTY = new Uint8Array(0);
 
+/** protobufjs leaves an absent `bytes` field as its default, a plain empty array. */
+const asBytes = (value: Uint8Array | number[] | undefined): Uint8Array => (value instanceof Uint8Array ? value : EMPTY);
+
 /** Encodes frames as one WebSocket message: each frame prefixed by its varint length. */
 export function encodeFrames(frames: readonly FrameInit[]): Uint8Array {
   const { frame } = load();
@@ -56,6 +59,7 @@ export function decodeFrames(data: Uint8Array, maxPayloadBytes: number): Frame[]
 }
 
 function validateFrame(f: Frame, maxPayloadBytes: number): void {
+  f.payload = asBytes(f.payload);
   if (!Number.isInteger(f.type) || f.type < FrameType.OPEN || f.type > MAX_FRAME_TYPE) {
     throw new ProtocolError(`unknown frame type ${f.type}`, 'ERR_FRAME_MALFORMED');
   }
@@ -113,11 +117,12 @@ export function decodeMessage(bytes: Uint8Array): Message {
     throw new ProtocolError(`malformed message envelope: ${(err as Error).message}`, 'ERR_INVALID_MESSAGE', { cause: err });
   }
   let content: unknown;
-  if (wire.encoding === 1) content = wire.content;
-  else if (wire.content.length === 0) content = undefined;
+  const raw = asBytes(wire.content);
+  if (wire.encoding === 1) content = raw;
+  else if (raw.length === 0) content = undefined;
   else {
     try {
-      content = JSON.parse(Buffer.from(wire.content.buffer, wire.content.byteOffset, wire.content.length).toString('utf8'));
+      content = JSON.parse(Buffer.from(raw.buffer, raw.byteOffset, raw.length).toString('utf8'));
     } catch (err) {
       throw new ProtocolError(`message ${wire.id} (${wire.operation} ${wire.resource}) has content that is not JSON`, 'ERR_INVALID_MESSAGE', { cause: err });
     }

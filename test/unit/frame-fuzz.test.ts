@@ -98,6 +98,14 @@ describe('frame decoder fuzz', () => {
     }
   });
 
+  it('decodes absent bytes fields as empty byte arrays', () => {
+    const [frame] = decodeFrames(encodeFrames([{ type: FrameType.DATA, stream: StreamId.objects, seq: 1, flags: FLAG_FIN }]), 1024);
+    expect(frame!.payload).toBeInstanceOf(Uint8Array);
+    expect(frame!.payload.length).toBe(0);
+    const message = decodeMessage(encodeMessage(newMessage({ source: 's', group: 'g', operation: 'inventory', resource: 'r', content: new Uint8Array(0) })));
+    expect(message.content).toBeInstanceOf(Uint8Array);
+  });
+
   it('round-trips a frame batch exactly', () => {
     const frames: FrameInit[] = [
       { type: FrameType.DATA, stream: StreamId.objects, seq: 2 ** 40, flags: FLAG_FIN, payload: Buffer.from('abc') },

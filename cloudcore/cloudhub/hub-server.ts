@@ -1,0 +1,98 @@
+import https from 'node:https';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
+import type { AddressInfo } from 'node:net';
+import { once } from 'node:events';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { Logger } from '../../shared/logger.js';
+import { nodeNameFromCommonName, type PemPair } from '../../shared/pki/certificate-authority.js';
+
+export interface EdgeConnection {
+  ws: WebSocket;
+  nodeName: string;
+  peer: string;
+  certNotAfterMs: number;
+}
+
+export type Admission = { ok: true } | { ok: false; status: number; reason: string };
+
+export interface HubServerOptions {
+  serving: PemPair;
+  caPem: string;
+  address: string;
+  port: number;
+  /** Largest WebSocket message; the channel batches at most ~64 KiB, so anything far beyond is hostile. */
+  maxPayloadBytes: number;
+  handshakeTimeoutMs: number;
+  logger: Logger;
+  admit(nodeName: string): Admission;
+  onConnection(connection: EdgeConnection): void;
+}
+
+/**
+ * The edge-facing WebSocket endpoint. TLS requires a client certificate from the edge CA (a missing, foreign
+ * or expired one fails the handshake and is logged with the peer); the node name comes from the certificate
+ * CN `system:node:<name>`, never from a header the client could choose.
+ */
+export class HubServer {
+  private readonly server: https.Server;
+  private readonly wss: WebSocketServer;
+
+  constructor(private readonly options: HubServerOptions) {
+    this.server = https.createServer({
+      cert: options.serving.certPem,
+      key: options.serving.keyPem,
+      ca: options.caPem,
+      requestCert: true,
+      rejectUnauthorized: true,
+      minVersion: 'TLSv1.2',
+      handshakeTimeout: options.handshakeTimeoutMs,
+    });
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: options.maxPayloadBytes, perMessageDeflate: false, clientTracking: false });
+    this.server.on('tlsClientError', (err: Error & { code?: string }, socket) => {
+      options.logger.warn({ peer: socket.remoteAddress, reason: err.code ?? err.message, err }, 'edge tls handshake refused');
+    });
+    this.server.on('request', (_req, res) => {
+      res.writeHead(426, { 'content-type': 'text/plain' }).end('this endpoint speaks WebSocket only\n');
+    });
+    this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(req, socket as TLSSocket, head));
+  }
+
+  async listen(): Promise<AddressInfo> {
+    this.server.listen({ port: this.options.port, host: this.options.address, backlog: 4096 });
+    await once(this.server, 'listening');
+    return this.server.address() as AddressInfo;
+  }
+
+  async close(): Promise<void> {
+    if (!this.server.listening) return;
+    const closed = once(this.server, 'close');
+    this.server.close();
+    this.server.closeAllConnections();
+    await closed;
+  }
+
+  private upgrade(req: IncomingMessage, socket: TLSSocket, head: Buffer): void {
+    const peer = `${socket.remoteAddress}:${socket.remotePort}`;
+    const cert = socket.getPeerCertificate();
+    const cn = String(cert?.subject?.CN ?? '');
+    const nodeName = nodeNameFromCommonName(cn);
+    if (!socket.authorized || !nodeName) {
+      this.options.logger.warn({ peer, cn, authorizationError: socket.authorizationError }, 'edge refused: not a node certificate');
+      return refuse(socket, 403, 'client certificate is not a node certificate (CN system:node:<name>)');
+    }
+    const admission = this.options.admit(nodeName);
+    if (!admission.ok) {
+      this.options.logger.warn({ peer, nodeId: nodeName, reason: admission.reason }, 'edge refused');
+      return refuse(socket, admission.status, admission.reason);
+    }
+    const certNotAfterMs = new Date(cert.valid_to).getTime();
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.options.onConnection({ ws, nodeName, peer, certNotAfterMs }));
+  }
+}
+
+function refuse(socket: Duplex, status: number, reason: string): void {
+  const body = `${reason}\n`;
+  socket.end(`HTTP/1.1 ${status} ${status === 403 ? 'Forbidden' : 'Service Unavailable'}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+}

@@ -1,0 +1,115 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import { Command, Option } from 'commander';
+import { configOrExit, fatal } from '../shared/cli.js';
+import { parseDuration } from '../shared/duration.js';
+import { LOG_LEVELS, createLogger } from '../shared/logger.js';
+import { stopOnSignals } from '../shared/module-runtime.js';
+import { createBootstrapToken } from '../shared/pki/bootstrap-token.js';
+import { softwareVersion } from '../shared/version.js';
+import { defaultCloudCoreConfigText, loadCloudCoreConfig, type CloudCoreConfig } from './config.js';
+import { CloudCore } from './cloudcore.js';
+import { loadOrCreateCa } from './cloudhub/ca-files.js';
+import { LocalObjectStore } from './edgecontroller/local-object-store.js';
+
+interface GlobalOptions {
+  config?: string;
+  logLevel?: string;
+}
+
+const PROGRAM = 'cloudcore';
+
+function loadConfig(opts: GlobalOptions): CloudCoreConfig {
+  return configOrExit(PROGRAM, () => loadCloudCoreConfig({ file: opts.config, overrides: opts.logLevel ? { logLevel: opts.logLevel } : {} }));
+}
+
+const program = new Command()
+  .name(PROGRAM)
+  .description('The cloud side of the edge platform: serves edge nodes over one secure multiplexed channel each.')
+  .version(softwareVersion())
+  .option('-c, --config <file>', 'YAML config file (see --print-default-config)')
+  .addOption(new Option('--log-level <level>', 'overrides logLevel').choices(LOG_LEVELS))
+  .option('--print-default-config', 'print a complete, commented config and exit')
+  .action(async (opts: GlobalOptions & { printDefaultConfig?: boolean }) => {
+    if (opts.printDefaultConfig) {
+      process.stdout.write(defaultCloudCoreConfigText());
+      return;
+    }
+    const config = loadConfig(opts);
+    const logger = createLogger({ name: PROGRAM, level: config.logLevel });
+    const cloudcore = new CloudCore({ config, logger });
+    stopOnSignals(() => cloudcore.stop(), logger);
+    try {
+      await cloudcore.start();
+    } catch (err) {
+      logger.flush();
+      fatal(PROGRAM, err);
+    }
+    logger.info({ version: softwareVersion() }, 'cloudcore ready');
+  });
+
+const token = program.command('token').description('join tokens for edge nodes');
+token
+  .command('create')
+  .description('print a join token (CA hash + signed JWT) for `edgecore --token`')
+  .option('--ttl <duration>', 'lifetime, e.g. 30m, 24h, 7d (default: modules.cloudHub.tokenTtlMinutes)')
+  .action(async (opts: { ttl?: string }) => {
+    const config = loadConfig(program.opts<GlobalOptions>());
+    const hub = config.modules.cloudHub;
+    const ttlMs = opts.ttl === undefined ? hub.tokenTtlMinutes * 60_000 : parseDuration(opts.ttl);
+    if (ttlMs === undefined) {
+      process.stderr.write(`${PROGRAM}: --ttl "${opts.ttl}" is not a duration like 30m, 24h or 7d\n`);
+      process.exit(2);
+    }
+    const logger = createLogger({ name: PROGRAM, level: 'warn' });
+    try {
+      const ca = await loadOrCreateCa({ caCertFile: hub.caCertFile, caKeyFile: hub.caKeyFile, serverCertFile: hub.serverCertFile, serverKeyFile: hub.serverKeyFile }, logger);
+      process.stdout.write(`${createBootstrapToken(ca.hash, ca.tokenSecret(), ttlMs)}\n`);
+    } catch (err) {
+      fatal(PROGRAM, err);
+    }
+  });
+
+const objects = program.command('objects').description('edit the local object store (edgeController.source: local)');
+const withStore = <T>(fn: (store: LocalObjectStore) => T): T => {
+  const config = loadConfig(program.opts<GlobalOptions>());
+  const store = new LocalObjectStore(config.modules.edgeController.localStorePath);
+  try {
+    return fn(store);
+  } finally {
+    store.close();
+  }
+};
+objects
+  .command('put <node> <key>')
+  .description('create or replace an object; key is <namespace>/<type>/<name>, the object JSON comes from --file or stdin')
+  .option('-f, --file <file>', 'JSON file of the object')
+  .action((node: string, key: string, opts: { file?: string }) => {
+    let object: unknown;
+    try {
+      object = JSON.parse(readFileSync(opts.file ?? 0, 'utf8'));
+    } catch (err) {
+      fatal(PROGRAM, new Error(`object is not valid JSON: ${(err as Error).message}`));
+    }
+    if (key.split('/').length !== 3 || typeof object !== 'object' || object === null) fatal(PROGRAM, new Error('key must be <namespace>/<type>/<name> and the object a JSON object'));
+    const result = withStore((s) => s.put(node, key, object as Record<string, unknown>));
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+  });
+objects
+  .command('delete <node> <key>')
+  .action((node: string, key: string) => {
+    if (!withStore((s) => s.remove(node, key))) fatal(PROGRAM, new Error(`${node} has no object ${key}`));
+  });
+objects
+  .command('list [node]')
+  .action((node?: string) => {
+    for (const o of withStore((s) => s.live())) if (!node || o.node === node) process.stdout.write(`${o.node}\t${o.key}\t${o.resourceVersion}\t${o.uid}\n`);
+  });
+objects
+  .command('status <node> <resource>')
+  .description('print what the node last reported for a resource')
+  .action((node: string, resource: string) => {
+    process.stdout.write(`${JSON.stringify(withStore((s) => s.getStatus(node, resource)) ?? null, null, 2)}\n`);
+  });
+
+program.parseAsync(process.argv).catch((err: unknown) => fatal(PROGRAM, err));

@@ -1,0 +1,71 @@
+import { hostname } from 'node:os';
+import { loadConfig, renderDefaultConfig, type ConfigSources } from '../shared/config/loader.js';
+import { bool, int, oneOf, str, type ConfigOf } from '../shared/config/schema.js';
+import { LOG_LEVELS } from '../shared/logger.js';
+
+const MiB = 1024 * 1024;
+/** Kubernetes node names are DNS-1123 subdomains. */
+export const NODE_NAME_PATTERN = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
+
+function defaultNodeName(): string {
+  const name = hostname().toLowerCase().replace(/[^-a-z0-9.]/g, '-').replace(/^[-.]+|[-.]+$/g, '');
+  return name || 'edge-node';
+}
+
+/** Every edgecore option with its default and documentation (`edgecore --print-default-config`). */
+export function edgeCoreSchema() {
+  return {
+    logLevel: oneOf(LOG_LEVELS, 'info', 'Log level.'),
+    nodeName: str(defaultNodeName(), 'Name of this edge node in the cluster (defaults to the host name).', { pattern: NODE_NAME_PATTERN }),
+    database: {
+      path: str('/var/lib/kubeedge/edgecore.db', 'SQLite file holding everything this node received and everything waiting to go up.'),
+      synchronous: oneOf(['normal', 'full'] as const, 'normal', 'normal survives edgecore crashes; full also survives power loss at the cost of an fsync per commit (a lost commit is healed by the resync anyway).'),
+    },
+    modules: {
+      edgeHub: {
+        server: str('127.0.0.1:10000', 'host:port (or wss:// URL) of the cloudcore WebSocket hub.'),
+        certServer: str('https://127.0.0.1:10002', 'URL of the cloudcore certificate server (KubeEdge httpServer).'),
+        token: str('', 'Join token from `cloudcore token create`; needed only until this node has a certificate.', { allowEmpty: true }),
+        caFile: str('/etc/kubeedge/ca/rootCA.crt', 'CA certificate (PEM), fetched with the token on first start.'),
+        certFile: str('/etc/kubeedge/certs/server.crt', 'This node\'s client certificate (PEM).'),
+        keyFile: str('/etc/kubeedge/certs/server.key', 'This node\'s private key (PEM).'),
+        rotateCertificates: bool(true, 'Renew the node certificate at 70-90% of its lifetime, then reconnect with it.'),
+        heartbeatIntervalMs: int(30_000, 'Ping the cloud after this long without traffic (KubeEdge: 15 s; 30 s keeps idle traffic under 750 bytes a minute).', { min: 100 }),
+        sessionTimeoutMs: int(90_000, 'Give up on a session with no frame from the cloud for this long.', { min: 200 }),
+        handshakeTimeoutMs: int(15_000, 'Time allowed for TLS and the WebSocket upgrade.', { min: 100 }),
+        reconnectInitialDelayMs: int(1_000, 'First reconnect delay; doubles per failed attempt, with jitter.', { min: 10 }),
+        reconnectMaxDelayMs: int(30_000, 'Cap of the reconnect delay.', { min: 10 }),
+        streamWindowBytes: int(1 * MiB, 'Bytes the cloud may send on one stream before waiting for this edge to commit.', { min: 16 * 1024 }),
+        maxMessageBytes: int(32 * MiB, 'Largest single message accepted from the cloud.', { min: 64 * 1024 }),
+        upstreamResendMs: int(60_000, 'Resend reports the cloud has not ACKed for this long.', { min: 100 }),
+        requestTimeoutMs: int(60_000, 'Time the cloud has to answer a query (KubeEdge remoteQueryTimeout).', { min: 100 }),
+      },
+    },
+  };
+}
+
+export type EdgeCoreConfig = ConfigOf<ReturnType<typeof edgeCoreSchema>>;
+
+export function loadEdgeCoreConfig(sources: ConfigSources): EdgeCoreConfig {
+  return loadConfig(edgeCoreSchema(), sources, (c) => {
+    const hub = c.modules.edgeHub;
+    const problems: string[] = [];
+    if (hub.sessionTimeoutMs <= hub.heartbeatIntervalMs) {
+      problems.push(`modules.edgeHub.sessionTimeoutMs (${hub.sessionTimeoutMs}) must be larger than heartbeatIntervalMs (${hub.heartbeatIntervalMs})`);
+    }
+    if (hub.reconnectMaxDelayMs < hub.reconnectInitialDelayMs) {
+      problems.push('modules.edgeHub.reconnectMaxDelayMs must not be below reconnectInitialDelayMs');
+    }
+    if (!/^(wss:\/\/)?[^/\s]+:\d+\/?$/.test(hub.server)) problems.push(`modules.edgeHub.server "${hub.server}" must be host:port or wss://host:port`);
+    try {
+      if (new URL(hub.certServer).protocol !== 'https:') problems.push(`modules.edgeHub.certServer "${hub.certServer}" must be an https:// URL`);
+    } catch {
+      problems.push(`modules.edgeHub.certServer "${hub.certServer}" is not a URL`);
+    }
+    return problems;
+  });
+}
+
+export function defaultEdgeCoreConfigText(): string {
+  return renderDefaultConfig(edgeCoreSchema(), 'edgecore configuration. Every key is optional; shown with its default.');
+}

@@ -1,0 +1,51 @@
+import type { SqliteDatabase } from '../../shared/sqlite.js';
+
+export interface OutboxRow {
+  id: number;
+  /** The encoded envelope, ready for the wire. */
+  message: Buffer;
+}
+
+/**
+ * Reports waiting to go up, on disk so they survive restarts and outages. A row with a coalesce key
+ * replaces the older row with that key and takes a new place at the end of the line (only the latest status
+ * matters, and it must not overtake newer rows of other keys); rows without a key (events) all stay. A row
+ * leaves only when the cloud ACKs it.
+ */
+export class UpstreamOutbox {
+  private readonly stmts;
+  private readonly putTx: (message: Buffer, coalesceKey: string | null) => number;
+
+  constructor(db: SqliteDatabase) {
+    db.exec(`CREATE TABLE IF NOT EXISTS upstream (
+      id INTEGER PRIMARY KEY AUTOINCREMENT, coalesce_key TEXT UNIQUE, message BLOB NOT NULL, created_ms INTEGER NOT NULL);`);
+    this.stmts = {
+      dropKey: db.prepare('DELETE FROM upstream WHERE coalesce_key = ?'),
+      insert: db.prepare('INSERT INTO upstream (coalesce_key, message, created_ms) VALUES (?, ?, ?)'),
+      after: db.prepare<[number, number], OutboxRow>('SELECT id, message FROM upstream WHERE id > ? ORDER BY id LIMIT ?'),
+      remove: db.prepare('DELETE FROM upstream WHERE id = ?'),
+      count: db.prepare<[], { n: number }>('SELECT count(*) AS n FROM upstream'),
+    };
+    this.putTx = db.transaction((message: Buffer, coalesceKey: string | null) => {
+      if (coalesceKey !== null) this.stmts.dropKey.run(coalesceKey);
+      return Number(this.stmts.insert.run(coalesceKey, message, Date.now()).lastInsertRowid);
+    });
+  }
+
+  put(message: Uint8Array, coalesceKey?: string): number {
+    return this.putTx(Buffer.from(message.buffer, message.byteOffset, message.length), coalesceKey ?? null);
+  }
+
+  /** Rows after `id`, oldest first. */
+  after(id: number, limit: number): OutboxRow[] {
+    return this.stmts.after.all(id, limit);
+  }
+
+  remove(ids: readonly number[]): void {
+    for (const id of ids) this.stmts.remove.run(id);
+  }
+
+  count(): number {
+    return this.stmts.count.get()!.n;
+  }
+}

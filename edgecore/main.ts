@@ -1,0 +1,53 @@
+#!/usr/bin/env node
+import { Command, Option } from 'commander';
+import { configOrExit, fatal } from '../shared/cli.js';
+import { LOG_LEVELS, createLogger } from '../shared/logger.js';
+import { stopOnSignals } from '../shared/module-runtime.js';
+import { softwareVersion } from '../shared/version.js';
+import { defaultEdgeCoreConfigText, loadEdgeCoreConfig } from './config.js';
+import { EdgeCore } from './edgecore.js';
+
+const PROGRAM = 'edgecore';
+
+interface Options {
+  config?: string;
+  logLevel?: string;
+  token?: string;
+  nodeName?: string;
+  printDefaultConfig?: boolean;
+}
+
+const program = new Command()
+  .name(PROGRAM)
+  .description('The edge side of the edge platform: keeps this node in step with cloudcore and works on when the cloud is away.')
+  .version(softwareVersion())
+  .option('-c, --config <file>', 'YAML config file (see --print-default-config)')
+  .option('--token <token>', 'join token from `cloudcore token create` (first start only; overrides modules.edgeHub.token)')
+  .option('--node-name <name>', 'overrides nodeName')
+  .addOption(new Option('--log-level <level>', 'overrides logLevel').choices(LOG_LEVELS))
+  .option('--print-default-config', 'print a complete, commented config and exit')
+  .action(async (opts: Options) => {
+    if (opts.printDefaultConfig) {
+      process.stdout.write(defaultEdgeCoreConfigText());
+      return;
+    }
+    const overrides: Record<string, unknown> = {};
+    if (opts.logLevel) overrides.logLevel = opts.logLevel;
+    if (opts.nodeName) overrides.nodeName = opts.nodeName;
+    if (opts.token) overrides.modules = { edgeHub: { token: opts.token } };
+    const config = configOrExit(PROGRAM, () => loadEdgeCoreConfig({ file: opts.config, overrides }));
+    const logger = createLogger({ name: PROGRAM, level: config.logLevel });
+    let edgecore: EdgeCore;
+    try {
+      edgecore = new EdgeCore({ config, logger });
+      stopOnSignals(() => edgecore.stop(), logger);
+      await edgecore.start();
+    } catch (err) {
+      logger.error({ err }, 'edgecore failed to start');
+      logger.flush();
+      fatal(PROGRAM, err);
+    }
+    logger.info({ version: softwareVersion(), nodeName: config.nodeName }, 'edgecore ready');
+  });
+
+program.parseAsync(process.argv).catch((err: unknown) => fatal(PROGRAM, err));

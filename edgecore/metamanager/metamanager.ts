@@ -1,0 +1,108 @@
+import type { Bus } from '../../shared/bus.js';
+import type { Logger } from '../../shared/logger.js';
+import type { Module } from '../../shared/module-runtime.js';
+import type { SqliteDatabase } from '../../shared/sqlite.js';
+import { Operation, errorResponseTo, parseEdgeResource, responseTo, type Message } from '../../shared/message.js';
+import { uidOf } from '../../shared/object-sync.js';
+import { MetaStore, type ApplyOutcome, type ObjectChange } from './meta-store.js';
+
+export interface MetaManagerDeps {
+  database: SqliteDatabase;
+  bus: Bus;
+  logger: Logger;
+}
+
+export type ApplyResult = ApplyOutcome | 'invalid';
+
+/**
+ * Owns the edge's object store: commits what the cloud sends (one transaction per batch, answered only after
+ * the commit), lists the inventory for resyncs, and answers local queries from SQLite so the edge keeps
+ * working while the cloud is unreachable.
+ */
+export class MetaManager implements Module {
+  readonly name = 'metamanager';
+  private store: MetaStore | undefined;
+
+  constructor(private readonly deps: MetaManagerDeps) {}
+
+  get metaStore(): MetaStore {
+    if (!this.store) throw new Error('metamanager not started');
+    return this.store;
+  }
+
+  async start(): Promise<void> {
+    this.store = new MetaStore(this.deps.database);
+    this.deps.bus.register(this.name, 'meta', (m) => this.handle(m));
+    this.deps.logger.info({ objects: this.store.count() }, 'edge store open');
+  }
+
+  async stop(): Promise<void> {
+    if (this.deps.bus.has(this.name)) this.deps.bus.unregister(this.name);
+  }
+
+  private handle(message: Message): void {
+    const { bus } = this.deps;
+    switch (message.operation) {
+      case Operation.apply:
+        bus.respond(message, responseTo(message, this.name, this.applyBatch(message.content as Message[])));
+        return;
+      case Operation.inventory:
+        bus.respond(message, responseTo(message, this.name, this.metaStore.inventory()));
+        return;
+      case Operation.query:
+        bus.respond(message, this.query(message));
+        return;
+      case Operation.connect:
+        this.deps.logger.info({ state: message.content }, 'cloud connection changed');
+        return;
+      default:
+        this.deps.logger.warn({ operation: message.operation, resource: message.resource }, 'metamanager ignored message');
+    }
+  }
+
+  private applyBatch(messages: Message[]): ApplyResult[] {
+    const changes: ObjectChange[] = [];
+    const slots: number[] = [];
+    const results: ApplyResult[] = messages.map((m, i) => {
+      const change = toChange(m);
+      if (!change) {
+        this.deps.logger.error({ operation: m.operation, resource: m.resource }, 'object message without a valid resource or uid, skipped');
+        return 'invalid';
+      }
+      changes.push(change);
+      slots.push(i);
+      return 'stale';
+    });
+    const outcomes = this.metaStore.apply(changes);
+    outcomes.forEach((outcome, j) => (results[slots[j]!] = outcome));
+    return results;
+  }
+
+  private query(message: Message): Message {
+    try {
+      const { namespace, type, name } = parseEdgeResource(message.resource);
+      if (name !== undefined) {
+        const object = this.metaStore.get(message.resource);
+        if (!object) return errorResponseTo(message, this.name, { code: 'ERR_NOT_FOUND', message: `${message.resource} not in the edge store` });
+        return { ...responseTo(message, this.name, JSON.parse(object.value) as unknown), resourceVersion: object.resourceVersion };
+      }
+      const list = this.metaStore.listByType(type).filter((o) => o.key.startsWith(`${namespace}/`));
+      return responseTo(message, this.name, list.map((o) => JSON.parse(o.value) as unknown));
+    } catch (err) {
+      return errorResponseTo(message, this.name, err as Error);
+    }
+  }
+}
+
+function toChange(message: Message): ObjectChange | undefined {
+  let type: string;
+  try {
+    const parsed = parseEdgeResource(message.resource);
+    if (parsed.name === undefined) return undefined;
+    type = parsed.type;
+  } catch {
+    return undefined;
+  }
+  const deleted = message.operation === Operation.delete;
+  return { key: message.resource, type, uid: uidOf(message.content), resourceVersion: message.resourceVersion, deleted, value: deleted ? '' : JSON.stringify(message.content ?? null) };
+}
