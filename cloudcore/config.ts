@@ -20,7 +20,7 @@ export function cloudCoreSchema() {
         caKeyFile: str('/etc/kubeedge/ca/rootCA.key', 'CA private key (PEM). Keep it secret: it signs node certificates and join tokens.'),
         serverCertFile: str('/etc/kubeedge/certs/server.crt', 'Serving certificate (PEM); reissued when missing, not from this CA, near expiry or missing an advertised address.'),
         serverKeyFile: str('/etc/kubeedge/certs/server.key', 'Serving certificate key (PEM).'),
-        edgeCertValidityMinutes: int(365 * 24 * 60, 'Validity of node certificates signed for edges (KubeEdge edgeCertSigningDuration: 365 days). Edges renew at 70-90% of it.', { min: 1 }),
+        edgeCertValiditySeconds: int(365 * 86_400, 'Validity of node certificates signed for edges (KubeEdge edgeCertSigningDuration: 365 days). Edges renew at 70-90% of it.', { min: 10 }),
         tokenTtlMinutes: int(24 * 60, 'Default lifetime of join tokens made by `cloudcore token create`.', { min: 1 }),
         nodeLimit: int(20_000, 'Most edge connections this replica serves; further connections are refused with 503.', { min: 1 }),
         heartbeatIntervalMs: int(30_000, 'The hub probes an edge silent for 1.5x this. Edges ping every heartbeat; 30 s keeps an idle edge under 750 bytes a minute.', { min: 100 }),

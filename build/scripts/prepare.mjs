@@ -19,7 +19,8 @@ if (stale || !existsSync(sqliteAddon)) {
   // better-sqlite3 has no prebuilt binary reachable offline; npm compiles it (allowScripts in package.json).
   run('npm', ['ci', '--no-audit', '--no-fund']);
 }
-if (process.env.KE_SKIP_BUILD !== '1') {
+// `npm test` compiles in vitest's global setup instead, so `npx vitest` alone is enough during development.
+if (!process.argv.includes('--no-build') && process.env.KE_SKIP_BUILD !== '1') {
   console.error('prepare: compiling TypeScript to dist/');
   run('npm', ['run', '--silent', 'build']);
 }

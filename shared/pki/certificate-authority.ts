@@ -10,8 +10,8 @@ const subtle = webcrypto.subtle as unknown as SubtleCrypto;
 const crypto = webcrypto as unknown as Crypto;
 const EC = { name: 'ECDSA', namedCurve: 'P-256' } as const;
 const SIGNING = { name: 'ECDSA', hash: 'SHA-256' } as const;
-/** Tolerates small clock differences between cloud and edge. */
-const BACKDATE_MS = 5 * 60_000;
+/** Tolerates small clock differences between cloud and edge, without distorting short lifetimes. */
+const backdateMs = (validityMs: number): number => Math.min(5 * 60_000, Math.floor(validityMs / 10));
 
 export const NODE_CN_PREFIX = 'system:node:';
 export const NODE_ORGANIZATION = 'system:nodes';
@@ -64,7 +64,7 @@ export class CertificateAuthority {
       {
         serialNumber: serial(),
         name: `CN=${opts.commonName ?? 'KubeEdge'}`,
-        notBefore: new Date(now.getTime() - BACKDATE_MS),
+        notBefore: new Date(now.getTime() - backdateMs(Number.MAX_SAFE_INTEGER)),
         notAfter: new Date(now.getTime() + (opts.validityDays ?? 36_500) * 86_400_000),
         signingAlgorithm: SIGNING,
         keys,
@@ -153,7 +153,7 @@ export class CertificateAuthority {
         serialNumber: serial(),
         subject: opts.subject,
         issuer: this.cert.subject,
-        notBefore: new Date(now.getTime() - BACKDATE_MS),
+        notBefore: new Date(now.getTime() - backdateMs(opts.validityMs)),
         notAfter: new Date(now.getTime() + opts.validityMs),
         signingAlgorithm: SIGNING,
         publicKey: opts.publicKey,

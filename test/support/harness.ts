@@ -1,0 +1,89 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import net from 'node:net';
+import { onTestFinished } from 'vitest';
+
+/** A temp folder removed when the current test ends. */
+export function tempDir(prefix = 'ke-'): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** A port free right now (bound and released); used where a daemon must come back on the same port. */
+export async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** Retries `check` until it stops throwing, or rethrows its last error after `timeoutMs`. */
+export async function eventually<T>(check: () => T | Promise<T>, timeoutMs = 20_000, intervalMs = 25): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await check();
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, intervalMs));
+    }
+  }
+}
+
+export interface TcpProxy {
+  port: number;
+  /** Resets every connection through the proxy (an abrupt link loss: no FIN, no close frame). */
+  cut(): void;
+  /** While blocked, new connections are reset at once. */
+  block(): void;
+  unblock(): void;
+  connections(): number;
+}
+
+/** A TCP relay in front of a daemon, to cut the link without the daemons knowing. */
+export async function tcpProxy(targetPort: number): Promise<TcpProxy> {
+  const pairs = new Set<[net.Socket, net.Socket]>();
+  let blocked = false;
+  const server = net.createServer((client) => {
+    if (blocked) return client.resetAndDestroy();
+    const upstream = net.connect(targetPort, '127.0.0.1');
+    const pair: [net.Socket, net.Socket] = [client, upstream];
+    pairs.add(pair);
+    client.pipe(upstream).pipe(client);
+    const drop = (): void => {
+      pairs.delete(pair);
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('error', drop).on('close', drop);
+    upstream.on('error', drop).on('close', drop);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  onTestFinished(() => {
+    for (const [a, b] of pairs) {
+      a.destroy();
+      b.destroy();
+    }
+    server.close();
+  });
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    cut() {
+      for (const [a, b] of [...pairs]) {
+        a.resetAndDestroy();
+        b.resetAndDestroy();
+      }
+      pairs.clear();
+    },
+    block() {
+      blocked = true;
+    },
+    unblock() {
+      blocked = false;
+    },
+    connections: () => pairs.size,
+  };
+}
