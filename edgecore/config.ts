@@ -16,15 +16,15 @@ function defaultNodeName(): string {
 export function edgeCoreSchema() {
   return {
     logLevel: oneOf(LOG_LEVELS, 'info', 'Log level.'),
-    nodeName: str(defaultNodeName(), 'Name of this edge node in the cluster (defaults to the host name).', { pattern: NODE_NAME_PATTERN }),
+    nodeName: str(defaultNodeName(), 'Name of this edge node in the cluster (defaults to the host name).', { pattern: NODE_NAME_PATTERN, expected: 'a DNS-1123 name (lower-case letters, digits, "-" and ".")' }),
     database: {
       path: str('/var/lib/kubeedge/edgecore.db', 'SQLite file holding everything this node received and everything waiting to go up.'),
       synchronous: oneOf(['normal', 'full'] as const, 'normal', 'normal survives edgecore crashes; full also survives power loss at the cost of an fsync per commit (a lost commit is healed by the resync anyway).'),
     },
     modules: {
       edgeHub: {
-        server: str('127.0.0.1:10000', 'host:port (or wss:// URL) of the cloudcore WebSocket hub.'),
-        certServer: str('https://127.0.0.1:10002', 'URL of the cloudcore certificate server (KubeEdge httpServer).'),
+        server: str('127.0.0.1:10000', 'host:port (or wss:// URL) of the cloudcore WebSocket hub.', { pattern: /^(wss:\/\/)?[^/\s:]+:\d{1,5}\/?$/, expected: 'host:port or wss://host:port' }),
+        certServer: str('https://127.0.0.1:10002', 'https:// URL of the cloudcore certificate server (KubeEdge httpServer).', { pattern: /^https:\/\/[^/\s]+\/?$/, expected: 'an https:// URL' }),
         token: str('', 'Join token from `cloudcore token create`; needed only until this node has a certificate.', { allowEmpty: true }),
         caFile: str('/etc/kubeedge/ca/rootCA.crt', 'CA certificate (PEM), fetched with the token on first start.'),
         certFile: str('/etc/kubeedge/certs/server.crt', 'This node\'s client certificate (PEM).'),
@@ -55,12 +55,6 @@ export function loadEdgeCoreConfig(sources: ConfigSources): EdgeCoreConfig {
     }
     if (hub.reconnectMaxDelayMs < hub.reconnectInitialDelayMs) {
       problems.push('modules.edgeHub.reconnectMaxDelayMs must not be below reconnectInitialDelayMs');
-    }
-    if (!/^(wss:\/\/)?[^/\s]+:\d+\/?$/.test(hub.server)) problems.push(`modules.edgeHub.server "${hub.server}" must be host:port or wss://host:port`);
-    try {
-      if (new URL(hub.certServer).protocol !== 'https:') problems.push(`modules.edgeHub.certServer "${hub.certServer}" must be an https:// URL`);
-    } catch {
-      problems.push(`modules.edgeHub.certServer "${hub.certServer}" is not a URL`);
     }
     return problems;
   });

@@ -45,13 +45,20 @@ export class HubServer {
       key: options.serving.keyPem,
       ca: options.caPem,
       requestCert: true,
-      rejectUnauthorized: true,
+      // Verified below instead: with automatic rejection Node drops the reason and logs only "socket hang up".
+      rejectUnauthorized: false,
       minVersion: 'TLSv1.2',
       handshakeTimeout: options.handshakeTimeoutMs,
     });
+    // Runs before the HTTP machinery reads a byte: an unverified client never gets a request parsed.
+    this.server.prependListener('secureConnection', (socket: TLSSocket) => {
+      if (socket.authorized) return;
+      options.logger.warn({ peer: `${socket.remoteAddress}:${socket.remotePort}`, reason: String(socket.authorizationError ?? 'no client certificate') }, 'edge tls handshake refused');
+      socket.destroy();
+    });
     this.wss = new WebSocketServer({ noServer: true, maxPayload: options.maxPayloadBytes, perMessageDeflate: false, clientTracking: false });
     this.server.on('tlsClientError', (err: Error & { code?: string }, socket) => {
-      options.logger.warn({ peer: socket.remoteAddress, reason: err.code ?? err.message, err }, 'edge tls handshake refused');
+      options.logger.warn({ peer: socket.remoteAddress, reason: err.code ?? err.message, err }, 'edge tls handshake failed');
     });
     this.server.on('request', (_req, res) => {
       res.writeHead(426, { 'content-type': 'text/plain' }).end('this endpoint speaks WebSocket only\n');

@@ -26,7 +26,8 @@ const ok = <T>(value: T): ParseResult<T> => ({ ok: true, value });
 const bad = (error: string): ParseResult<never> => ({ ok: false, error });
 const show = (value: unknown): string => JSON.stringify(value) ?? String(value);
 
-export function str(defaultValue: string, doc: string, opts: { allowEmpty?: boolean; pattern?: RegExp } = {}): Field<string> {
+/** `expected` describes what `pattern` accepts, for the error message ("a host:port"). */
+export function str(defaultValue: string, doc: string, opts: { allowEmpty?: boolean; pattern?: RegExp; expected?: string } = {}): Field<string> {
   return {
     kind: 'field',
     defaultValue,
@@ -34,7 +35,7 @@ export function str(defaultValue: string, doc: string, opts: { allowEmpty?: bool
     parse(value) {
       if (typeof value !== 'string') return bad(`must be a string, got ${show(value)}`);
       if (!opts.allowEmpty && value.length === 0) return bad('must not be empty');
-      if (opts.pattern && value.length > 0 && !opts.pattern.test(value)) return bad(`${show(value)} does not match ${opts.pattern}`);
+      if (opts.pattern && value.length > 0 && !opts.pattern.test(value)) return bad(`${show(value)} is not ${opts.expected ?? `matching ${opts.pattern}`}`);
       return ok(value);
     },
   };

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
@@ -194,6 +194,7 @@ export function edgeSetup(dir: string, nodeName: string, cloud: CloudSetup, opts
     },
   };
   const configPath = join(dir, `${nodeName}.yaml`);
+  mkdirSync(dir, { recursive: true });
   writeFileSync(configPath, stringify(config));
   return { nodeName, dir: base, configPath, dbPath, config };
 }
