@@ -128,6 +128,7 @@ export async function cloudSetup(dir: string, overrides: Record<string, unknown>
     },
   };
   const configPath = join(dir, 'cloudcore.yaml');
+  mkdirSync(dir, { recursive: true });
   writeFileSync(configPath, stringify(config));
   return { dir, hubPort, certPort, configPath, storePath };
 }
