@@ -3,7 +3,6 @@ import type { Bus } from '../../shared/bus.js';
 import type { Logger } from '../../shared/logger.js';
 import type { Module } from '../../shared/module-runtime.js';
 import { GoAwayCode, StreamId, type Settings } from '../../shared/channel/frame.js';
-import { bindWebSocket, webSocketTransport } from '../../shared/channel/ws-transport.js';
 import { KeyedWorkQueue } from '../../shared/keyed-queue.js';
 import { Operation, newMessage, parseCloudResource, parseEdgeResource, toCloudResource, type Message } from '../../shared/message.js';
 import { CONTROLLERS_GROUP, type ConnectionEvent } from '../../shared/object-sync.js';
@@ -42,6 +41,7 @@ export class CloudHub implements Module, SessionHost {
   private certServer: CertServer | undefined;
   private hubServer: HubServer | undefined;
   private sweeper: NodeJS.Timeout | undefined;
+  private livenessTimer: NodeJS.Timeout | undefined;
   /** Where the servers listen once started. */
   hubPort = 0;
   certServerPort = 0;
@@ -87,11 +87,17 @@ export class CloudHub implements Module, SessionHost {
     this.hubPort = (await this.hubServer.listen()).port;
     this.bus.register(this.name, this.name, (m) => this.handleDownstream(m));
     this.sweeper = setInterval(() => this.sweepExpiredCertificates(), CERT_SWEEP_INTERVAL_MS).unref();
+    // One timer drives every session's keepalive and timeout (a timer per session costs memory at 10k edges).
+    const livenessMs = Math.max(50, Math.min(1_000, Math.min(c.heartbeatIntervalMs, c.sessionTimeoutMs) / 4));
+    this.livenessTimer = setInterval(() => {
+      for (const session of this.sessions.values()) session.channel.checkLiveness();
+    }, livenessMs).unref();
     this.deps.logger.info({ hub: `wss://${c.address}:${this.hubPort}`, certServer: `https://${c.certServerAddress}:${this.certServerPort}`, caHash: this.ca.hash }, 'cloudhub listening');
   }
 
   async stop(): Promise<void> {
     clearInterval(this.sweeper);
+    clearInterval(this.livenessTimer);
     if (this.bus.has(this.name)) this.bus.unregister(this.name);
     // Tell every edge to go elsewhere before the sockets close, so none waits for a session timeout.
     for (const session of this.sessions.values()) session.goAway(GoAwayCode.SHUTDOWN, 'cloudcore shutting down', '', 0);
@@ -114,14 +120,14 @@ export class CloudHub implements Module, SessionHost {
       sessionId,
       peer: conn.peer,
       certNotAfterMs: conn.certNotAfterMs,
-      transport: webSocketTransport(conn.ws),
+      transport: conn.ws,
       settings: this.settings,
       softwareVersion: this.deps.softwareVersion,
       requestTimeoutMs: this.deps.config.upstreamTimeoutMs,
       host: this,
-      logger: this.deps.logger.child({ nodeId: conn.nodeName, sessionId }),
+      logger: this.deps.logger,
     });
-    bindWebSocket(conn.ws, session.channel);
+    conn.ws.events = session;
     const previous = this.sessions.get(conn.nodeName);
     this.sessions.set(conn.nodeName, session);
     // Last connection wins (as in KubeEdge): a reconnecting edge must not wait for its half-open old
@@ -139,7 +145,7 @@ export class CloudHub implements Module, SessionHost {
   }
 
   sessionClosed(session: NodeSession, error: EdgeError | undefined): void {
-    const log = this.deps.logger.child({ nodeId: session.nodeName, sessionId: session.options.sessionId });
+    const log = session.logger;
     if (error) log.warn({ err: error, peer: session.options.peer }, 'edge session closed with error');
     else log.info({ peer: session.options.peer }, 'edge session closed');
     if (this.sessions.get(session.nodeName) !== session) return;
@@ -164,17 +170,17 @@ export class CloudHub implements Module, SessionHost {
     try {
       parseEdgeResource(message.resource);
     } catch (err) {
-      session.options.logger.warn({ err, resource: message.resource }, 'edge report with a bad resource dropped');
+      session.logger.warn({ err, resource: message.resource }, 'edge report with a bad resource dropped');
       ack();
       return work.release();
     }
     const target = message.group === 'twin' ? 'devicecontroller' : 'edgecontroller';
     try {
       const reply = await this.bus.request(target, { ...message, resource: toCloudResource(session.nodeName, message.resource) }, this.deps.config.upstreamTimeoutMs);
-      if (reply.operation === Operation.error) session.options.logger.warn({ resource: message.resource, reason: reply.content }, 'edge report refused');
+      if (reply.operation === Operation.error) session.logger.warn({ resource: message.resource, reason: reply.content }, 'edge report refused');
       ack();
     } catch (err) {
-      session.options.logger.warn({ err, resource: message.resource, target }, 'edge report not processed, edge will resend');
+      session.logger.warn({ err, resource: message.resource, target }, 'edge report not processed, edge will resend');
     } finally {
       work.release();
     }

@@ -4,12 +4,13 @@ import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { once } from 'node:events';
-import { WebSocketServer, type WebSocket } from 'ws';
+import { constants } from 'node:crypto';
 import type { Logger } from '../../shared/logger.js';
 import { nodeNameFromCommonName, type PemPair } from '../../shared/pki/certificate-authority.js';
+import { WebSocketConnection, acceptUpgrade } from './websocket-connection.js';
 
 export interface EdgeConnection {
-  ws: WebSocket;
+  ws: WebSocketConnection;
   nodeName: string;
   peer: string;
   certNotAfterMs: number;
@@ -37,7 +38,6 @@ export interface HubServerOptions {
  */
 export class HubServer {
   private readonly server: https.Server;
-  private readonly wss: WebSocketServer;
 
   constructor(private readonly options: HubServerOptions) {
     this.server = https.createServer({
@@ -49,6 +49,9 @@ export class HubServer {
       rejectUnauthorized: false,
       minVersion: 'TLSv1.2',
       handshakeTimeout: options.handshakeTimeoutMs,
+      // No session tickets: the channel never resumes TLS sessions, and an issued TLS 1.3 ticket keeps a copy
+      // of the session (peer certificate included) alive: about 12 KiB per connection.
+      secureOptions: constants.SSL_OP_NO_TICKET,
     });
     // Runs before the HTTP machinery reads a byte: an unverified client never gets a request parsed.
     this.server.prependListener('secureConnection', (socket: TLSSocket) => {
@@ -56,7 +59,6 @@ export class HubServer {
       options.logger.warn({ peer: `${socket.remoteAddress}:${socket.remotePort}`, reason: String(socket.authorizationError ?? 'no client certificate') }, 'edge tls handshake refused');
       socket.destroy();
     });
-    this.wss = new WebSocketServer({ noServer: true, maxPayload: options.maxPayloadBytes, perMessageDeflate: false, clientTracking: false });
     this.server.on('tlsClientError', (err: Error & { code?: string }, socket) => {
       options.logger.warn({ peer: socket.remoteAddress, reason: err.code ?? err.message, err }, 'edge tls handshake failed');
     });
@@ -94,12 +96,21 @@ export class HubServer {
       this.options.logger.warn({ peer, nodeId: nodeName, reason: admission.reason }, 'edge refused');
       return refuse(socket, admission.status, admission.reason);
     }
+    const accepted = acceptUpgrade(req);
+    if ('error' in accepted) {
+      this.options.logger.warn({ peer, nodeId: nodeName, reason: accepted.error }, 'edge refused: bad websocket upgrade');
+      return refuse(socket, 400, accepted.error);
+    }
     const certNotAfterMs = new Date(cert.valid_to).getTime();
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.options.onConnection({ ws, nodeName, peer, certNotAfterMs }));
+    socket.write(accepted.response);
+    const ws = new WebSocketConnection(socket, this.options.maxPayloadBytes);
+    this.options.onConnection({ ws, nodeName, peer, certNotAfterMs });
+    ws.push(head);
   }
 }
 
 function refuse(socket: Duplex, status: number, reason: string): void {
   const body = `${reason}\n`;
-  socket.end(`HTTP/1.1 ${status} ${status === 403 ? 'Forbidden' : 'Service Unavailable'}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+  const text = status === 403 ? 'Forbidden' : status === 400 ? 'Bad Request' : 'Service Unavailable';
+  socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
 }

@@ -9,7 +9,8 @@ export interface ObjectVersion {
 export interface OutboxItem {
   /** Edge resource `<namespace>/<type>/<name>`; empty for markers. */
   key: string;
-  message: Message;
+  /** Dropped once the message is on the wire: only identity and version wait for the ACK. */
+  message: Message | undefined;
   /** Absent for markers (the resync's `synced`), which are never coalesced or compared. */
   version?: ObjectVersion;
   enqueuedAtMs: number;
@@ -22,60 +23,68 @@ export interface OutboxItem {
  * ACKed since, so stale or redundant versions are never sent.
  */
 export class NodeOutbox {
-  private readonly pending = new Map<string, OutboxItem>();
-  private readonly inflight = new Map<number, OutboxItem>();
-  private readonly inflightByKey = new Map<string, OutboxItem>();
+  // Created on demand and dropped when empty: most of 10,000 connected nodes have nothing waiting.
+  private pending: Map<string, OutboxItem> | undefined;
+  private inflight: Map<number, OutboxItem> | undefined;
+  private inflightByKey: Map<string, OutboxItem> | undefined;
   private markerSeq = 0;
   readonly known = new Map<string, { uid: string; resourceVersion: string }>();
 
   /** Queues the item unless the edge already has, or will get, that version or a newer one. */
   offer(item: OutboxItem): boolean {
     if (!item.version) {
-      this.pending.set(`\0marker${++this.markerSeq}`, item);
+      (this.pending ??= new Map()).set(`\0marker${++this.markerSeq}`, item);
       return true;
     }
-    const latest = this.pending.get(item.key)?.version ?? this.inflightByKey.get(item.key)?.version ?? this.knownVersion(item.key);
+    const latest = this.pending?.get(item.key)?.version ?? this.inflightByKey?.get(item.key)?.version ?? this.knownVersion(item.key);
     if (latest === undefined ? item.version.deleted : !isNewer(item.version, latest)) return false;
-    this.pending.set(item.key, item);
+    (this.pending ??= new Map()).set(item.key, item);
     return true;
   }
 
   /** The next item to send, in order of first arrival. */
   take(): OutboxItem | undefined {
+    if (!this.pending) return undefined;
     for (const [key, item] of this.pending) {
       this.pending.delete(key);
+      if (this.pending.size === 0) this.pending = undefined;
       return item;
     }
     return undefined;
   }
 
   sent(seq: number, item: OutboxItem): void {
-    this.inflight.set(seq, item);
-    if (item.version) this.inflightByKey.set(item.key, item);
+    item.message = undefined;
+    (this.inflight ??= new Map()).set(seq, item);
+    if (item.version) (this.inflightByKey ??= new Map()).set(item.key, item);
   }
 
   /** The edge committed every message up to `seq`; returns what left the outbox. */
   acked(seq: number): OutboxItem[] {
     const done: OutboxItem[] = [];
+    const inflight = this.inflight;
+    if (!inflight) return done;
     // Map iteration follows insertion, and seqs are inserted in increasing order.
-    for (const [s, item] of this.inflight) {
+    for (const [s, item] of inflight) {
       if (s > seq) break;
-      this.inflight.delete(s);
+      inflight.delete(s);
       done.push(item);
       if (!item.version) continue;
-      if (this.inflightByKey.get(item.key) === item) this.inflightByKey.delete(item.key);
+      if (this.inflightByKey?.get(item.key) === item) this.inflightByKey.delete(item.key);
       if (item.version.deleted) this.known.delete(item.key);
       else this.known.set(item.key, { uid: item.version.uid, resourceVersion: item.version.resourceVersion });
     }
+    if (inflight.size === 0) this.inflight = undefined;
+    if (this.inflightByKey?.size === 0) this.inflightByKey = undefined;
     return done;
   }
 
   get pendingCount(): number {
-    return this.pending.size;
+    return this.pending?.size ?? 0;
   }
 
   get inflightCount(): number {
-    return this.inflight.size;
+    return this.inflight?.size ?? 0;
   }
 
   private knownVersion(key: string): ObjectVersion | undefined {

@@ -1,11 +1,13 @@
 import type { Bus } from '../../shared/bus.js';
 import type { Logger } from '../../shared/logger.js';
 import { ChannelSession, type Transport } from '../../shared/channel/session.js';
-import { decodeMessage, encodeInventory, encodeMessage } from '../../shared/channel/codec.js';
+import { decodeEnvelope, encodeInventory, encodeMessage } from '../../shared/channel/codec.js';
 import { StreamId, type Hello, type InventoryItem, type Settings } from '../../shared/channel/frame.js';
 import type { ReceivedMessage } from '../../shared/channel/streams.js';
 import { ConnectionError, EdgeError, IllegalStateError, ProtocolError, TimeoutError } from '../../shared/errors.js';
-import { Operation, newMessage, type Message } from '../../shared/message.js';
+import { Operation, newMessage, parseEdgeResource, type Message } from '../../shared/message.js';
+import type { ObjectChange } from '../../shared/object-change.js';
+import { uidOf } from '../../shared/object-sync.js';
 import type { UpstreamOutbox } from './upstream-outbox.js';
 
 export interface SessionEnd {
@@ -30,7 +32,8 @@ export interface EdgeSessionOptions {
 
 interface PendingApply {
   seq: number;
-  message: Message;
+  /** The encoded envelope; decoded in the batch step, off the receive path. */
+  data: Uint8Array;
   release: () => void;
 }
 
@@ -135,21 +138,22 @@ export class EdgeSession {
   }
 
   private onMessage(stream: number, received: ReceivedMessage, release: () => void): void {
+    if (stream === StreamId.objects) {
+      this.applyQueue.push({ seq: received.seq, data: received.data, release });
+      if (!this.applying) {
+        this.applying = true;
+        setImmediate(() => void this.applyPending());
+      }
+      return;
+    }
     let message: Message;
     try {
-      message = decodeMessage(received.data);
+      message = decodeEnvelope(received.data).message;
     } catch (err) {
       this.channel.fail(err as ProtocolError);
       return;
     }
     switch (stream) {
-      case StreamId.objects:
-        this.applyQueue.push({ seq: received.seq, message, release });
-        if (!this.applying) {
-          this.applying = true;
-          setImmediate(() => void this.applyPending());
-        }
-        return;
       case StreamId.rpc:
         release();
         return this.onRpc(message);
@@ -167,10 +171,24 @@ export class EdgeSession {
   private async applyPending(): Promise<void> {
     while (this.applyQueue.length > 0 && this.open) {
       const batch = this.applyQueue.splice(0, APPLY_BATCH);
-      const objects = batch.filter((b) => b.message.operation !== Operation.synced).map((b) => b.message);
+      const changes: ObjectChange[] = [];
+      let synced: number | undefined;
       try {
-        if (objects.length > 0) {
-          const reply = await this.options.bus.request('metamanager', newMessage({ source: 'edgehub', group: 'resource', operation: Operation.apply, resource: 'batch', content: objects }));
+        for (const b of batch) {
+          const { message, json } = decodeEnvelope(b.data);
+          if (message.operation === Operation.synced) synced = (message.content as { queued?: number } | undefined)?.queued ?? 0;
+          else {
+            const change = this.toChange(message, json);
+            if (change) changes.push(change);
+          }
+        }
+      } catch (err) {
+        this.channel.fail(err as ProtocolError);
+        break;
+      }
+      try {
+        if (changes.length > 0) {
+          const reply = await this.options.bus.request('metamanager', newMessage({ source: 'edgehub', group: 'resource', operation: Operation.apply, resource: 'batch', content: changes }));
           if (reply.operation === Operation.error) throw new IllegalStateError(`edge store refused the batch: ${JSON.stringify(reply.content)}`);
         }
       } catch (err) {
@@ -180,12 +198,23 @@ export class EdgeSession {
       }
       if (!this.open) break;
       this.channel.ack(StreamId.objects, batch[batch.length - 1]!.seq);
-      for (const b of batch) {
-        b.release();
-        if (b.message.operation === Operation.synced) this.options.onSynced?.((b.message.content as { queued?: number })?.queued ?? 0);
-      }
+      for (const b of batch) b.release();
+      if (synced !== undefined) this.options.onSynced?.(synced);
     }
     this.applying = false;
+  }
+
+  /** An object message as a store change; a malformed one is logged and skipped (and still ACKed). */
+  private toChange(message: Message, json: string | undefined): ObjectChange | undefined {
+    try {
+      const { type, name } = parseEdgeResource(message.resource);
+      if (name === undefined) throw new ProtocolError(`resource ${message.resource} names no object`, 'ERR_INVALID_MESSAGE');
+      const deleted = message.operation === Operation.delete;
+      return { key: message.resource, type, uid: uidOf(message.content), resourceVersion: message.resourceVersion, deleted, value: deleted ? '' : (json ?? 'null') };
+    } catch (err) {
+      this.logger.error({ err, operation: message.operation, resource: message.resource }, 'object message skipped');
+      return undefined;
+    }
   }
 
   private onUpstreamAck(cumulative: number, selective: readonly number[]): void {

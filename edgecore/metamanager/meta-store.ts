@@ -1,19 +1,7 @@
 import type { InventoryItem } from '../../shared/channel/frame.js';
-import { compareResourceVersions } from '../../shared/message.js';
+import type { ObjectChange } from '../../shared/object-change.js';
 import type { SqliteDatabase } from '../../shared/sqlite.js';
 
-export interface ObjectChange {
-  /** `<namespace>/<type>/<name>` */
-  key: string;
-  type: string;
-  uid: string;
-  resourceVersion: string;
-  deleted: boolean;
-  /** JSON text of the object (ignored for deletes). */
-  value: string;
-}
-
-/** applied: the store changed; stale: it already held this or a newer version, nothing changed. */
 export type ApplyOutcome = 'applied' | 'stale';
 
 export interface StoredMeta {
@@ -24,25 +12,43 @@ export interface StoredMeta {
   value: string;
 }
 
+interface Row {
+  key: string;
+  type: string;
+  uid: string;
+  rv: string;
+  value: string;
+}
+
+/** resourceVersion as an integer when it is one (etcd revisions are), for ordering inside SQL. */
+const rvNumber = (rv: string): number | null => (/^\d{1,15}$/.test(rv) ? Number(rv) : null);
+
 /**
- * The edge's object store (KubeEdge's `meta` table plus uid and resourceVersion columns). A version is
- * applied only if it is newer than what is stored, so a resend or a late duplicate can never move an object
- * back in time.
+ * The edge's object store (KubeEdge's `meta` table plus uid and resourceVersion). A version is applied only if
+ * it is newer than what is stored, so a resend or a late duplicate can never move an object back in time. The
+ * check runs inside the write statement itself: one statement per change.
  */
 export class MetaStore {
   private readonly stmts;
   private readonly applyTx: (changes: readonly ObjectChange[]) => ApplyOutcome[];
 
-  constructor(private readonly db: SqliteDatabase) {
+  constructor(db: SqliteDatabase) {
+    // A rowid table: objects are ~1 KiB, too large for a WITHOUT ROWID b-tree to stay shallow.
     db.exec(`CREATE TABLE IF NOT EXISTS meta (
-      key TEXT PRIMARY KEY, type TEXT NOT NULL, uid TEXT NOT NULL, rv TEXT NOT NULL, value TEXT NOT NULL) WITHOUT ROWID;
+      id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, type TEXT NOT NULL, uid TEXT NOT NULL, rv TEXT NOT NULL, rv_num INTEGER, value TEXT NOT NULL);
       CREATE INDEX IF NOT EXISTS meta_by_type ON meta (type);`);
     this.stmts = {
-      get: db.prepare<[string], { key: string; type: string; uid: string; rv: string; value: string }>('SELECT * FROM meta WHERE key = ?'),
-      upsert: db.prepare('INSERT INTO meta (key, type, uid, rv, value) VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET type = excluded.type, uid = excluded.uid, rv = excluded.rv, value = excluded.value'),
-      delete: db.prepare('DELETE FROM meta WHERE key = ?'),
+      // The type is part of the key, so it never changes (and its index is never rewritten).
+      // Newer = larger numeric resourceVersion; when either is not numeric, any different version is newer.
+      upsert: db.prepare(`INSERT INTO meta (key, type, uid, rv, rv_num, value) VALUES (@key, @type, @uid, @rv, @rvNum, @value)
+        ON CONFLICT (key) DO UPDATE SET uid = excluded.uid, rv = excluded.rv, rv_num = excluded.rv_num, value = excluded.value
+        WHERE CASE WHEN excluded.rv_num IS NOT NULL AND meta.rv_num IS NOT NULL THEN excluded.rv_num > meta.rv_num
+                   ELSE excluded.uid <> meta.uid OR excluded.rv <> meta.rv END`),
+      // A delete for an older incarnation (another uid and an older version) must not remove the newer object.
+      delete: db.prepare(`DELETE FROM meta WHERE key = @key AND (uid = @uid OR (@rvNum IS NOT NULL AND rv_num IS NOT NULL AND @rvNum >= rv_num))`),
+      get: db.prepare<[string], Row>('SELECT key, type, uid, rv, value FROM meta WHERE key = ?'),
       inventory: db.prepare<[], { key: string; uid: string; rv: string }>('SELECT key, uid, rv FROM meta'),
-      byType: db.prepare<[string], { key: string; type: string; uid: string; rv: string; value: string }>('SELECT * FROM meta WHERE type = ?'),
+      byType: db.prepare<[string], Row>('SELECT key, type, uid, rv, value FROM meta WHERE type = ?'),
       count: db.prepare<[], { n: number }>('SELECT count(*) AS n FROM meta'),
     };
     // One transaction per batch: the cloud's messages are ACKed only after this commit returns.
@@ -54,31 +60,20 @@ export class MetaStore {
   }
 
   private applyOne(change: ObjectChange): ApplyOutcome {
-    const stored = this.stmts.get.get(change.key);
-    if (change.deleted) {
-      if (!stored) return 'stale';
-      const cmp = compareResourceVersions(change.resourceVersion, stored.rv);
-      // A delete for an older incarnation (another uid, older version) must not remove the newer object.
-      if (stored.uid !== change.uid && !(cmp >= 0)) return 'stale';
-      this.stmts.delete.run(change.key);
-      return 'applied';
-    }
-    if (stored) {
-      const cmp = compareResourceVersions(change.resourceVersion, stored.rv);
-      const newer = Number.isNaN(cmp) ? stored.uid !== change.uid || stored.rv !== change.resourceVersion : cmp > 0;
-      if (!newer) return 'stale';
-    }
-    this.stmts.upsert.run(change.key, change.type, change.uid, change.resourceVersion, change.value);
-    return 'applied';
+    const params = { key: change.key, uid: change.uid, rvNum: rvNumber(change.resourceVersion) };
+    const result = change.deleted
+      ? this.stmts.delete.run(params)
+      : this.stmts.upsert.run({ ...params, type: change.type, rv: change.resourceVersion, value: change.value });
+    return result.changes > 0 ? 'applied' : 'stale';
   }
 
   get(key: string): StoredMeta | undefined {
     const row = this.stmts.get.get(key);
-    return row && { key: row.key, type: row.type, uid: row.uid, resourceVersion: row.rv, value: row.value };
+    return row && toMeta(row);
   }
 
   listByType(type: string): StoredMeta[] {
-    return this.stmts.byType.all(type).map((row) => ({ key: row.key, type: row.type, uid: row.uid, resourceVersion: row.rv, value: row.value }));
+    return this.stmts.byType.all(type).map(toMeta);
   }
 
   inventory(): InventoryItem[] {
@@ -88,4 +83,8 @@ export class MetaStore {
   count(): number {
     return this.stmts.count.get()!.n;
   }
+}
+
+function toMeta(row: Row): StoredMeta {
+  return { key: row.key, type: row.type, uid: row.uid, resourceVersion: row.rv, value: row.value };
 }

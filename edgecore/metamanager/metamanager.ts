@@ -3,16 +3,14 @@ import type { Logger } from '../../shared/logger.js';
 import type { Module } from '../../shared/module-runtime.js';
 import type { SqliteDatabase } from '../../shared/sqlite.js';
 import { Operation, errorResponseTo, parseEdgeResource, responseTo, type Message } from '../../shared/message.js';
-import { uidOf } from '../../shared/object-sync.js';
-import { MetaStore, type ApplyOutcome, type ObjectChange } from './meta-store.js';
+import type { ApplyResult, ObjectChange } from '../../shared/object-change.js';
+import { MetaStore } from './meta-store.js';
 
 export interface MetaManagerDeps {
   database: SqliteDatabase;
   bus: Bus;
   logger: Logger;
 }
-
-export type ApplyResult = ApplyOutcome | 'invalid';
 
 /**
  * Owns the edge's object store: commits what the cloud sends (one transaction per batch, answered only after
@@ -44,7 +42,7 @@ export class MetaManager implements Module {
     const { bus } = this.deps;
     switch (message.operation) {
       case Operation.apply:
-        bus.respond(message, responseTo(message, this.name, this.applyBatch(message.content as Message[])));
+        bus.respond(message, responseTo<ApplyResult[]>(message, this.name, this.metaStore.apply(message.content as ObjectChange[])));
         return;
       case Operation.inventory:
         bus.respond(message, responseTo(message, this.name, this.metaStore.inventory()));
@@ -58,24 +56,6 @@ export class MetaManager implements Module {
       default:
         this.deps.logger.warn({ operation: message.operation, resource: message.resource }, 'metamanager ignored message');
     }
-  }
-
-  private applyBatch(messages: Message[]): ApplyResult[] {
-    const changes: ObjectChange[] = [];
-    const slots: number[] = [];
-    const results: ApplyResult[] = messages.map((m, i) => {
-      const change = toChange(m);
-      if (!change) {
-        this.deps.logger.error({ operation: m.operation, resource: m.resource }, 'object message without a valid resource or uid, skipped');
-        return 'invalid';
-      }
-      changes.push(change);
-      slots.push(i);
-      return 'stale';
-    });
-    const outcomes = this.metaStore.apply(changes);
-    outcomes.forEach((outcome, j) => (results[slots[j]!] = outcome));
-    return results;
   }
 
   private query(message: Message): Message {
@@ -92,17 +72,4 @@ export class MetaManager implements Module {
       return errorResponseTo(message, this.name, err as Error);
     }
   }
-}
-
-function toChange(message: Message): ObjectChange | undefined {
-  let type: string;
-  try {
-    const parsed = parseEdgeResource(message.resource);
-    if (parsed.name === undefined) return undefined;
-    type = parsed.type;
-  } catch {
-    return undefined;
-  }
-  const deleted = message.operation === Operation.delete;
-  return { key: message.resource, type, uid: uidOf(message.content), resourceVersion: message.resourceVersion, deleted, value: deleted ? '' : JSON.stringify(message.content ?? null) };
 }

@@ -3,6 +3,7 @@ import protobuf from 'protobufjs';
 import { ProtocolError } from '../errors.js';
 import type { Message } from '../message.js';
 import { FrameType, type Frame, type FrameInit, type Hello, type InventoryItem } from './frame.js';
+import { writeEnvelope, writeFrames } from './wire-writer.js';
 
 // Loaded lazily (no work at import time). uint64 fields decode to plain numbers: sequence numbers and credits
 // stay far below 2^53, and Long objects on the hot path would cost an allocation per field.
@@ -30,10 +31,7 @@ const asBytes = (value: Uint8Array | number[] | undefined): Uint8Array => (value
 
 /** Encodes frames as one WebSocket message: each frame prefixed by its varint length. */
 export function encodeFrames(frames: readonly FrameInit[]): Uint8Array {
-  const { frame } = load();
-  if (frames.length === 1) return frame.encodeDelimited(frames[0]!).finish();
-  const parts = frames.map((f) => frame.encodeDelimited(f).finish());
-  return Buffer.concat(parts);
+  return writeFrames(frames);
 }
 
 /**
@@ -72,27 +70,19 @@ function validateFrame(f: Frame, maxPayloadBytes: number): void {
 }
 
 export function encodeMessage(message: Message): Uint8Array {
-  const { message: type } = load();
   const raw = message.content instanceof Uint8Array;
-  const content = raw
-    ? (message.content as Uint8Array)
-    : message.content === undefined
-      ? EMPTY
-      : Buffer.from(JSON.stringify(message.content));
-  return type
-    .encode({
-      id: message.id,
-      parentId: message.parentId,
-      timestampMs: message.timestampMs,
-      resourceVersion: message.resourceVersion,
-      source: message.source,
-      group: message.group,
-      operation: message.operation,
-      resource: message.resource,
-      content,
-      encoding: raw ? 1 : 0,
-    })
-    .finish();
+  return writeEnvelope({
+    id: message.id,
+    parentId: message.parentId,
+    timestampMs: Math.max(0, Math.trunc(message.timestampMs)),
+    resourceVersion: message.resourceVersion,
+    source: message.source,
+    group: message.group,
+    operation: message.operation,
+    resource: message.resource,
+    content: raw ? (message.content as Uint8Array) : message.content === undefined ? '' : JSON.stringify(message.content),
+    raw,
+  });
 }
 
 interface WireMessage {
@@ -109,6 +99,11 @@ interface WireMessage {
 }
 
 export function decodeMessage(bytes: Uint8Array): Message {
+  return decodeEnvelope(bytes).message;
+}
+
+/** Like decodeMessage, and also returns the content's JSON text as it arrived (undefined for raw content). */
+export function decodeEnvelope(bytes: Uint8Array): { message: Message; json: string | undefined } {
   const { message: type } = load();
   let wire: WireMessage;
   try {
@@ -117,18 +112,20 @@ export function decodeMessage(bytes: Uint8Array): Message {
     throw new ProtocolError(`malformed message envelope: ${(err as Error).message}`, 'ERR_INVALID_MESSAGE', { cause: err });
   }
   let content: unknown;
+  let json: string | undefined;
   const raw = asBytes(wire.content);
   if (wire.encoding === 1) content = raw;
   else if (raw.length === 0) content = undefined;
   else {
     try {
-      content = JSON.parse(Buffer.from(raw.buffer, raw.byteOffset, raw.length).toString('utf8'));
+      json = Buffer.from(raw.buffer, raw.byteOffset, raw.length).toString('utf8');
+      content = JSON.parse(json);
     } catch (err) {
       throw new ProtocolError(`message ${wire.id} (${wire.operation} ${wire.resource}) has content that is not JSON`, 'ERR_INVALID_MESSAGE', { cause: err });
     }
   }
   if (!wire.id) throw new ProtocolError('message without id', 'ERR_INVALID_MESSAGE');
-  return {
+  const message = {
     id: wire.id,
     parentId: wire.parentId,
     timestampMs: Number(wire.timestampMs),
@@ -139,6 +136,7 @@ export function decodeMessage(bytes: Uint8Array): Message {
     resource: wire.resource,
     content,
   };
+  return { message, json };
 }
 
 export function encodeHello(hello: Hello): Uint8Array {

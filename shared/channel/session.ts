@@ -43,6 +43,11 @@ export interface SessionOptions {
   settings: Settings;
   /** Client only: the hello sent as the connection preface. */
   hello?: Hello;
+  /**
+   * When set, the session runs no timer of its own and its owner calls `checkLiveness()` at least every
+   * quarter heartbeat (a server with thousands of sessions sweeps them all with one timer).
+   */
+  externalTimer?: boolean;
   now?: () => number;
   chunkBytes?: number;
   batchBytes?: number;
@@ -65,16 +70,18 @@ export class ChannelSession {
   status: SessionStatus = 'handshaking';
   peerHello: Hello | undefined;
   rttMs: number | undefined;
-  private readonly send = new Map<number, SendStream>();
-  private readonly recv = new Map<number, ReceiveStream>();
+  // Indexed by stream id: the fixed streams are 1..4, and arrays cost less than Maps per connection.
+  private readonly send: Array<SendStream | undefined> = [];
+  private readonly recv: Array<ReceiveStream | undefined> = [];
   private readonly control: FrameInit[] = [];
-  private readonly acks = new Map<number, { cumulative: number; selective: number[] }>();
+  private acks: Array<{ cumulative: number; selective: number[] } | undefined> | undefined;
   private flushScheduled = false;
   private inflightBytes = 0;
   private lastReceivedAt: number;
   private lastSentAt: number;
   private pingNonce = 0;
   private pingSentAt = 0;
+  private pongWaiters: Array<(rttMs: number) => void> = [];
   private timer: NodeJS.Timeout | undefined;
   private readonly now: () => number;
   private readonly chunkBytes: number;
@@ -107,20 +114,30 @@ export class ChannelSession {
       if (!this.options.hello) throw new IllegalStateError('a client session needs a hello');
       this.queueControl({ type: FrameType.OPEN, stream: StreamId.control, payload: encodeHello(this.options.hello) });
     }
-    this.armTimer();
+    if (!this.options.externalTimer) this.armTimer();
   }
 
-  /** Feeds one transport message. Protocol violations close the session with a ProtocolError. */
+  /**
+   * Feeds one transport message. Every frame is handled first (a PING is answered at once) and completed
+   * messages are delivered after, so a keepalive never waits behind the processing of a large message.
+   * Protocol violations close the session with a ProtocolError.
+   */
   receive(data: Uint8Array): void {
     if (this.status === 'closed') return;
     this.lastReceivedAt = this.now();
+    const completed: Array<() => void> = [];
     try {
       for (const frame of decodeFrames(data, this.maxFramePayload)) {
-        this.handleFrame(frame);
+        this.handleFrame(frame, completed);
         if (this.isClosed()) return;
       }
     } catch (err) {
       this.fail(err instanceof EdgeError ? err : new ProtocolError(asError(err).message, 'ERR_PROTOCOL', { cause: err }));
+      return;
+    }
+    for (const deliver of completed) {
+      if (this.isClosed()) return;
+      deliver();
     }
   }
 
@@ -144,7 +161,7 @@ export class ChannelSession {
   }
 
   writable(stream: number): boolean {
-    return this.status === 'open' && (this.send.get(stream)?.queuedBytes ?? 0) < this.highWater;
+    return this.status === 'open' && (this.send[stream]?.queuedBytes ?? 0) < this.highWater;
   }
 
   /** Acknowledges every message up to `seq` on the stream (cumulative). */
@@ -158,6 +175,14 @@ export class ChannelSession {
   ackSelective(stream: number, seqs: readonly number[]): void {
     this.pendingAck(stream).selective.push(...seqs);
     this.scheduleFlush();
+  }
+
+  /** Sends a PING now; resolves with the round-trip time when its PONG arrives (never, if the session dies). */
+  ping(): Promise<number> {
+    return new Promise((resolve) => {
+      this.pongWaiters.push(resolve);
+      this.sendPing();
+    });
   }
 
   goAway(code: GoAwayCode, reason: string, address = ''): void {
@@ -176,7 +201,8 @@ export class ChannelSession {
   /** Aborts with an error: the peer sees the close code, the handler sees the error. */
   fail(error: EdgeError): void {
     if (this.status === 'closed') return;
-    const code = error instanceof ProtocolError ? (error.code === 'ERR_MESSAGE_TOO_LARGE' ? CloseCode.tooBig : CloseCode.protocol) : error.code === 'ERR_SESSION_TIMEOUT' ? CloseCode.timeout : CloseCode.internal;
+    const tooBig = error.code === 'ERR_MESSAGE_TOO_LARGE' || error.code === 'ERR_FRAME_TOO_LARGE';
+    const code = error instanceof ProtocolError ? (tooBig ? CloseCode.tooBig : CloseCode.protocol) : error.code === 'ERR_SESSION_TIMEOUT' ? CloseCode.timeout : CloseCode.internal;
     if (error instanceof ProtocolError) this.goAway(GoAwayCode.PROTOCOL_ERROR, error.message.slice(0, 200));
     this.flushNow();
     this.options.transport.close(code, error.message.slice(0, 120));
@@ -187,16 +213,17 @@ export class ChannelSession {
     if (this.status === 'closed') return;
     this.status = 'closed';
     clearInterval(this.timer);
-    this.send.clear();
-    this.recv.clear();
+    this.send.length = 0;
+    this.recv.length = 0;
+    this.acks = undefined;
     this.options.handlers.onClose(error);
   }
 
-  private handleFrame(frame: Frame): void {
+  private handleFrame(frame: Frame, completed: Array<() => void>): void {
     if (this.status === 'handshaking') return this.handleHandshake(frame);
     switch (frame.type) {
       case FrameType.DATA:
-        return this.handleData(frame);
+        return this.handleData(frame, completed);
       case FrameType.ACK:
         this.knownStream(frame.stream);
         this.options.handlers.onAck?.(frame.stream, frame.seq, frame.acks);
@@ -206,10 +233,14 @@ export class ChannelSession {
         this.scheduleFlush();
         return;
       case FrameType.PING:
-        this.queueControl({ type: FrameType.PONG, seq: frame.seq });
+        this.control.push({ type: FrameType.PONG, seq: frame.seq });
+        this.flushNow();
         return;
       case FrameType.PONG:
-        if (frame.seq === this.pingNonce && this.pingSentAt > 0) this.rttMs = this.now() - this.pingSentAt;
+        if (frame.seq === this.pingNonce && this.pingSentAt > 0) {
+          this.rttMs = this.now() - this.pingSentAt;
+          for (const resolve of this.pongWaiters.splice(0)) resolve(this.rttMs);
+        }
         return;
       case FrameType.GOAWAY:
         this.options.handlers.onGoAway?.(frame.code, frame.reason, frame.address);
@@ -241,24 +272,26 @@ export class ChannelSession {
     this.status = 'open';
   }
 
-  private handleData(frame: Frame): void {
+  private handleData(frame: Frame, completed: Array<() => void>): void {
     const id = this.knownStream(frame.stream);
-    let stream = this.recv.get(id);
+    let stream = this.recv[id];
     if (!stream) {
       stream = new ReceiveStream(id, this.options.settings.streamWindowBytes, this.options.settings.maxMessageBytes);
-      this.recv.set(id, stream);
+      this.recv[id] = stream;
     }
     const message = stream.accept(frame);
     if (!message) return;
     let released = false;
     const receiver = stream;
-    this.options.handlers.onMessage(id, message, () => {
-      if (released || this.status === 'closed') return;
-      released = true;
-      if (receiver.release(message.data.length)) {
-        this.queueControl({ type: FrameType.CREDIT, stream: id, credit: receiver.takeCredit() });
-      }
-    });
+    completed.push(() =>
+      this.options.handlers.onMessage(id, message, () => {
+        if (released || this.status === 'closed') return;
+        released = true;
+        if (receiver.release(message.data.length)) {
+          this.queueControl({ type: FrameType.CREDIT, stream: id, credit: receiver.takeCredit() });
+        }
+      }),
+    );
   }
 
   private handleStreamControl(frame: Frame): void {
@@ -281,19 +314,18 @@ export class ChannelSession {
   }
 
   private sendStream(id: number): SendStream {
-    let stream = this.send.get(id);
+    let stream = this.send[id];
     if (!stream) {
       const credit = this.peerHello?.settings.streamWindowBytes ?? 0;
       stream = new SendStream(id, STREAM_PRIORITY[id] ?? 9, credit);
-      this.send.set(id, stream);
+      this.send[id] = stream;
     }
     return stream;
   }
 
   private pendingAck(stream: number): { cumulative: number; selective: number[] } {
-    let pending = this.acks.get(stream);
-    if (!pending) this.acks.set(stream, (pending = { cumulative: 0, selective: [] }));
-    return pending;
+    this.acks ??= [];
+    return (this.acks[stream] ??= { cumulative: 0, selective: [] });
   }
 
   private queueControl(frame: FrameInit): void {
@@ -314,10 +346,10 @@ export class ChannelSession {
   private flushNow(): void {
     while (this.inflightBytes < this.maxInflightBytes) {
       const frames = this.control.splice(0);
-      for (const [stream, pending] of this.acks) {
-        frames.push({ type: FrameType.ACK, stream, seq: pending.cumulative, acks: pending.selective });
+      if (this.acks) {
+        this.acks.forEach((pending, stream) => pending && frames.push({ type: FrameType.ACK, stream, seq: pending.cumulative, acks: pending.selective }));
+        this.acks = undefined;
       }
-      this.acks.clear();
       let budget = this.batchBytes;
       if (this.status === 'open') {
         for (const stream of this.streamsByPriority()) {
@@ -342,19 +374,19 @@ export class ChannelSession {
   }
 
   private streamsByPriority(): SendStream[] {
-    const streams = [...this.send.values()].filter((s) => s.hasSendable());
+    const streams = this.send.filter((s): s is SendStream => s !== undefined && s.hasSendable());
     return streams.length > 1 ? streams.sort((a, b) => a.priority - b.priority) : streams;
   }
 
   private hasPending(): boolean {
-    if (this.control.length > 0 || this.acks.size > 0) return true;
-    for (const s of this.send.values()) if (s.hasSendable()) return true;
+    if (this.control.length > 0 || this.acks !== undefined) return true;
+    for (const s of this.send) if (s?.hasSendable()) return true;
     return false;
   }
 
   private notifyDrained(): void {
-    for (const s of this.send.values()) {
-      if (s.needDrain && s.queuedBytes < this.highWater / 2) {
+    for (const s of this.send) {
+      if (s?.needDrain && s.queuedBytes < this.highWater / 2) {
         s.needDrain = false;
         this.options.handlers.onDrain?.(s.id);
       }
@@ -368,11 +400,14 @@ export class ChannelSession {
    */
   private armTimer(): void {
     const { heartbeatIntervalMs, sessionTimeoutMs } = this.options.settings;
-    this.timer = setInterval(() => this.tick(heartbeatIntervalMs, sessionTimeoutMs), Math.max(50, Math.min(heartbeatIntervalMs, sessionTimeoutMs) / 4));
+    this.timer = setInterval(() => this.checkLiveness(), Math.max(50, Math.min(heartbeatIntervalMs, sessionTimeoutMs) / 4));
     this.timer.unref();
   }
 
-  private tick(heartbeatMs: number, timeoutMs: number): void {
+  /** Sends a due keepalive or closes a silent session; called by the session's timer or by its owner. */
+  checkLiveness(): void {
+    if (this.status === 'closed') return;
+    const { heartbeatIntervalMs: heartbeatMs, sessionTimeoutMs: timeoutMs } = this.options.settings;
     const now = this.now();
     const silentMs = now - this.lastReceivedAt;
     if (silentMs >= timeoutMs) {
@@ -384,10 +419,13 @@ export class ChannelSession {
     const due = this.options.role === 'client'
       ? silentMs >= heartbeatMs || now - this.lastSentAt >= heartbeatMs
       : silentMs >= heartbeatMs * 1.5;
-    if (due) {
-      this.pingNonce = (this.pingNonce + 1) % 128;
-      this.pingSentAt = now;
-      this.queueControl({ type: FrameType.PING, seq: this.pingNonce });
-    }
+    if (due) this.sendPing();
+  }
+
+  /** Nonces stay below 128 so a PING costs a one-byte varint on the wire. */
+  private sendPing(): void {
+    this.pingNonce = (this.pingNonce + 1) % 128;
+    this.pingSentAt = this.now();
+    this.queueControl({ type: FrameType.PING, seq: this.pingNonce });
   }
 }

@@ -139,7 +139,7 @@ describe('channel session', () => {
     expect(server.written.length).toBeGreaterThan(pingsBefore);
     // Silence the client: the server must give up after its session timeout.
     client.session['scheduleFlush'] = () => undefined;
-    client.session['queueControl'] = () => undefined;
+    client.session['flushNow'] = () => undefined;
     await waitFor(() => server.closed !== undefined, testSettings.sessionTimeoutMs + 2000, 'session timeout');
     expect(server.closed!.error?.code).toBe('ERR_SESSION_TIMEOUT');
   });

@@ -1,0 +1,16 @@
+// The contract between EdgeHub and MetaManager: object changes from the cloud, ready to commit. EdgeHub keeps
+// each object's JSON text as it arrived, so the store writes it without serialising it again.
+
+export interface ObjectChange {
+  /** `<namespace>/<type>/<name>` */
+  key: string;
+  type: string;
+  uid: string;
+  resourceVersion: string;
+  deleted: boolean;
+  /** JSON text of the object (empty for deletes). */
+  value: string;
+}
+
+/** applied: the store changed; stale: it already held this or a newer version; invalid: not an object change. */
+export type ApplyResult = 'applied' | 'stale' | 'invalid';

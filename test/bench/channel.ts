@@ -1,0 +1,324 @@
+// `npm run bench -- channel [--only=throughput,latency,connections,storm,idle] [--edges=10000]`
+//
+// Figures (one JSON line each):
+//   throughput_msgs_per_s       cloud→edge 1 KiB messages committed in the edge's SQLite and ACKed, one connection
+//   latency_p50_ms/p99_ms       injection → ACK at half that rate
+//   keepalive_rtt_10mib_ms      ping round trip while a 10 MiB object is being sent (must stay small)
+//   rss_per_conn_kib_1000/10000 cloudcore RSS growth per held, synced edge connection
+//   storm_10000_s               kill -9 of cloudcore → all 10,000 edges reconnected and resynced
+//   idle_bytes_per_edge_per_min bytes on the wire (IP packets on loopback, in a network namespace) per idle edge
+import { fork, execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { CloudCore } from '../../cloudcore/cloudcore.js';
+import { loadCloudCoreConfig } from '../../cloudcore/config.js';
+import { LocalObjectStore } from '../../cloudcore/edgecontroller/local-object-store.js';
+import { silentLogger } from '../../shared/logger.js';
+import { Operation, newMessage } from '../../shared/message.js';
+import { CertificateAuthority, generateKeyPair } from '../../shared/pki/certificate-authority.js';
+import { createBootstrapToken } from '../../shared/pki/bootstrap-token.js';
+import type { SimStart, SimStatus } from './edge-simulator.js';
+import { CLOUDCORE_BIN, EDGECORE_BIN, ROOT, benchDir, cleanup, note, percentile, report, rssKiB, sleep, start, writeCloudConfig, type Proc } from './bench-support.js';
+
+const args = new Map(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=') as [string, string]));
+const only = args.get('only')?.split(',');
+const want = (section: string): boolean => !only || only.includes(section);
+const STORM_EDGES = Number(args.get('edges') ?? 10_000);
+const NODE = 'bench-edge';
+
+async function main(): Promise<void> {
+  if (want('throughput') || want('latency')) await throughputAndLatency();
+  if (want('connections') || want('storm')) await connectionsAndStorm();
+  if (want('idle')) await idleBytes();
+}
+
+/** A ~1 KiB ConfigMap-shaped object. */
+function object(key: string, rv: number): Record<string, unknown> {
+  const [namespace, , name] = key.split('/');
+  return { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace, uid: `uid-${name}`, resourceVersion: String(rv) }, data: { payload: 'x'.repeat(860) } };
+}
+
+async function throughputAndLatency(): Promise<void> {
+  const dir = benchDir();
+  const files = await writeCloudConfig(dir, { edgeController: { enable: false } });
+  const injectedAt = new Map<string, number>();
+  let delivered = 0;
+  // Preallocated so that recording does not itself feed the garbage collector being measured.
+  let latencies: Float64Array | undefined;
+  let latencyCount = 0;
+  let bigDelivered = false;
+  let onDelivered: (() => void) | undefined;
+  const cloud = new CloudCore({
+    config: loadCloudCoreConfig({ file: files.configPath }),
+    logger: silentLogger(),
+    observer: {
+      delivered(_node, items) {
+        const now = performance.now();
+        for (const item of items) {
+          if (!item.version) continue;
+          delivered++;
+          const t = injectedAt.get(item.key);
+          if (item.key === 'default/configmap/big') bigDelivered = true;
+          if (latencies && t !== undefined && latencyCount < latencies.length) latencies[latencyCount++] = now - t;
+        }
+        onDelivered?.();
+      },
+    },
+  });
+  await cloud.start();
+  const ca = cloud.cloudHub.certificateAuthority;
+  const edgeConfig = join(dir, 'edge.yaml');
+  writeFileSync(edgeConfig, stringify({
+    logLevel: 'info',
+    nodeName: NODE,
+    database: { path: join(dir, 'edge', 'edgecore.db') },
+    modules: { edgeHub: { server: `127.0.0.1:${cloud.cloudHub.hubPort}`, certServer: `https://127.0.0.1:${cloud.cloudHub.certServerPort}`, caFile: join(dir, 'edge', 'ca.crt'), certFile: join(dir, 'edge', 'node.crt'), keyFile: join(dir, 'edge', 'node.key') } },
+  }));
+  const edge = start(EDGECORE_BIN, ['--config', edgeConfig, '--token', createBootstrapToken(ca.hash, ca.tokenSecret(), 3_600_000)], { nodeArgs: process.env.KE_BENCH_EDGE_NODE_ARGS?.split(' ') ?? [] });
+  await edge.waitForLog((l) => l.msg === 'resynced with cloud');
+
+  const KEYS = 20_000;
+  let rv = 0;
+  const inject = (i: number): Promise<void> => {
+    const key = `default/configmap/k${i % KEYS}`;
+    injectedAt.set(key, performance.now());
+    rv++;
+    return cloud.bus.send('cloudhub', newMessage({ source: 'bench', group: 'resource', operation: Operation.update, resource: `node/${NODE}/${key}`, resourceVersion: String(rv), content: object(key, rv) }));
+  };
+  const deliveredChange = (): Promise<void> => new Promise((r) => (onDelivered = r));
+  note(`encoded message size ${JSON.stringify(object('default/configmap/k1', 1)).length} bytes of JSON content`);
+
+  // Throughput: keep a window of messages in flight (smaller than the key space, so nothing coalesces).
+  const WINDOW = 4_000;
+  let injected = 0;
+  const runFor = async (ms: number): Promise<number> => {
+    const startDelivered = delivered;
+    const t0 = performance.now();
+    while (performance.now() - t0 < ms) {
+      const sends: Array<Promise<void>> = [];
+      while (injected - delivered < WINDOW) sends.push(inject(injected++));
+      await Promise.all(sends);
+      await deliveredChange();
+    }
+    return ((delivered - startDelivered) / (performance.now() - t0)) * 1000;
+  };
+  await runFor(2_000); // warm-up: JIT, SQLite page cache
+  const throughput = await runFor(10_000);
+  while (delivered < injected) await deliveredChange();
+  if (want('throughput')) report('throughput_msgs_per_s', throughput, 'msgs/s', { messageBytes: 1024, window: WINDOW });
+
+  if (want('latency')) {
+    // Latency at half the measured rate, paced in 5 ms ticks.
+    const rate = throughput / 2;
+    latencies = new Float64Array(Math.ceil(rate * 12));
+    const t0 = performance.now();
+    let sent = 0;
+    while (performance.now() - t0 < 10_000) {
+      const due = Math.floor(((performance.now() - t0) / 1000) * rate);
+      const sends: Array<Promise<void>> = [];
+      for (; sent < due; sent++) sends.push(inject(injected++));
+      await Promise.all(sends);
+      await sleep(5);
+    }
+    while (delivered < injected) await deliveredChange();
+    // The first second is warm-up at the new rate.
+    const sorted = [...latencies.subarray(Math.floor(latencyCount / 10), latencyCount)].sort((a, b) => a - b);
+    note(`latency histogram (samples above n ms): ${JSON.stringify([1, 2, 5, 10, 20, 50].map((b) => [b, sorted.filter((l) => l > b).length]))}`);
+    report('latency_p50_ms', percentile(sorted, 50), 'ms', { rateMsgsPerS: Math.round(rate), samples: sorted.length });
+    report('latency_p99_ms', percentile(sorted, 99), 'ms', { rateMsgsPerS: Math.round(rate), samples: sorted.length });
+
+    // A keepalive must not wait behind a 10 MiB object: ping every 5 ms until the object is committed.
+    const session = cloud.cloudHub.session(NODE)!;
+    const idleRtt = await session.channel.ping();
+    const big = { metadata: { name: 'big', namespace: 'default', uid: 'uid-big', resourceVersion: String(++rv) }, data: { blob: 'y'.repeat(10 * 1024 * 1024) } };
+    await cloud.bus.send('cloudhub', newMessage({ source: 'bench', group: 'resource', operation: Operation.update, resource: `node/${NODE}/default/configmap/big`, resourceVersion: String(rv), content: big }));
+    const rtts: number[] = [];
+    const sentAt = performance.now();
+    while (!bigDelivered) {
+      rtts.push(await session.channel.ping());
+      await sleep(5);
+    }
+    rtts.sort((a, b) => a - b);
+    report('keepalive_rtt_10mib_ms', rtts[rtts.length - 1]!, 'ms', { idleRttMs: Math.round(idleRtt * 100) / 100, medianMs: Math.round(percentile(rtts, 50) * 100) / 100, pings: rtts.length, transferMs: Math.round(performance.now() - sentAt) });
+  }
+  edge.child.kill('SIGTERM');
+  await edge.exited;
+  await cloud.stop();
+}
+
+interface Sim {
+  proc: ReturnType<typeof fork>;
+  status(): Promise<SimStatus>;
+}
+
+function startSim(): Sim {
+  const bin = join(ROOT, 'dist/test/bench/edge-simulator.js');
+  const proc = fork(bin, [], { execArgv: ['--max-old-space-size=6144'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  process.on('exit', () => proc.kill('SIGKILL'));
+  return {
+    proc,
+    status: () => new Promise((resolve) => {
+      proc.once('message', (m) => resolve(m as SimStatus));
+      proc.send({ type: 'status' });
+    }),
+  };
+}
+
+async function waitSynced(sim: Sim, count: number, timeoutMs: number): Promise<SimStatus> {
+  const deadline = Date.now() + timeoutMs;
+  let last = await sim.status();
+  let lastPrint = 0;
+  while (last.synced < count) {
+    if (Date.now() > deadline) throw new Error(`only ${last.synced}/${count} edges synced after ${timeoutMs} ms: ${JSON.stringify(last)}`);
+    if (Date.now() - lastPrint > 5_000) {
+      note(`synced ${last.synced}/${count}, connected ${last.connected}, failed connects ${last.failedConnects}`);
+      lastPrint = Date.now();
+    }
+    await sleep(200);
+    last = await sim.status();
+  }
+  return last;
+}
+
+async function issueCerts(files: { caCertFile: string; caKeyFile: string }, names: string[]): Promise<{ caPem: string; keyPem: string; nodes: SimStart['nodes'] }> {
+  const ca = await CertificateAuthority.fromPem(readFileSync(files.caCertFile, 'utf8'), readFileSync(files.caKeyFile, 'utf8'));
+  // One key pair for every simulated node keeps setup fast; each node still has its own certificate.
+  const keys = await generateKeyPair();
+  const nodes: SimStart['nodes'] = [];
+  let keyPem = '';
+  for (const name of names) {
+    const pair = await ca.issueNodeCert(name, 7 * 86_400_000, keys);
+    keyPem = pair.keyPem;
+    nodes.push({ name, certPem: pair.certPem });
+  }
+  return { caPem: ca.certPem, keyPem, nodes };
+}
+
+function simStart(url: string, certs: Awaited<ReturnType<typeof issueCerts>>, nodes: SimStart['nodes']): SimStart {
+  return {
+    type: 'start',
+    url,
+    caPem: certs.caPem,
+    keyPem: certs.keyPem,
+    nodes,
+    connectConcurrency: 200,
+    settings: { streamWindowBytes: 1 << 20, maxMessageBytes: 32 << 20, heartbeatIntervalMs: 30_000, sessionTimeoutMs: 90_000 },
+    reconnect: { initialDelayMs: 1_000, maxDelayMs: 30_000 },
+  };
+}
+
+async function startCloudProcess(configPath: string, wrapper?: string[]): Promise<Proc> {
+  const proc = start(CLOUDCORE_BIN, ['--config', configPath, '--log-level', 'info'], { wrapper, nodeArgs: ['--max-old-space-size=4096'] });
+  await proc.waitForLog((l) => l.msg === 'cloudcore ready');
+  return proc;
+}
+
+async function connectionsAndStorm(): Promise<void> {
+  const dir = benchDir();
+  const files = await writeCloudConfig(dir, { cloudHub: { nodeLimit: 20_000 } });
+  let cloud = await startCloudProcess(files.configPath);
+  const names = Array.from({ length: STORM_EDGES }, (_, i) => `sim-${i}`);
+  const store = new LocalObjectStore(files.storePath);
+  for (const name of names) for (let k = 0; k < 2; k++) store.put(name, `default/configmap/c${k}`, { data: { k: String(k) } });
+  store.close();
+  const t0 = performance.now();
+  const certs = await issueCerts(files, names);
+  note(`issued ${names.length} node certificates in ${Math.round(performance.now() - t0)} ms`);
+  await sleep(2_000);
+  const baseline = rssKiB(cloud.child.pid!);
+  const sim = startSim();
+  const url = `wss://127.0.0.1:${files.hubPort}`;
+
+  const first = Math.min(1_000, STORM_EDGES);
+  sim.proc.send(simStart(url, certs, certs.nodes.slice(0, first)));
+  await waitSynced(sim, first, 120_000);
+  await sleep(3_000);
+  const rss1000 = rssKiB(cloud.child.pid!);
+  if (want('connections')) report('rss_per_conn_kib_1000', (rss1000 - baseline) / first, 'KiB', { baselineKiB: baseline, rssKiB: rss1000 });
+
+  if (STORM_EDGES > first) {
+    const t1 = performance.now();
+    sim.proc.send(simStart(url, certs, certs.nodes.slice(first)));
+    await waitSynced(sim, STORM_EDGES, 600_000);
+    note(`${STORM_EDGES} edges connected and synced from cold in ${Math.round((performance.now() - t1) / 100) / 10} s`);
+    await sleep(5_000);
+    const rssAll = rssKiB(cloud.child.pid!);
+    if (want('connections')) report(`rss_per_conn_kib_${STORM_EDGES}`, (rssAll - baseline) / STORM_EDGES, 'KiB', { baselineKiB: baseline, rssKiB: rssAll, simRssKiB: (await sim.status()).rssKiB });
+  }
+
+  if (want('storm')) {
+    const before = await sim.status();
+    const killedAt = Date.now();
+    cloud.child.kill('SIGKILL');
+    await cloud.exited;
+    cloud = await startCloudProcess(files.configPath);
+    const readyAt = Date.now();
+    // Wait until every edge noticed the loss, reconnected and finished a resync after the restart.
+    const deadline = Date.now() + 600_000;
+    let status = await sim.status();
+    while (!(status.synced === STORM_EDGES && status.lastSyncedAtMs > readyAt && status.reconnects >= before.reconnects + STORM_EDGES)) {
+      if (Date.now() > deadline) throw new Error(`storm did not converge: ${JSON.stringify(status)}`);
+      await sleep(200);
+      status = await sim.status();
+    }
+    report(`storm_${STORM_EDGES}_s`, (status.lastSyncedAtMs - killedAt) / 1000, 's', { cloudcoreStartS: (readyAt - killedAt) / 1000, failedConnects: status.failedConnects - before.failedConnects });
+  }
+  sim.proc.kill('SIGKILL');
+  cloud.child.kill('SIGKILL');
+}
+
+/** Counts IP bytes on loopback inside a private network namespace: every packet, headers and ACKs included. */
+async function idleBytes(): Promise<void> {
+  const ns = `kebench${process.pid}`;
+  try {
+    execFileSync('ip', ['netns', 'add', ns]);
+    execFileSync('ip', ['netns', 'exec', ns, 'ip', 'link', 'set', 'lo', 'up']);
+  } catch (err) {
+    note(`idle: cannot create a network namespace (needs root and iproute2): ${(err as Error).message}`);
+    return;
+  }
+  process.on('exit', () => execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' }));
+  const wrapper = ['ip', 'netns', 'exec', ns];
+  const loBytes = (): number => {
+    const dev = execFileSync('ip', ['netns', 'exec', ns, 'cat', '/proc/net/dev'], { encoding: 'utf8' });
+    const line = dev.split('\n').find((l) => l.trim().startsWith('lo:'))!;
+    return Number(line.split(':')[1]!.trim().split(/\s+/)[0]);
+  };
+  const dir = benchDir();
+  const files = await writeCloudConfig(dir);
+  const cloud = await startCloudProcess(files.configPath, wrapper);
+  const EDGES = 500;
+  const names = Array.from({ length: EDGES }, (_, i) => `idle-${i}`);
+  const certs = await issueCerts(files, names);
+  const bin = join(ROOT, 'dist/test/bench/edge-simulator.js');
+  const proc = start(bin, [], { wrapper, ipc: true, nodeArgs: [] });
+  const sim: Sim = {
+    proc: proc.child as ReturnType<typeof fork>,
+    status: () => new Promise((resolve) => {
+      proc.child.once('message', (m) => resolve(m as SimStatus));
+      proc.child.send!({ type: 'status' });
+    }),
+  };
+  sim.proc.send(simStart(`wss://127.0.0.1:${files.hubPort}`, certs, certs.nodes));
+  await waitSynced(sim, EDGES, 120_000);
+  await sleep(5_000);
+  const WINDOW_MS = 60_000;
+  const before = loBytes();
+  await sleep(WINDOW_MS);
+  const bytes = loBytes() - before;
+  report('idle_bytes_per_edge_per_min', bytes / EDGES / (WINDOW_MS / 60_000), 'bytes', { edges: EDGES, windowS: WINDOW_MS / 1000, heartbeatS: 30 });
+  sim.proc.kill('SIGKILL');
+  cloud.child.kill('SIGKILL');
+}
+
+main()
+  .then(() => {
+    cleanup();
+    process.exit(0);
+  })
+  .catch((err: unknown) => {
+    note(`failed: ${(err as Error).stack ?? String(err)}`);
+    cleanup();
+    process.exit(1);
+  });

@@ -1,0 +1,162 @@
+// A light edge simulator for benchmarks: many edge nodes in one process, each speaking the real channel
+// protocol (the shared ChannelSession over mutually authenticated WebSocket), with an in-memory store instead
+// of SQLite. Driven over IPC by the benchmark: receives a `start` message, sends `status` messages.
+import { createSecureContext } from 'node:tls';
+import { WebSocket } from 'ws';
+import { Backoff } from '../../shared/backoff.js';
+import { ChannelSession } from '../../shared/channel/session.js';
+import { decodeMessage, encodeInventory, encodeMessage } from '../../shared/channel/codec.js';
+import { PROTOCOL_VERSION, StreamId, type Settings } from '../../shared/channel/frame.js';
+import { bindWebSocket, webSocketTransport } from '../../shared/channel/ws-transport.js';
+import { Operation, newMessage } from '../../shared/message.js';
+import { uidOf } from '../../shared/object-sync.js';
+
+export interface SimStart {
+  type: 'start';
+  url: string;
+  caPem: string;
+  keyPem: string;
+  nodes: Array<{ name: string; certPem: string }>;
+  connectConcurrency: number;
+  settings: Settings;
+  reconnect: { initialDelayMs: number; maxDelayMs: number };
+}
+
+export interface SimStatus {
+  type: 'status';
+  connected: number;
+  synced: number;
+  /** Latest time (epoch ms) at which an edge finished its resync. */
+  lastSyncedAtMs: number;
+  reconnects: number;
+  failedConnects: number;
+  rssKiB: number;
+}
+
+let connecting = 0;
+const waitingToConnect: Array<() => void> = [];
+let reconnects = 0;
+let failedConnects = 0;
+let lastSyncedAtMs = 0;
+const edges: SimEdge[] = [];
+
+class SimEdge {
+  readonly store = new Map<string, { uid: string; resourceVersion: string }>();
+  session: ChannelSession | undefined;
+  synced = false;
+  private readonly backoff: Backoff;
+  private pendingAck = 0;
+
+  constructor(
+    readonly name: string,
+    private readonly context: ReturnType<typeof createSecureContext>,
+    private readonly cfg: SimStart,
+  ) {
+    this.backoff = new Backoff(cfg.reconnect);
+  }
+
+  connect(): void {
+    acquire(() => {
+      const ws = new WebSocket(`${this.cfg.url}/sim/${this.name}/events`, { secureContext: this.context, perMessageDeflate: false, handshakeTimeout: 30_000, maxPayload: 1 << 20 } as never);
+      let opened = false;
+      ws.on('error', () => undefined);
+      ws.once('open', () => {
+        opened = true;
+        release();
+        this.backoff.reset();
+        this.attach(ws);
+      });
+      ws.once('close', () => {
+        if (opened) return;
+        release();
+        failedConnects++;
+        setTimeout(() => this.connect(), this.backoff.next());
+      });
+    });
+  }
+
+  private attach(ws: WebSocket): void {
+    const settings = this.cfg.settings;
+    const session = new ChannelSession({
+      role: 'client',
+      transport: webSocketTransport(ws),
+      settings,
+      hello: { protocolVersion: PROTOCOL_VERSION, nodeName: this.name, settings, softwareVersion: 'sim', sessionId: '' },
+      handlers: {
+        onHello: () => void setImmediate(() => this.sendInventory()),
+        onMessage: (stream, received, done) => {
+          done();
+          if (stream !== StreamId.objects) return;
+          const message = decodeMessage(received.data);
+          if (message.operation === Operation.synced) {
+            this.synced = true;
+            lastSyncedAtMs = Date.now();
+          } else if (message.operation === Operation.delete) this.store.delete(message.resource);
+          else this.store.set(message.resource, { uid: uidOf(message.content), resourceVersion: message.resourceVersion });
+          // One cumulative ACK per event-loop turn, like edgecore's batched commits.
+          if (this.pendingAck === 0) setImmediate(() => {
+            session.ack(StreamId.objects, this.pendingAck);
+            this.pendingAck = 0;
+          });
+          this.pendingAck = received.seq;
+        },
+        onClose: () => {
+          this.session = undefined;
+          this.synced = false;
+          reconnects++;
+          setTimeout(() => this.connect(), this.backoff.next());
+        },
+      },
+    });
+    bindWebSocket(ws, session);
+    this.session = session;
+    session.start();
+  }
+
+  private sendInventory(): void {
+    const session = this.session;
+    if (!session || session.status !== 'open') return;
+    const items = [...this.store].map(([key, v]) => ({ key, uid: v.uid, resourceVersion: v.resourceVersion }));
+    session.write(StreamId.objects, encodeMessage(newMessage({ source: 'sim', group: 'resource', operation: Operation.inventory, resource: `null/node/${this.name}`, content: encodeInventory(items) })));
+  }
+}
+
+function acquire(fn: () => void): void {
+  if (connecting < currentConcurrency) {
+    connecting++;
+    fn();
+  } else waitingToConnect.push(fn);
+}
+
+function release(): void {
+  connecting--;
+  const next = waitingToConnect.shift();
+  if (next) {
+    connecting++;
+    next();
+  }
+}
+
+let currentConcurrency = 100;
+
+function status(): SimStatus {
+  let connected = 0;
+  let synced = 0;
+  for (const e of edges) {
+    if (e.session?.status === 'open') connected++;
+    if (e.synced) synced++;
+  }
+  return { type: 'status', connected, synced, lastSyncedAtMs, reconnects, failedConnects, rssKiB: Math.round(process.memoryUsage().rss / 1024) };
+}
+
+process.on('message', (msg: SimStart | { type: 'status' }) => {
+  if (msg.type === 'status') return process.send!(status());
+  currentConcurrency = msg.connectConcurrency;
+  for (const node of msg.nodes) {
+    const context = createSecureContext({ ca: msg.caPem, cert: node.certPem, key: msg.keyPem });
+    const edge = new SimEdge(node.name, context, msg);
+    edges.push(edge);
+    edge.connect();
+  }
+});
+process.on('disconnect', () => process.exit(0));
