@@ -8,8 +8,8 @@ export interface ObjectChange {
   uid: string;
   resourceVersion: string;
   deleted: boolean;
-  /** JSON text of the object (empty for deletes). */
-  value: string;
+  /** The object's JSON, as the bytes that arrived (empty for deletes). */
+  value: Uint8Array;
 }
 
 /** applied: the store changed; stale: it already held this or a newer version; invalid: not an object change. */

@@ -1,13 +1,13 @@
 import type { Bus } from '../../shared/bus.js';
 import type { Logger } from '../../shared/logger.js';
 import { ChannelSession, type Transport } from '../../shared/channel/session.js';
-import { decodeEnvelope, encodeInventory, encodeMessage } from '../../shared/channel/codec.js';
+import { decodeEnvelope, decodeEnvelopeRaw, encodeInventory, encodeMessage } from '../../shared/channel/codec.js';
 import { StreamId, type Hello, type InventoryItem, type Settings } from '../../shared/channel/frame.js';
 import type { ReceivedMessage } from '../../shared/channel/streams.js';
 import { ConnectionError, EdgeError, IllegalStateError, ProtocolError, TimeoutError } from '../../shared/errors.js';
 import { Operation, newMessage, parseEdgeResource, type Message } from '../../shared/message.js';
 import type { ObjectChange } from '../../shared/object-change.js';
-import { uidOf } from '../../shared/object-sync.js';
+import { metadataUid } from '../../shared/json-scan.js';
 import type { UpstreamOutbox } from './upstream-outbox.js';
 
 export interface SessionEnd {
@@ -37,8 +37,13 @@ interface PendingApply {
   release: () => void;
 }
 
-const APPLY_BATCH = 2_000;
+/**
+ * Objects committed per transaction. Small enough that the first message of a backlog is not held for long
+ * behind the rest; large enough that commits stay cheap under load.
+ */
+const APPLY_BATCH = 256;
 const UPSTREAM_READ = 256;
+const EMPTY = new Uint8Array(0);
 
 /**
  * The edge half of one connection: sends the inventory when the session opens, commits what the cloud sends
@@ -175,10 +180,10 @@ export class EdgeSession {
       let synced: number | undefined;
       try {
         for (const b of batch) {
-          const { message, json } = decodeEnvelope(b.data);
-          if (message.operation === Operation.synced) synced = (message.content as { queued?: number } | undefined)?.queued ?? 0;
+          const { message, content } = decodeEnvelopeRaw(b.data);
+          if (message.operation === Operation.synced) synced = (decodeEnvelope(b.data).message.content as { queued?: number } | undefined)?.queued ?? 0;
           else {
-            const change = this.toChange(message, json);
+            const change = this.toChange(message, content);
             if (change) changes.push(change);
           }
         }
@@ -200,17 +205,21 @@ export class EdgeSession {
       this.channel.ack(StreamId.objects, batch[batch.length - 1]!.seq);
       for (const b of batch) b.release();
       if (synced !== undefined) this.options.onSynced?.(synced);
+      // Yield to the event loop: the ACK goes out and new frames are read before the next batch commits
+      // (awaiting the bus alone only yields to microtasks, which would hold every ACK until the backlog ends).
+      if (this.applyQueue.length > 0) await new Promise((resolve) => setImmediate(resolve));
     }
     this.applying = false;
   }
 
   /** An object message as a store change; a malformed one is logged and skipped (and still ACKed). */
-  private toChange(message: Message, json: string | undefined): ObjectChange | undefined {
+  private toChange(message: Message<undefined>, content: Uint8Array): ObjectChange | undefined {
     try {
       const { type, name } = parseEdgeResource(message.resource);
       if (name === undefined) throw new ProtocolError(`resource ${message.resource} names no object`, 'ERR_INVALID_MESSAGE');
       const deleted = message.operation === Operation.delete;
-      return { key: message.resource, type, uid: uidOf(message.content), resourceVersion: message.resourceVersion, deleted, value: deleted ? '' : (json ?? 'null') };
+      // The object's JSON is stored as the bytes that arrived; only its uid is read from it.
+      return { key: message.resource, type, uid: metadataUid(content), resourceVersion: message.resourceVersion, deleted, value: deleted ? EMPTY : content };
     } catch (err) {
       this.logger.error({ err, operation: message.operation, resource: message.resource }, 'object message skipped');
       return undefined;

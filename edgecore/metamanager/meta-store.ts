@@ -9,7 +9,8 @@ export interface StoredMeta {
   type: string;
   uid: string;
   resourceVersion: string;
-  value: string;
+  /** The object's JSON bytes, as received. */
+  value: Buffer;
 }
 
 interface Row {
@@ -17,7 +18,7 @@ interface Row {
   type: string;
   uid: string;
   rv: string;
-  value: string;
+  value: Buffer;
 }
 
 /** resourceVersion as an integer when it is one (etcd revisions are), for ordering inside SQL. */
@@ -35,7 +36,7 @@ export class MetaStore {
   constructor(db: SqliteDatabase) {
     // A rowid table: objects are ~1 KiB, too large for a WITHOUT ROWID b-tree to stay shallow.
     db.exec(`CREATE TABLE IF NOT EXISTS meta (
-      id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, type TEXT NOT NULL, uid TEXT NOT NULL, rv TEXT NOT NULL, rv_num INTEGER, value TEXT NOT NULL);
+      id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, type TEXT NOT NULL, uid TEXT NOT NULL, rv TEXT NOT NULL, rv_num INTEGER, value BLOB NOT NULL);
       CREATE INDEX IF NOT EXISTS meta_by_type ON meta (type);`);
     this.stmts = {
       // The type is part of the key, so it never changes (and its index is never rewritten).

@@ -64,10 +64,10 @@ export class MetaManager implements Module {
       if (name !== undefined) {
         const object = this.metaStore.get(message.resource);
         if (!object) return errorResponseTo(message, this.name, { code: 'ERR_NOT_FOUND', message: `${message.resource} not in the edge store` });
-        return { ...responseTo(message, this.name, JSON.parse(object.value) as unknown), resourceVersion: object.resourceVersion };
+        return { ...responseTo(message, this.name, JSON.parse(object.value.toString('utf8')) as unknown), resourceVersion: object.resourceVersion };
       }
       const list = this.metaStore.listByType(type).filter((o) => o.key.startsWith(`${namespace}/`));
-      return responseTo(message, this.name, list.map((o) => JSON.parse(o.value) as unknown));
+      return responseTo(message, this.name, list.map((o) => JSON.parse(o.value.toString('utf8')) as unknown));
     } catch (err) {
       return errorResponseTo(message, this.name, err as Error);
     }

@@ -102,6 +102,33 @@ export function decodeMessage(bytes: Uint8Array): Message {
   return decodeEnvelope(bytes).message;
 }
 
+/**
+ * The envelope without parsing its content: `content` is left undefined and the content bytes (JSON text, or
+ * raw when `raw`) are returned as they arrived. For the edge's object path, which stores them as they are.
+ */
+export function decodeEnvelopeRaw(bytes: Uint8Array): { message: Message<undefined>; content: Uint8Array; raw: boolean } {
+  const { message: type } = load();
+  let wire: WireMessage;
+  try {
+    wire = type.decode(bytes) as unknown as WireMessage;
+  } catch (err) {
+    throw new ProtocolError(`malformed message envelope: ${(err as Error).message}`, 'ERR_INVALID_MESSAGE', { cause: err });
+  }
+  if (!wire.id) throw new ProtocolError('message without id', 'ERR_INVALID_MESSAGE');
+  const message: Message<undefined> = {
+    id: wire.id,
+    parentId: wire.parentId,
+    timestampMs: Number(wire.timestampMs),
+    resourceVersion: wire.resourceVersion,
+    source: wire.source,
+    group: wire.group,
+    operation: wire.operation,
+    resource: wire.resource,
+    content: undefined,
+  };
+  return { message, content: asBytes(wire.content), raw: wire.encoding === 1 };
+}
+
 /** Like decodeMessage, and also returns the content's JSON text as it arrived (undefined for raw content). */
 export function decodeEnvelope(bytes: Uint8Array): { message: Message; json: string | undefined } {
   const { message: type } = load();

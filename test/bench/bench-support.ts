@@ -72,6 +72,7 @@ export function start(bin: string, args: string[], opts: { wrapper?: string[]; n
       line = JSON.parse(text) as Record<string, unknown>;
     } catch {
       line = { msg: text };
+      if (process.env.KE_BENCH_DEBUG) process.stderr.write(`${text}\n`);
     }
     if (typeof line.level === 'number' && line.level >= 50) note(`${String(line.msg)} ${JSON.stringify(line.err ?? '')}`.slice(0, 300));
     lines.push(line);

@@ -72,7 +72,7 @@ async function throughputAndLatency(): Promise<void> {
   writeFileSync(edgeConfig, stringify({
     logLevel: 'info',
     nodeName: NODE,
-    database: { path: join(dir, 'edge', 'edgecore.db') },
+    database: { path: join(process.env.KE_BENCH_EDGE_DB_DIR ?? join(dir, 'edge'), 'edgecore.db') },
     modules: { edgeHub: { server: `127.0.0.1:${cloud.cloudHub.hubPort}`, certServer: `https://127.0.0.1:${cloud.cloudHub.certServerPort}`, caFile: join(dir, 'edge', 'ca.crt'), certFile: join(dir, 'edge', 'node.crt'), keyFile: join(dir, 'edge', 'node.key') } },
   }));
   const edge = start(EDGECORE_BIN, ['--config', edgeConfig, '--token', createBootstrapToken(ca.hash, ca.tokenSecret(), 3_600_000)], { nodeArgs: process.env.KE_BENCH_EDGE_NODE_ARGS?.split(' ') ?? [] });

@@ -222,8 +222,8 @@ export function debugLogger(name: string): Logger {
 export function readEdgeStore(dbPath: string): Map<string, { uid: string; resourceVersion: string; value: string }> {
   const db = new Database(dbPath, { readonly: true, fileMustExist: true });
   try {
-    const rows = db.prepare('SELECT key, uid, rv, value FROM meta').all() as Array<{ key: string; uid: string; rv: string; value: string }>;
-    return new Map(rows.map((r) => [r.key, { uid: r.uid, resourceVersion: r.rv, value: r.value }]));
+    const rows = db.prepare('SELECT key, uid, rv, value FROM meta').all() as Array<{ key: string; uid: string; rv: string; value: Buffer }>;
+    return new Map(rows.map((r) => [r.key, { uid: r.uid, resourceVersion: r.rv, value: Buffer.from(r.value).toString('utf8') }]));
   } catch (err) {
     if (/no such table/.test(String(err))) return new Map();
     throw err;
