@@ -4,8 +4,10 @@ import { configOrExit, fatal } from '../shared/cli.js';
 import { LOG_LEVELS, createLogger } from '../shared/logger.js';
 import { stopOnSignals } from '../shared/module-runtime.js';
 import { softwareVersion } from '../shared/version.js';
-import { defaultEdgeCoreConfigText, loadEdgeCoreConfig } from './config.js';
+import { openDatabase } from '../shared/sqlite.js';
+import { defaultEdgeCoreConfigText, loadEdgeCoreConfig, type EdgeCoreConfig } from './config.js';
 import { EdgeCore } from './edgecore.js';
+import { MetaStore } from './metamanager/meta-store.js';
 
 const PROGRAM = 'edgecore';
 
@@ -48,6 +50,34 @@ const program = new Command()
       fatal(PROGRAM, err);
     }
     logger.info({ version: softwareVersion(), nodeName: config.nodeName }, 'edgecore ready');
+  });
+
+/** Reads the edge store directly: works whether or not edgecore runs, and without the cloud. */
+const withStore = <T>(fn: (store: MetaStore) => T): T => {
+  const opts = program.opts<Options>();
+  const config: EdgeCoreConfig = configOrExit(PROGRAM, () => loadEdgeCoreConfig({ file: opts.config }));
+  const db = openDatabase(config.database.path, { synchronous: config.database.synchronous });
+  try {
+    return fn(new MetaStore(db));
+  } finally {
+    db.close();
+  }
+};
+const objects = program.command('objects').description('what this edge holds (its SQLite store)');
+objects
+  .command('list [type]')
+  .description('key, resourceVersion and uid of every object (of one type, e.g. pod)')
+  .action((type?: string) => {
+    const items = withStore((s) => (type ? s.listByType(type).map((o) => ({ key: o.key, uid: o.uid, resourceVersion: o.resourceVersion })) : s.inventory()));
+    for (const o of items) process.stdout.write(`${o.key}\t${o.resourceVersion}\t${o.uid}\n`);
+  });
+objects
+  .command('get <key>')
+  .description('one object as JSON; key is <namespace>/<type>/<name>')
+  .action((key: string) => {
+    const object = withStore((s) => s.get(key));
+    if (!object) fatal(PROGRAM, new Error(`${key} is not in the edge store`));
+    process.stdout.write(`${JSON.stringify(JSON.parse(object.value.toString('utf8')), null, 2)}\n`);
   });
 
 program.parseAsync(process.argv).catch((err: unknown) => fatal(PROGRAM, err));
