@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs kubeedge-ts from this checkout: the compiled daemons and their production dependencies into
+# $PREFIX (default /opt/kubeedge-ts), `cloudcore` and `edgecore` commands into /usr/local/bin, the systemd
+# units, and default configs into /etc/kubeedge/config when none exist. DESTDIR stages into another root.
+#   build/install.sh                  # install
+#   sudo systemctl enable --now cloudcore        # on the cloud host
+#   sudo edgecore --token <token> ... then systemctl enable --now edgecore   # on an edge host
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PREFIX=${PREFIX:-/opt/kubeedge-ts}
+DESTDIR=${DESTDIR:-}
+ROOT="$DESTDIR$PREFIX"
+
+node build/scripts/prepare.mjs
+stage=$(mktemp -d)
+trap 'rm -rf "$stage"' EXIT
+cp -r package.json package-lock.json README.md dist node_modules "$stage/"
+# Drop dev dependencies but keep the compiled better-sqlite3 addon: edge hosts need no compiler.
+(cd "$stage" && npm prune --omit=dev --no-audit --no-fund >/dev/null)
+# better-sqlite3 needs only its compiled addon and lib/ at run time, not the SQLite sources and objects.
+bs="$stage/node_modules/better-sqlite3"
+find "$bs/build" -mindepth 1 -maxdepth 1 ! -name Release -exec rm -rf {} +
+find "$bs/build/Release" -mindepth 1 ! -name better_sqlite3.node -exec rm -rf {} + 2>/dev/null || true
+rm -rf "$bs/deps" "$bs/src"
+find "$stage/node_modules" -mindepth 1 -maxdepth 2 -type d -empty -delete
+mkdir -p "$ROOT" "$DESTDIR/usr/local/bin" "$DESTDIR/etc/systemd/system" "$DESTDIR/etc/kubeedge/config"
+rm -rf "$ROOT"
+cp -r "$stage" "$ROOT"
+for bin in cloudcore edgecore; do
+  printf '#!/bin/sh\nexec node %s/dist/%s/main.js "$@"\n' "$PREFIX" "$bin" > "$DESTDIR/usr/local/bin/$bin"
+  chmod 755 "$DESTDIR/usr/local/bin/$bin"
+  cp "build/systemd/$bin.service" "$DESTDIR/etc/systemd/system/$bin.service"
+  config="$DESTDIR/etc/kubeedge/config/$bin.yaml"
+  [ -e "$config" ] || node "$ROOT/dist/$bin/main.js" --print-default-config > "$config"
+done
+echo "installed into $ROOT; commands in $DESTDIR/usr/local/bin; units in $DESTDIR/etc/systemd/system"
