@@ -219,7 +219,8 @@ export class NodeSession implements SessionHandlers, WebSocketEvents {
     const marker = newMessage({ source: 'cloudhub', group: 'resource', operation: Operation.synced, resource: `${NULL_NAMESPACE}/node/${this.nodeName}`, content: { queued } });
     this.outbox.offer({ key: '', message: marker, enqueuedAtMs: performance.now() });
     this.state = 'live';
-    this.logger.info({ inventory: inventory.length, queued }, 'resync queued');
+    // Per-node detail: debug, or a 10,000-edge reconnect storm writes 10,000 lines for nothing new.
+    this.logger.debug({ inventory: inventory.length, queued }, 'resync queued');
     this.options.host.sessionLive(this);
     this.pump();
   }

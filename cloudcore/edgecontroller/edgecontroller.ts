@@ -79,7 +79,7 @@ export class EdgeController implements Module {
         return this.answerSync(message as Message<SyncRequest>);
       case Operation.connect:
       case 'disconnect':
-        this.deps.logger.info({ nodeId: (message.content as ConnectionEvent).nodeName, event: message.operation }, 'edge connection event');
+        this.deps.logger.debug({ nodeId: (message.content as ConnectionEvent).nodeName, event: message.operation }, 'edge connection event');
         return;
       case Operation.query:
         return this.answerQuery(message);

@@ -8,7 +8,7 @@
 //   storm_10000_s               kill -9 of cloudcore → all 10,000 edges reconnected and resynced
 //   idle_bytes_per_edge_per_min bytes on the wire (IP packets on loopback, in a network namespace) per idle edge
 import { fork, execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { CloudCore } from '../../cloudcore/cloudcore.js';
@@ -19,12 +19,14 @@ import { Operation, newMessage } from '../../shared/message.js';
 import { CertificateAuthority, generateKeyPair } from '../../shared/pki/certificate-authority.js';
 import { createBootstrapToken } from '../../shared/pki/bootstrap-token.js';
 import type { SimStart, SimStatus } from './edge-simulator.js';
-import { CLOUDCORE_BIN, EDGECORE_BIN, ROOT, benchDir, cleanup, note, percentile, report, rssKiB, sleep, start, writeCloudConfig, type Proc } from './bench-support.js';
+import { CLOUDCORE_BIN, EDGECORE_BIN, ROOT, benchDir, cleanup, cpuSeconds, note, percentile, report, rssKiB, sleep, start, writeCloudConfig, type Proc } from './bench-support.js';
 
 const args = new Map(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=') as [string, string]));
 const only = args.get('only')?.split(',');
 const want = (section: string): boolean => !only || only.includes(section);
 const STORM_EDGES = Number(args.get('edges') ?? 10_000);
+/** Simulator processes sharing the simulated fleet (on a 2-core machine they compete with cloudcore). */
+const SIMS = Number(args.get('sims') ?? 1);
 const NODE = 'bench-edge';
 
 async function main(): Promise<void> {
@@ -165,6 +167,23 @@ function startSim(): Sim {
   };
 }
 
+/** Several simulator processes seen as one: nodes are dealt round-robin, status and CPU are summed. */
+function startFleet(processes: number): Sim & { send(start: SimStart): void; cpuSeconds(): number; kill(): void } {
+  const sims = Array.from({ length: processes }, startSim);
+  return {
+    proc: sims[0]!.proc,
+    send(start) {
+      sims.forEach((sim, i) => sim.proc.send({ ...start, nodes: start.nodes.filter((_, n) => n % processes === i) }));
+    },
+    async status() {
+      const all = await Promise.all(sims.map((sim) => sim.status()));
+      return all.reduce((a, b) => ({ type: 'status', connected: a.connected + b.connected, synced: a.synced + b.synced, lastSyncedAtMs: Math.max(a.lastSyncedAtMs, b.lastSyncedAtMs), reconnects: a.reconnects + b.reconnects, failedConnects: a.failedConnects + b.failedConnects, rssKiB: a.rssKiB + b.rssKiB }));
+    },
+    cpuSeconds: () => sims.reduce((sum, sim) => sum + cpuSeconds(sim.proc.pid!), 0),
+    kill: () => sims.forEach((sim) => sim.proc.kill('SIGKILL')),
+  };
+}
+
 async function waitSynced(sim: Sim, count: number, timeoutMs: number): Promise<SimStatus> {
   const deadline = Date.now() + timeoutMs;
   let last = await sim.status();
@@ -208,8 +227,20 @@ function simStart(url: string, certs: Awaited<ReturnType<typeof issueCerts>>, no
   };
 }
 
+function threadCpu(pid: number): string {
+  const byName = new Map<string, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    const name = /\((.*)\)/.exec(stat)![1]!;
+    const fields = stat.split(') ')[1]!.split(' ');
+    byName.set(name, (byName.get(name) ?? 0) + (Number(fields[11]) + Number(fields[12])) / 100);
+  }
+  return [...byName].map(([n, s]) => `${n}: ${s.toFixed(1)}`).join(', ');
+}
+
 async function startCloudProcess(configPath: string, wrapper?: string[]): Promise<Proc> {
-  const proc = start(CLOUDCORE_BIN, ['--config', configPath, '--log-level', 'info'], { wrapper, nodeArgs: ['--max-old-space-size=4096'] });
+  const extra = process.env.KE_BENCH_CLOUD_NODE_ARGS?.split(' ') ?? [];
+  const proc = start(CLOUDCORE_BIN, ['--config', configPath, '--log-level', 'info'], { wrapper, nodeArgs: ['--max-old-space-size=4096', ...extra] });
   await proc.waitForLog((l) => l.msg === 'cloudcore ready');
   return proc;
 }
@@ -227,11 +258,11 @@ async function connectionsAndStorm(): Promise<void> {
   note(`issued ${names.length} node certificates in ${Math.round(performance.now() - t0)} ms`);
   await sleep(2_000);
   const baseline = rssKiB(cloud.child.pid!);
-  const sim = startSim();
+  const sim = startFleet(SIMS);
   const url = `wss://127.0.0.1:${files.hubPort}`;
 
   const first = Math.min(1_000, STORM_EDGES);
-  sim.proc.send(simStart(url, certs, certs.nodes.slice(0, first)));
+  sim.send(simStart(url, certs, certs.nodes.slice(0, first)));
   await waitSynced(sim, first, 120_000);
   await sleep(3_000);
   const rss1000 = rssKiB(cloud.child.pid!);
@@ -239,7 +270,7 @@ async function connectionsAndStorm(): Promise<void> {
 
   if (STORM_EDGES > first) {
     const t1 = performance.now();
-    sim.proc.send(simStart(url, certs, certs.nodes.slice(first)));
+    sim.send(simStart(url, certs, certs.nodes.slice(first)));
     await waitSynced(sim, STORM_EDGES, 600_000);
     note(`${STORM_EDGES} edges connected and synced from cold in ${Math.round((performance.now() - t1) / 100) / 10} s`);
     await sleep(5_000);
@@ -249,6 +280,7 @@ async function connectionsAndStorm(): Promise<void> {
 
   if (want('storm')) {
     const before = await sim.status();
+    const simCpuBefore = sim.cpuSeconds();
     const killedAt = Date.now();
     cloud.child.kill('SIGKILL');
     await cloud.exited;
@@ -257,15 +289,26 @@ async function connectionsAndStorm(): Promise<void> {
     // Wait until every edge noticed the loss, reconnected and finished a resync after the restart.
     const deadline = Date.now() + 600_000;
     let status = await sim.status();
+    let lastNote = 0;
     while (!(status.synced === STORM_EDGES && status.lastSyncedAtMs > readyAt && status.reconnects >= before.reconnects + STORM_EDGES)) {
       if (Date.now() > deadline) throw new Error(`storm did not converge: ${JSON.stringify(status)}`);
+      if (Date.now() - lastNote > 2_000) {
+        note(`storm +${((Date.now() - killedAt) / 1000).toFixed(1)} s: synced ${status.synced}, connected ${status.connected}, failed connects ${status.failedConnects - before.failedConnects}`);
+        lastNote = Date.now();
+      }
       await sleep(200);
       status = await sim.status();
     }
-    report(`storm_${STORM_EDGES}_s`, (status.lastSyncedAtMs - killedAt) / 1000, 's', { cloudcoreStartS: (readyAt - killedAt) / 1000, failedConnects: status.failedConnects - before.failedConnects });
+    // Where the time went: a storm on 2 cores is bound by TLS handshakes on both ends.
+    const cloudCpuS = cpuSeconds(cloud.child.pid!);
+    if (process.env.KE_BENCH_DEBUG) note(`cloudcore threads (name: cpu s): ${threadCpu(cloud.child.pid!)}`);
+    const simCpuS = sim.cpuSeconds() - simCpuBefore;
+    report(`storm_${STORM_EDGES}_s`, (status.lastSyncedAtMs - killedAt) / 1000, 's', { simulators: SIMS, cloudcoreStartS: (readyAt - killedAt) / 1000, failedConnects: status.failedConnects - before.failedConnects, cloudcoreCpuS: cloudCpuS, simulatorCpuS: Math.round(simCpuS * 10) / 10 });
   }
-  sim.proc.kill('SIGKILL');
-  cloud.child.kill('SIGKILL');
+  sim.kill();
+  // SIGTERM: a graceful stop lets a profiled cloudcore (KE_BENCH_CLOUD_NODE_ARGS=--cpu-prof) write its profile.
+  cloud.child.kill('SIGTERM');
+  await Promise.race([cloud.exited, sleep(10_000)]);
 }
 
 /** Counts IP bytes on loopback inside a private network namespace: every packet, headers and ACKs included. */
