@@ -1,4 +1,4 @@
-import { loadConfig, renderDefaultConfig, type ConfigSources } from '../shared/config/loader.js';
+import { keepaliveProblems, loadConfig, renderDefaultConfig, type ConfigSources } from '../shared/config/loader.js';
 import { bool, int, oneOf, str, strList, type ConfigOf } from '../shared/config/schema.js';
 import { LOG_LEVELS } from '../shared/logger.js';
 
@@ -47,9 +47,7 @@ export function loadCloudCoreConfig(sources: ConfigSources): CloudCoreConfig {
   return loadConfig(cloudCoreSchema(), sources, (c) => {
     const hub = c.modules.cloudHub;
     const problems: string[] = [];
-    if (hub.sessionTimeoutMs <= hub.heartbeatIntervalMs) {
-      problems.push(`modules.cloudHub.sessionTimeoutMs (${hub.sessionTimeoutMs}) must be larger than heartbeatIntervalMs (${hub.heartbeatIntervalMs})`);
-    }
+    problems.push(...keepaliveProblems('modules.cloudHub', hub));
     if (hub.port !== 0 && hub.port === hub.certServerPort && hub.address === hub.certServerAddress) {
       problems.push(`modules.cloudHub.port and certServerPort are both ${hub.port}`);
     }

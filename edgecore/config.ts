@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { loadConfig, renderDefaultConfig, type ConfigSources } from '../shared/config/loader.js';
+import { keepaliveProblems, loadConfig, renderDefaultConfig, type ConfigSources } from '../shared/config/loader.js';
 import { bool, int, oneOf, str, type ConfigOf } from '../shared/config/schema.js';
 import { LOG_LEVELS } from '../shared/logger.js';
 
@@ -50,9 +50,7 @@ export function loadEdgeCoreConfig(sources: ConfigSources): EdgeCoreConfig {
   return loadConfig(edgeCoreSchema(), sources, (c) => {
     const hub = c.modules.edgeHub;
     const problems: string[] = [];
-    if (hub.sessionTimeoutMs <= hub.heartbeatIntervalMs) {
-      problems.push(`modules.edgeHub.sessionTimeoutMs (${hub.sessionTimeoutMs}) must be larger than heartbeatIntervalMs (${hub.heartbeatIntervalMs})`);
-    }
+    problems.push(...keepaliveProblems('modules.edgeHub', hub));
     if (hub.reconnectMaxDelayMs < hub.reconnectInitialDelayMs) {
       problems.push('modules.edgeHub.reconnectMaxDelayMs must not be below reconnectInitialDelayMs');
     }

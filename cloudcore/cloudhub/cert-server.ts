@@ -1,9 +1,9 @@
 import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../../shared/logger.js';
+import { closeServer, listen } from './listening.js';
 import { AuthError, EdgeError } from '../../shared/errors.js';
 import { CertificateAuthority, nodeNameFromCommonName, type PemPair } from '../../shared/pki/certificate-authority.js';
 import { verifyBootstrapJwt } from '../../shared/pki/bootstrap-token.js';
@@ -49,18 +49,12 @@ export class CertServer {
     });
   }
 
-  async listen(): Promise<AddressInfo> {
-    this.server.listen(this.options.port, this.options.address);
-    await once(this.server, 'listening');
-    return this.server.address() as AddressInfo;
+  listen(): Promise<AddressInfo> {
+    return listen(this.server, this.options.port, this.options.address);
   }
 
-  async close(): Promise<void> {
-    if (!this.server.listening) return;
-    const closed = once(this.server, 'close');
-    this.server.close();
-    this.server.closeAllConnections();
-    await closed;
+  close(): Promise<void> {
+    return closeServer(this.server);
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {

@@ -3,9 +3,9 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
-import { once } from 'node:events';
 import { constants } from 'node:crypto';
 import type { Logger } from '../../shared/logger.js';
+import { closeServer, listen } from './listening.js';
 import { nodeNameFromCommonName, type PemPair } from '../../shared/pki/certificate-authority.js';
 import { WebSocketConnection, acceptUpgrade } from './websocket-connection.js';
 
@@ -68,18 +68,12 @@ export class HubServer {
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(req, socket as TLSSocket, head));
   }
 
-  async listen(): Promise<AddressInfo> {
-    this.server.listen({ port: this.options.port, host: this.options.address, backlog: 4096 });
-    await once(this.server, 'listening');
-    return this.server.address() as AddressInfo;
+  listen(): Promise<AddressInfo> {
+    return listen(this.server, this.options.port, this.options.address, 4096);
   }
 
-  async close(): Promise<void> {
-    if (!this.server.listening) return;
-    const closed = once(this.server, 'close');
-    this.server.close();
-    this.server.closeAllConnections();
-    await closed;
+  close(): Promise<void> {
+    return closeServer(this.server);
   }
 
   private upgrade(req: IncomingMessage, socket: TLSSocket, head: Buffer): void {

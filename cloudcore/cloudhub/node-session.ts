@@ -1,7 +1,7 @@
 import type { Bus } from '../../shared/bus.js';
 import type { Logger } from '../../shared/logger.js';
 import { ChannelSession, type SessionHandlers, type Transport } from '../../shared/channel/session.js';
-import { decodeInventory, decodeMessage, encodeMessage } from '../../shared/channel/codec.js';
+import { decodeInventory, encodeMessage } from '../../shared/channel/codec.js';
 import { GoAwayCode, PROTOCOL_VERSION, StreamId, type Hello, type InventoryItem, type Settings } from '../../shared/channel/frame.js';
 import type { ReceivedMessage } from '../../shared/channel/streams.js';
 import { ConnectionError, EdgeError, ProtocolError } from '../../shared/errors.js';
@@ -137,13 +137,8 @@ export class NodeSession implements SessionHandlers, WebSocketEvents {
   }
 
   onMessage(stream: number, received: ReceivedMessage, release: () => void): void {
-    let message: Message;
-    try {
-      message = decodeMessage(received.data);
-    } catch (err) {
-      this.channel.fail(err as ProtocolError);
-      return;
-    }
+    const message = this.channel.decodeOrFail(received.data);
+    if (!message) return;
     switch (stream) {
       case StreamId.objects:
         release();

@@ -1,7 +1,7 @@
 import type { Bus } from '../../shared/bus.js';
 import type { Logger } from '../../shared/logger.js';
 import { ChannelSession, type Transport } from '../../shared/channel/session.js';
-import { decodeEnvelope, decodeEnvelopeRaw, encodeInventory, encodeMessage } from '../../shared/channel/codec.js';
+import { decodeEnvelopeRaw, decodeMessage, encodeInventory, encodeMessage } from '../../shared/channel/codec.js';
 import { StreamId, type Hello, type InventoryItem, type Settings } from '../../shared/channel/frame.js';
 import type { ReceivedMessage } from '../../shared/channel/streams.js';
 import { ConnectionError, EdgeError, IllegalStateError, ProtocolError, TimeoutError } from '../../shared/errors.js';
@@ -151,13 +151,8 @@ export class EdgeSession {
       }
       return;
     }
-    let message: Message;
-    try {
-      message = decodeEnvelope(received.data).message;
-    } catch (err) {
-      this.channel.fail(err as ProtocolError);
-      return;
-    }
+    const message = this.channel.decodeOrFail(received.data);
+    if (!message) return;
     switch (stream) {
       case StreamId.rpc:
         release();
@@ -181,7 +176,7 @@ export class EdgeSession {
       try {
         for (const b of batch) {
           const { message, content } = decodeEnvelopeRaw(b.data);
-          if (message.operation === Operation.synced) synced = (decodeEnvelope(b.data).message.content as { queued?: number } | undefined)?.queued ?? 0;
+          if (message.operation === Operation.synced) synced = (decodeMessage(b.data).content as { queued?: number } | undefined)?.queued ?? 0;
           else {
             const change = this.toChange(message, content);
             if (change) changes.push(change);

@@ -71,18 +71,7 @@ function validateFrame(f: Frame, maxPayloadBytes: number): void {
 
 export function encodeMessage(message: Message): Uint8Array {
   const raw = message.content instanceof Uint8Array;
-  return writeEnvelope({
-    id: message.id,
-    parentId: message.parentId,
-    timestampMs: Math.max(0, Math.trunc(message.timestampMs)),
-    resourceVersion: message.resourceVersion,
-    source: message.source,
-    group: message.group,
-    operation: message.operation,
-    resource: message.resource,
-    content: raw ? (message.content as Uint8Array) : message.content === undefined ? '' : JSON.stringify(message.content),
-    raw,
-  });
+  return writeEnvelope(message, raw ? (message.content as Uint8Array) : message.content === undefined ? '' : JSON.stringify(message.content), raw);
 }
 
 interface WireMessage {
@@ -99,7 +88,14 @@ interface WireMessage {
 }
 
 export function decodeMessage(bytes: Uint8Array): Message {
-  return decodeEnvelope(bytes).message;
+  const { message, content, raw } = decodeEnvelopeRaw(bytes);
+  if (raw) return { ...message, content };
+  if (content.length === 0) return message;
+  try {
+    return { ...message, content: JSON.parse(Buffer.from(content.buffer, content.byteOffset, content.length).toString('utf8')) as unknown };
+  } catch (err) {
+    throw new ProtocolError(`message ${message.id} (${message.operation} ${message.resource}) has content that is not JSON`, 'ERR_INVALID_MESSAGE', { cause: err });
+  }
 }
 
 /**
@@ -127,43 +123,6 @@ export function decodeEnvelopeRaw(bytes: Uint8Array): { message: Message<undefin
     content: undefined,
   };
   return { message, content: asBytes(wire.content), raw: wire.encoding === 1 };
-}
-
-/** Like decodeMessage, and also returns the content's JSON text as it arrived (undefined for raw content). */
-export function decodeEnvelope(bytes: Uint8Array): { message: Message; json: string | undefined } {
-  const { message: type } = load();
-  let wire: WireMessage;
-  try {
-    wire = type.decode(bytes) as unknown as WireMessage;
-  } catch (err) {
-    throw new ProtocolError(`malformed message envelope: ${(err as Error).message}`, 'ERR_INVALID_MESSAGE', { cause: err });
-  }
-  let content: unknown;
-  let json: string | undefined;
-  const raw = asBytes(wire.content);
-  if (wire.encoding === 1) content = raw;
-  else if (raw.length === 0) content = undefined;
-  else {
-    try {
-      json = Buffer.from(raw.buffer, raw.byteOffset, raw.length).toString('utf8');
-      content = JSON.parse(json);
-    } catch (err) {
-      throw new ProtocolError(`message ${wire.id} (${wire.operation} ${wire.resource}) has content that is not JSON`, 'ERR_INVALID_MESSAGE', { cause: err });
-    }
-  }
-  if (!wire.id) throw new ProtocolError('message without id', 'ERR_INVALID_MESSAGE');
-  const message = {
-    id: wire.id,
-    parentId: wire.parentId,
-    timestampMs: Number(wire.timestampMs),
-    resourceVersion: wire.resourceVersion,
-    source: wire.source,
-    group: wire.group,
-    operation: wire.operation,
-    resource: wire.resource,
-    content,
-  };
-  return { message, json };
 }
 
 export function encodeHello(hello: Hello): Uint8Array {

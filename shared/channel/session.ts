@@ -1,5 +1,6 @@
 import { ConnectionError, EdgeError, IllegalStateError, ProtocolError, asError } from '../errors.js';
-import { decodeFrames, decodeHello, encodeFrames, encodeHello } from './codec.js';
+import { decodeFrames, decodeHello, decodeMessage, encodeFrames, encodeHello } from './codec.js';
+import type { Message } from '../message.js';
 import {
   FIRST_DYNAMIC_STREAM,
   FrameType,
@@ -146,6 +147,16 @@ export class ChannelSession {
     if (this.status === 'closed') return;
     const clean = code === CloseCode.normal || code === 1001;
     this.finish(clean ? undefined : new ConnectionError(`connection closed by peer (code ${code}${reason ? `: ${reason}` : ''})`));
+  }
+
+  /** Decodes a received envelope; a malformed one fails the session (the peer broke the protocol). */
+  decodeOrFail(data: Uint8Array): Message | undefined {
+    try {
+      return decodeMessage(data);
+    } catch (err) {
+      this.fail(err instanceof EdgeError ? err : new ProtocolError(asError(err).message, 'ERR_INVALID_MESSAGE', { cause: err }));
+      return undefined;
+    }
   }
 
   /** Queues a message; returns its seq. Check `writable()` to respect the high-water mark. */

@@ -2,6 +2,7 @@
 // writer op per field and every frame batch was copied three times; this sizes the output first and writes
 // each payload once. Field order and default-omission match protobufjs, so the bytes are identical (a test
 // checks it against protobufjs on random input). Decoding stays with protobufjs.
+import type { Message } from '../message.js';
 import type { FrameInit } from './frame.js';
 
 const WIRE_VARINT = 0;
@@ -104,39 +105,26 @@ export function writeFrames(frames: readonly FrameInit[]): Buffer {
   return w.buf;
 }
 
-export interface EnvelopeFields {
-  id: string;
-  parentId: string;
-  timestampMs: number;
-  resourceVersion: string;
-  source: string;
-  group: string;
-  operation: string;
-  resource: string;
-  /** JSON text, or raw bytes. */
-  content: string | Uint8Array;
-  raw: boolean;
-}
-
-/** The Message envelope (proto/channel.proto) with its content written once. */
-export function writeEnvelope(m: EnvelopeFields): Buffer {
+/** The Message envelope (proto/channel.proto); `content` is the JSON text or the raw bytes, written once. */
+export function writeEnvelope(m: Omit<Message, 'content'>, content: string | Uint8Array, raw: boolean): Buffer {
+  const timestampMs = Math.max(0, Math.trunc(m.timestampMs));
   const strings = [m.id, m.parentId, m.resourceVersion, m.source, m.group, m.operation, m.resource];
   const lengths = strings.map((s) => Buffer.byteLength(s));
-  const contentBytes = typeof m.content === 'string' ? Buffer.byteLength(m.content) : m.content.length;
+  const contentBytes = typeof content === 'string' ? Buffer.byteLength(content) : content.length;
   const size =
-    lenSize(1, lengths[0]!) + lenSize(2, lengths[1]!) + uintSize(3, m.timestampMs) + lenSize(4, lengths[2]!) + lenSize(5, lengths[3]!) +
-    lenSize(6, lengths[4]!) + lenSize(7, lengths[5]!) + lenSize(8, lengths[6]!) + lenSize(9, contentBytes) + uintSize(10, m.raw ? 1 : 0);
+    lenSize(1, lengths[0]!) + lenSize(2, lengths[1]!) + uintSize(3, timestampMs) + lenSize(4, lengths[2]!) + lenSize(5, lengths[3]!) +
+    lenSize(6, lengths[4]!) + lenSize(7, lengths[5]!) + lenSize(8, lengths[6]!) + lenSize(9, contentBytes) + uintSize(10, raw ? 1 : 0);
   const w = new ByteWriter(Buffer.allocUnsafe(size));
   w.string(1, m.id, lengths[0]!);
   w.string(2, m.parentId, lengths[1]!);
-  w.uint(3, m.timestampMs);
+  w.uint(3, timestampMs);
   w.string(4, m.resourceVersion, lengths[2]!);
   w.string(5, m.source, lengths[3]!);
   w.string(6, m.group, lengths[4]!);
   w.string(7, m.operation, lengths[5]!);
   w.string(8, m.resource, lengths[6]!);
-  if (typeof m.content === 'string') w.string(9, m.content, contentBytes);
-  else w.bytes(9, m.content);
-  w.uint(10, m.raw ? 1 : 0);
+  if (typeof content === 'string') w.string(9, content, contentBytes);
+  else w.bytes(9, content);
+  w.uint(10, raw ? 1 : 0);
   return w.buf;
 }

@@ -119,6 +119,13 @@ function deepFreeze<T>(value: T): T {
   return value;
 }
 
+/** The cross-check both daemons make on their keepalive settings. */
+export function keepaliveProblems(path: string, settings: { heartbeatIntervalMs: number; sessionTimeoutMs: number }): string[] {
+  return settings.sessionTimeoutMs > settings.heartbeatIntervalMs
+    ? []
+    : [`${path}.sessionTimeoutMs (${settings.sessionTimeoutMs}) must be larger than heartbeatIntervalMs (${settings.heartbeatIntervalMs})`];
+}
+
 /** The complete default config as YAML, each key preceded by its documentation. */
 export function renderDefaultConfig(schema: Schema, header: string): string {
   const lines = header.split('\n').map((l) => `# ${l}`.trimEnd());

@@ -5,8 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
-import net from 'node:net';
 import { stringify } from 'yaml';
+import { freePort } from '../support/ports.js';
+
+export { freePort };
 
 /** The repository root, whether this runs compiled (dist/test/bench) or from source (test/bench). */
 export const ROOT = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../../..' : '../..', import.meta.url));
@@ -42,14 +44,6 @@ export function benchDir(): string {
   const dir = mkdtempSync(join(tmpdir(), 'ke-bench-'));
   onExit(() => rmSync(dir, { recursive: true, force: true }));
   return dir;
-}
-
-export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 export interface Proc {

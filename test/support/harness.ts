@@ -4,20 +4,13 @@ import { join } from 'node:path';
 import net from 'node:net';
 import { onTestFinished } from 'vitest';
 
+export { freePort } from './ports.js';
+
 /** A temp folder removed when the current test ends. */
 export function tempDir(prefix = 'ke-'): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
   return dir;
-}
-
-/** A port free right now (bound and released); used where a daemon must come back on the same port. */
-export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 /** Retries `check` until it stops throwing, or rethrows its last error after `timeoutMs`. */
