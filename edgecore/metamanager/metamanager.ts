@@ -42,7 +42,13 @@ export class MetaManager implements Module {
     const { bus } = this.deps;
     switch (message.operation) {
       case Operation.apply:
-        bus.respond(message, responseTo<ApplyResult[]>(message, this.name, this.metaStore.apply(message.content as ObjectChange[])));
+        try {
+          bus.respond(message, responseTo<ApplyResult[]>(message, this.name, this.metaStore.apply(message.content as ObjectChange[])));
+        } catch (err) {
+          // Disk full, I/O error: nothing was committed, so nothing is ACKed and the resync brings it again.
+          this.deps.logger.error({ err }, 'cannot commit objects to the edge store');
+          bus.respond(message, errorResponseTo(message, this.name, err as Error));
+        }
         return;
       case Operation.inventory:
         bus.respond(message, responseTo(message, this.name, this.metaStore.inventory()));

@@ -115,6 +115,20 @@ describe('bad input at the hub (real cloudcore)', () => {
   });
 });
 
+describe('node limit', () => {
+  it('refuses edges beyond the node limit with 503 and keeps the admitted one', async () => {
+    const dir = tempDir();
+    const cloud = await startCloud(await cloudSetup(dir, { cloudHub: { nodeLimit: 1 } }));
+    const token = await cloud.token();
+    const first = await startEdgeInProcess(edgeSetup(dir, 'first', cloud.setup), token);
+    await eventually(() => expect(first.edgeHub.status).toMatchObject({ type: 'connected', synced: true }));
+    const second = await startEdgeInProcess(edgeSetup(dir, 'second', cloud.setup), token);
+    await eventually(() => expect(second.edgeHub.status).toMatchObject({ type: 'disconnected', lastError: expect.stringMatching(/503 node limit 1 reached/) }));
+    await eventually(() => expect(cloud.logs.some((l) => l.msg === 'edge refused' && l.nodeId === 'second')).toBe(true));
+    expect(first.edgeHub.status.type).toBe('connected');
+  });
+});
+
 describe('bad configuration files', () => {
   it('reports every problem at once and exits 2 before starting', async () => {
     const dir = tempDir();
