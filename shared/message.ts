@@ -103,9 +103,6 @@ export function parseEdgeResource(resource: string): EdgeResource {
   return name === undefined ? { namespace, type } : { namespace, type, name };
 }
 
-export function formatEdgeResource(r: EdgeResource): string {
-  return r.name === undefined ? `${r.namespace}/${r.type}` : `${r.namespace}/${r.type}/${r.name}`;
-}
 
 /** `node/<node>/<edge resource>`: how cloud modules address a node's object. */
 export function toCloudResource(nodeName: string, edgeResource: string): string {

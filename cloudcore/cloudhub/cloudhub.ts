@@ -58,10 +58,6 @@ export class CloudHub implements Module, SessionHost {
     return this.ca;
   }
 
-  connectedNodes(): string[] {
-    return [...this.sessions.keys()];
-  }
-
   session(nodeName: string): NodeSession | undefined {
     return this.sessions.get(nodeName);
   }

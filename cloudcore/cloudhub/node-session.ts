@@ -53,7 +53,6 @@ export class NodeSession implements SessionHandlers, WebSocketEvents {
   readonly channel: ChannelSession;
   readonly outbox = new NodeOutbox();
   state: NodeSessionState = 'handshaking';
-  readonly connectedAtMs = Date.now();
 
   constructor(readonly options: NodeSessionOptions) {
     this.channel = new ChannelSession({

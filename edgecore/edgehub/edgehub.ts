@@ -11,7 +11,7 @@ import { ConnectionError, asError } from '../../shared/errors.js';
 import { Operation, errorResponseTo, newMessage, type Message } from '../../shared/message.js';
 import { softwareVersion } from '../../shared/version.js';
 import type { EdgeCoreConfig } from '../config.js';
-import { CertManager, type TlsMaterial } from './cert-manager.js';
+import { CertManager } from './cert-manager.js';
 import { EdgeSession, type SessionEnd } from './edge-session.js';
 import { UpstreamOutbox } from './upstream-outbox.js';
 
@@ -82,10 +82,6 @@ export class EdgeHub implements Module {
     await this.loop;
     if (this.deps.bus.has(this.name)) this.deps.bus.unregister(this.name);
     this.status = { type: 'stopped' };
-  }
-
-  get tls(): TlsMaterial {
-    return this.certs.current;
   }
 
   pendingUpstream(): number {

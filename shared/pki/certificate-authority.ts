@@ -1,4 +1,4 @@
-import { createHash, createPrivateKey, randomBytes, webcrypto, X509Certificate as NodeX509 } from 'node:crypto';
+import { createHash, createPrivateKey, randomBytes, webcrypto } from 'node:crypto';
 import { isIP } from 'node:net';
 // @peculiar/x509 resolves its algorithm providers through tsyringe, which needs the Reflect metadata API.
 import 'reflect-metadata';
@@ -189,16 +189,8 @@ export function nodeNameFromCommonName(cn: string | undefined): string | undefin
   return /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(name) ? name : undefined;
 }
 
-export function pemToDer(pem: string): Buffer {
-  return Buffer.from(new x509.X509Certificate(pem).rawData);
-}
 
 export function derToPem(der: Uint8Array): string {
   return new x509.X509Certificate(Buffer.from(der)).toString('pem');
 }
 
-/** Validity of a PEM certificate, via Node's parser. */
-export function certificateValidity(pem: string): { notBefore: Date; notAfter: Date; subject: string } {
-  const cert = new NodeX509(pem);
-  return { notBefore: new Date(cert.validFrom), notAfter: new Date(cert.validTo), subject: cert.subject };
-}
