@@ -7,7 +7,7 @@ export default defineConfig({
     // Integration tests start real daemons; several at once would fight over 2 cores.
     fileParallelism: false,
     testTimeout: 120_000,
-    hookTimeout: 120_000,
+    hookTimeout: 300_000,
     reporters: ['default'],
   },
 });

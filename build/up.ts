@@ -88,7 +88,7 @@ async function main(): Promise<void> {
         caCertFile: join(DIR, 'cloud', 'ca', 'rootCA.crt'), caKeyFile: join(DIR, 'cloud', 'ca', 'rootCA.key'),
         serverCertFile: join(DIR, 'cloud', 'certs', 'server.crt'), serverKeyFile: join(DIR, 'cloud', 'certs', 'server.key'),
       },
-      edgeController: { localStorePath: join(DIR, 'cloud', 'objects.db') },
+      edgeController: { source: 'local', localStorePath: join(DIR, 'cloud', 'objects.db') },
     },
   }));
   writeFileSync(edgeConfig, stringify({

@@ -1,10 +1,18 @@
 import { Bus } from '../shared/bus.js';
 import type { Logger } from '../shared/logger.js';
 import { ModuleRuntime, type Module } from '../shared/module-runtime.js';
+import type { CaSource } from '../shared/pki/ca-source.js';
 import { softwareVersion } from '../shared/version.js';
 import type { CloudCoreConfig } from './config.js';
 import { CloudHub, type CloudHubObserver } from './cloudhub/cloudhub.js';
+import { FileCa, loadOrCreateCa } from './cloudhub/ca-files.js';
 import { EdgeController } from './edgecontroller/edgecontroller.js';
+import { KubeSource } from './edgecontroller/kube-source.js';
+import { LocalSource } from './edgecontroller/local-source.js';
+import type { ObjectSource } from './edgecontroller/object-source.js';
+import { createKubeClients, type KubeClients } from './kube/kube-client.js';
+import { TokenBucket } from './kube/rate-limiter.js';
+import { SecretCa } from './kube/secret-ca.js';
 
 export interface CloudCoreOptions {
   config: CloudCoreConfig;
@@ -12,22 +20,34 @@ export interface CloudCoreOptions {
   observer?: CloudHubObserver;
 }
 
-/** Wires cloudcore's modules. Controllers start before CloudHub so the first edge's resync finds them. */
+/**
+ * Wires cloudcore's modules. With the `kubernetes` source the CA lives in a Secret shared by replicas;
+ * controllers start before CloudHub so the first edge's resync finds them.
+ */
 export class CloudCore {
   readonly bus: Bus;
   readonly cloudHub: CloudHub;
   readonly edgeController: EdgeController | undefined;
+  readonly kube: KubeClients | undefined;
   private readonly runtime: ModuleRuntime;
 
+  /** Throws a ConfigError when the cluster credentials cannot be loaded. */
   constructor(options: CloudCoreOptions) {
     const { config, logger } = options;
+    const ec = config.modules.edgeController;
     this.bus = new Bus({ logger: logger.child({ module: 'bus' }) });
+    this.kube = ec.enable && ec.source === 'kubernetes' ? createKubeClients({ kubeconfig: config.kubeAPI.kubeconfig }) : undefined;
     const modules: Module[] = [];
-    if (config.modules.edgeController.enable) {
-      this.edgeController = new EdgeController({ config: config.modules.edgeController, bus: this.bus, logger: logger.child({ module: 'edgecontroller' }) });
+    if (ec.enable) {
+      const controllerLogger = logger.child({ module: 'edgecontroller' });
+      const source: ObjectSource = this.kube
+        ? new KubeSource({ clients: this.kube, limiter: new TokenBucket(config.kubeAPI.qps, config.kubeAPI.burst), logger: controllerLogger, leaseDurationSeconds: ec.leaseDurationSeconds, leaseRenewIntervalMs: ec.leaseRenewIntervalMs, nodeStatusRefreshMs: ec.nodeStatusRefreshMs })
+        : new LocalSource({ path: ec.localStorePath, pollIntervalMs: ec.pollIntervalMs, logger: controllerLogger });
+      this.edgeController = new EdgeController({ source, bus: this.bus, logger: controllerLogger });
       modules.push(this.edgeController);
     }
-    this.cloudHub = new CloudHub({ config: config.modules.cloudHub, bus: this.bus, logger: logger.child({ module: 'cloudhub' }), softwareVersion: softwareVersion(), observer: options.observer });
+    const hubLogger = logger.child({ module: 'cloudhub' });
+    this.cloudHub = new CloudHub({ config: config.modules.cloudHub, caSource: caSource(config, this.kube, hubLogger), bus: this.bus, logger: hubLogger, softwareVersion: softwareVersion(), observer: options.observer });
     modules.push(this.cloudHub);
     this.runtime = new ModuleRuntime({ modules, logger });
   }
@@ -40,4 +60,12 @@ export class CloudCore {
     await this.runtime.stop();
     this.bus.close();
   }
+}
+
+/** The CA in its files, or (on a cluster) in Secret kubeedge/casecret unless files were put in place. */
+export function caSource(config: CloudCoreConfig, kube: KubeClients | undefined, logger: Logger): CaSource {
+  const hub = config.modules.cloudHub;
+  const files = { caCertFile: hub.caCertFile, caKeyFile: hub.caKeyFile, serverCertFile: hub.serverCertFile, serverKeyFile: hub.serverKeyFile };
+  if (!kube) return new FileCa(files, logger);
+  return new SecretCa({ core: kube.core, logger, files: { certFile: hub.caCertFile, keyFile: hub.caKeyFile, load: () => loadOrCreateCa(files, logger) } });
 }

@@ -8,6 +8,11 @@ const MiB = 1024 * 1024;
 export function cloudCoreSchema() {
   return {
     logLevel: oneOf(LOG_LEVELS, 'info', 'Log level.'),
+    kubeAPI: {
+      kubeconfig: str('', 'kubeconfig of the cluster; empty means in-cluster (service account) when cloudcore runs in a pod.', { allowEmpty: true }),
+      qps: int(100, 'Requests per second cloudcore may send to the API server (status, leases, nodes).', { min: 1 }),
+      burst: int(200, 'Requests cloudcore may send at once above qps.', { min: 1 }),
+    },
     modules: {
       cloudHub: {
         address: str('0.0.0.0', 'Address of the edge-facing WebSocket hub (wss, mutual TLS).'),
@@ -33,9 +38,12 @@ export function cloudCoreSchema() {
       },
       edgeController: {
         enable: bool(true, 'Sync pods, configmaps, secrets and nodes with edges.'),
-        source: oneOf(['local'] as const, 'local', 'Where desired objects come from: `local` is a SQLite object store for standalone use and tests (the Kubernetes source arrives with cluster support).'),
+        source: oneOf(['kubernetes', 'local'] as const, 'kubernetes', 'Where desired objects come from: `kubernetes` (pods, configmaps, secrets and nodes of the cluster in kubeAPI) or `local`, a SQLite object store for running without a cluster.'),
         localStorePath: str('/var/lib/kubeedge/cloudcore-objects.db', 'SQLite file of the local object store.'),
         pollIntervalMs: int(50, 'How often the local object store is checked for changes.', { min: 5 }),
+        leaseDurationSeconds: int(40, 'Lease duration of edge nodes (kubelet default), renewed by cloudcore while the edge is connected.', { min: 5 }),
+        leaseRenewIntervalMs: int(10_000, 'How often cloudcore renews a connected edge node\'s Lease (6 API writes a minute per idle node).', { min: 1_000 }),
+        nodeStatusRefreshMs: int(300_000, 'Node status is patched when it changes, and at least this often (kubelet nodeStatusReportFrequency).', { min: 10_000 }),
       },
     },
   };
@@ -48,6 +56,10 @@ export function loadCloudCoreConfig(sources: ConfigSources): CloudCoreConfig {
     const hub = c.modules.cloudHub;
     const problems: string[] = [];
     problems.push(...keepaliveProblems('modules.cloudHub', hub));
+    const ec = c.modules.edgeController;
+    if (ec.leaseRenewIntervalMs >= ec.leaseDurationSeconds * 1000) {
+      problems.push(`modules.edgeController.leaseRenewIntervalMs (${ec.leaseRenewIntervalMs}) must be shorter than leaseDurationSeconds (${ec.leaseDurationSeconds} s)`);
+    }
     if (hub.port !== 0 && hub.port === hub.certServerPort && hub.address === hub.certServerAddress) {
       problems.push(`modules.cloudHub.port and certServerPort are both ${hub.port}`);
     }

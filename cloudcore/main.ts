@@ -8,19 +8,23 @@ import { stopOnSignals } from '../shared/module-runtime.js';
 import { createBootstrapToken } from '../shared/pki/bootstrap-token.js';
 import { softwareVersion } from '../shared/version.js';
 import { defaultCloudCoreConfigText, loadCloudCoreConfig, type CloudCoreConfig } from './config.js';
-import { CloudCore } from './cloudcore.js';
-import { loadOrCreateCa } from './cloudhub/ca-files.js';
+import { CloudCore, caSource } from './cloudcore.js';
+import { createKubeClients } from './kube/kube-client.js';
 import { LocalObjectStore } from './edgecontroller/local-object-store.js';
 
 interface GlobalOptions {
   config?: string;
   logLevel?: string;
+  kubeconfig?: string;
 }
 
 const PROGRAM = 'cloudcore';
 
 function loadConfig(opts: GlobalOptions): CloudCoreConfig {
-  return configOrExit(PROGRAM, () => loadCloudCoreConfig({ file: opts.config, overrides: opts.logLevel ? { logLevel: opts.logLevel } : {} }));
+  const overrides: Record<string, unknown> = {};
+  if (opts.logLevel) overrides.logLevel = opts.logLevel;
+  if (opts.kubeconfig) overrides.kubeAPI = { kubeconfig: opts.kubeconfig };
+  return configOrExit(PROGRAM, () => loadCloudCoreConfig({ file: opts.config, overrides }));
 }
 
 const program = new Command()
@@ -29,6 +33,7 @@ const program = new Command()
   .version(softwareVersion())
   .option('-c, --config <file>', 'YAML config file (see --print-default-config)')
   .addOption(new Option('--log-level <level>', 'overrides logLevel').choices(LOG_LEVELS))
+  .option('--kubeconfig <file>', 'kubeconfig of the cluster (overrides kubeAPI.kubeconfig)')
   .option('--print-default-config', 'print a complete, commented config and exit')
   .action(async (opts: GlobalOptions & { printDefaultConfig?: boolean }) => {
     if (opts.printDefaultConfig) {
@@ -37,7 +42,7 @@ const program = new Command()
     }
     const config = loadConfig(opts);
     const logger = createLogger({ name: PROGRAM, level: config.logLevel });
-    const cloudcore = new CloudCore({ config, logger });
+    const cloudcore = configOrExit(PROGRAM, () => new CloudCore({ config, logger }));
     stopOnSignals(() => cloudcore.stop(), logger);
     try {
       await cloudcore.start();
@@ -62,8 +67,10 @@ token
       process.exit(2);
     }
     const logger = createLogger({ name: PROGRAM, level: 'warn' });
+    // The same CA as the daemon's: its files, or the cluster's Secret.
+    const kube = config.modules.edgeController.source === 'kubernetes' ? configOrExit(PROGRAM, () => createKubeClients({ kubeconfig: config.kubeAPI.kubeconfig })) : undefined;
     try {
-      const ca = await loadOrCreateCa({ caCertFile: hub.caCertFile, caKeyFile: hub.caKeyFile, serverCertFile: hub.serverCertFile, serverKeyFile: hub.serverKeyFile }, logger);
+      const ca = await caSource(config, kube, logger).obtain();
       process.stdout.write(`${createBootstrapToken(ca.hash, ca.tokenSecret(), ttlMs)}\n`);
     } catch (err) {
       fatal(PROGRAM, err);

@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { keepaliveProblems, loadConfig, renderDefaultConfig, type ConfigSources } from '../shared/config/loader.js';
-import { bool, int, oneOf, str, type ConfigOf } from '../shared/config/schema.js';
+import { bool, int, oneOf, str, strList, type ConfigOf } from '../shared/config/schema.js';
 import { LOG_LEVELS } from '../shared/logger.js';
 
 const MiB = 1024 * 1024;
@@ -22,6 +22,13 @@ export function edgeCoreSchema() {
       synchronous: oneOf(['normal', 'full'] as const, 'normal', 'normal survives edgecore crashes; full also survives power loss at the cost of an fsync per commit (a lost commit is healed by the resync anyway).'),
     },
     modules: {
+      edged: {
+        enable: bool(true, 'Report this node (and, in a later version, run its pods).'),
+        nodeIP: str('', 'InternalIP reported for the node; empty means the first non-loopback IPv4 address.', { allowEmpty: true }),
+        maxPods: int(110, 'Pods this node offers (capacity and allocatable "pods").', { min: 1 }),
+        nodeLabels: strList([], 'Extra labels for the Node, as key=value.'),
+        nodeStatusCheckMs: int(60_000, 'How often the host is checked; the node status is reported when it changed.', { min: 1_000 }),
+      },
       edgeHub: {
         server: str('127.0.0.1:10000', 'host:port (or wss:// URL) of the cloudcore WebSocket hub.', { pattern: /^(wss:\/\/)?[^/\s:]+:\d{1,5}\/?$/, expected: 'host:port or wss://host:port' }),
         certServer: str('https://127.0.0.1:10002', 'https:// URL of the cloudcore certificate server (KubeEdge httpServer).', { pattern: /^https:\/\/[^/\s]+\/?$/, expected: 'an https:// URL' }),
@@ -51,6 +58,9 @@ export function loadEdgeCoreConfig(sources: ConfigSources): EdgeCoreConfig {
     const hub = c.modules.edgeHub;
     const problems: string[] = [];
     problems.push(...keepaliveProblems('modules.edgeHub', hub));
+    for (const label of c.modules.edged.nodeLabels) {
+      if (!/^[A-Za-z0-9]([-A-Za-z0-9_./]*[A-Za-z0-9])?=[-A-Za-z0-9_.]*$/.test(label)) problems.push(`modules.edged.nodeLabels: "${label}" is not key=value`);
+    }
     if (hub.reconnectMaxDelayMs < hub.reconnectInitialDelayMs) {
       problems.push('modules.edgeHub.reconnectMaxDelayMs must not be below reconnectInitialDelayMs');
     }

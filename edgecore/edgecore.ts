@@ -1,8 +1,10 @@
 import { Bus } from '../shared/bus.js';
 import type { Logger } from '../shared/logger.js';
-import { ModuleRuntime } from '../shared/module-runtime.js';
+import { ModuleRuntime, type Module } from '../shared/module-runtime.js';
+import { softwareVersion } from '../shared/version.js';
 import { openDatabase, type SqliteDatabase } from '../shared/sqlite.js';
 import type { EdgeCoreConfig } from './config.js';
+import { Edged } from './edged/edged.js';
 import { EdgeHub } from './edgehub/edgehub.js';
 import { MetaManager } from './metamanager/metamanager.js';
 
@@ -26,7 +28,14 @@ export class EdgeCore {
     this.database = openDatabase(config.database.path, { synchronous: config.database.synchronous });
     this.metaManager = new MetaManager({ database: this.database, bus: this.bus, logger: logger.child({ module: 'metamanager' }) });
     this.edgeHub = new EdgeHub({ config: config.modules.edgeHub, nodeName: config.nodeName, database: this.database, bus: this.bus, logger: logger.child({ module: 'edgehub', nodeId: config.nodeName }), random: options.random });
-    this.runtime = new ModuleRuntime({ modules: [this.metaManager, this.edgeHub], logger });
+    const modules: Module[] = [this.metaManager, this.edgeHub];
+    const ed = config.modules.edged;
+    if (ed.enable) {
+      const labels = Object.fromEntries(ed.nodeLabels.map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+      modules.push(new Edged({ nodeName: config.nodeName, facts: { nodeIP: ed.nodeIP, maxPods: ed.maxPods, kubeletVersion: `v1.33.13-kubeedge-ts-${softwareVersion()}`, labels }, statusIntervalMs: ed.nodeStatusCheckMs, bus: this.bus, logger: logger.child({ module: 'edged' }) }));
+    }
+    // EdgeHub is on the bus before edged sends its first report through it.
+    this.runtime = new ModuleRuntime({ modules, logger });
   }
 
   start(): Promise<void> {

@@ -21,7 +21,9 @@ export type ErrorCode =
   | 'ERR_NOT_FOUND'
   | 'ERR_ILLEGAL_STATE'
   | 'ERR_BUS_CLOSED'
-  | 'ERR_INVALID_MESSAGE';
+  | 'ERR_INVALID_MESSAGE'
+  | 'ERR_FORBIDDEN'
+  | 'ERR_UNAVAILABLE';
 
 export class EdgeError extends Error {
   readonly code: ErrorCode;

@@ -5,6 +5,7 @@ import type { Logger } from '../../shared/logger.js';
 import { AuthError } from '../../shared/errors.js';
 import { writeFileAtomic } from '../../shared/atomic-file.js';
 import { CertificateAuthority, type PemPair } from '../../shared/pki/certificate-authority.js';
+import type { CaSource } from '../../shared/pki/ca-source.js';
 
 export interface CaFiles {
   caCertFile: string;
@@ -35,6 +36,22 @@ export async function loadOrCreateCa(files: CaFiles, logger: Logger): Promise<Ce
   writeFileAtomic(files.caCertFile, ca.certPem, 0o644);
   logger.info({ caCertFile: files.caCertFile, caHash: ca.hash }, 'created edge CA');
   return ca;
+}
+
+/** The CA kept in files only (no cluster, or files configured on purpose). */
+export class FileCa implements CaSource {
+  readonly description: string;
+
+  constructor(
+    private readonly files: CaFiles,
+    private readonly logger: Logger,
+  ) {
+    this.description = `files ${files.caCertFile}, ${files.caKeyFile}`;
+  }
+
+  obtain(): Promise<CertificateAuthority> {
+    return loadOrCreateCa(this.files, this.logger);
+  }
 }
 
 /** The serving certificate, reissued when missing, not from this CA, expiring within 30 days or lacking a host. */

@@ -8,8 +8,9 @@ import { Operation, newMessage, parseCloudResource, parseEdgeResource, toCloudRe
 import { CONTROLLERS_GROUP, type ConnectionEvent } from '../../shared/object-sync.js';
 import type { EdgeError } from '../../shared/errors.js';
 import type { CertificateAuthority } from '../../shared/pki/certificate-authority.js';
+import type { CaSource } from '../../shared/pki/ca-source.js';
 import type { CloudCoreConfig } from '../config.js';
-import { loadOrCreateCa, loadOrIssueServerCert, serverCertHosts } from './ca-files.js';
+import { loadOrIssueServerCert, serverCertHosts } from './ca-files.js';
 import { CertServer } from './cert-server.js';
 import { HubServer, type Admission, type EdgeConnection } from './hub-server.js';
 import { NodeSession, type SessionHost, type UpstreamWork } from './node-session.js';
@@ -22,6 +23,8 @@ export interface CloudHubObserver {
 
 export interface CloudHubDeps {
   config: CloudCoreConfig['modules']['cloudHub'];
+  /** Where the edge CA lives (files, or a Secret shared by replicas); the serving certificate stays in files. */
+  caSource: CaSource;
   bus: Bus;
   logger: Logger;
   softwareVersion: string;
@@ -65,7 +68,7 @@ export class CloudHub implements Module, SessionHost {
   async start(): Promise<void> {
     const c = this.deps.config;
     const files = { caCertFile: c.caCertFile, caKeyFile: c.caKeyFile, serverCertFile: c.serverCertFile, serverKeyFile: c.serverKeyFile };
-    this.ca = await loadOrCreateCa(files, this.deps.logger);
+    this.ca = await this.deps.caSource.obtain();
     const serving = await loadOrIssueServerCert(this.ca, files, serverCertHosts(c.advertiseAddresses, c.dnsNames), this.deps.logger);
     this.certServer = new CertServer({ ca: this.ca, serving, address: c.certServerAddress, port: c.certServerPort, edgeCertValidityMs: c.edgeCertValiditySeconds * 1000, logger: this.deps.logger });
     this.certServerPort = (await this.certServer.listen()).port;
@@ -88,7 +91,7 @@ export class CloudHub implements Module, SessionHost {
     this.livenessTimer = setInterval(() => {
       for (const session of this.sessions.values()) session.channel.checkLiveness();
     }, livenessMs).unref();
-    this.deps.logger.info({ hub: `wss://${c.address}:${this.hubPort}`, certServer: `https://${c.certServerAddress}:${this.certServerPort}`, caHash: this.ca.hash }, 'cloudhub listening');
+    this.deps.logger.info({ hub: `wss://${c.address}:${this.hubPort}`, certServer: `https://${c.certServerAddress}:${this.certServerPort}`, caHash: this.ca.hash, ca: this.deps.caSource.description }, 'cloudhub listening');
   }
 
   async stop(): Promise<void> {
@@ -173,6 +176,11 @@ export class CloudHub implements Module, SessionHost {
     const target = message.group === 'twin' ? 'devicecontroller' : 'edgecontroller';
     try {
       const reply = await this.bus.request(target, { ...message, resource: toCloudResource(session.nodeName, message.resource) }, this.deps.config.upstreamTimeoutMs);
+      if (reply.operation === Operation.error && (reply.content as { code?: string })?.code === 'ERR_UNAVAILABLE') {
+        // The cluster could not take it now: leave it unACKed, the edge sends it again.
+        session.logger.warn({ resource: message.resource, reason: reply.content }, 'edge report not stored, edge will resend');
+        return;
+      }
       if (reply.operation === Operation.error) session.logger.warn({ resource: message.resource, reason: reply.content }, 'edge report refused');
       ack();
     } catch (err) {

@@ -19,8 +19,8 @@ import { UpstreamOutbox } from './upstream-outbox.js';
 const PROJECT_ID = 'e632aba927ea4ac2b575ec1603d56f10';
 /** A session that lived this long resets the reconnect backoff. */
 const STABLE_SESSION_MS = 30_000;
-/** Modules told about cloud (dis)connection, as KubeEdge tells twin, meta and bus. */
-const CONNECTION_LISTENER_GROUPS = ['meta', 'twin', 'bus'];
+/** Modules told about cloud (dis)connection, as KubeEdge tells twin, meta and bus (and edged here). */
+const CONNECTION_LISTENER_GROUPS = ['meta', 'twin', 'bus', 'edged'];
 
 export type EdgeHubStatus =
   | { type: 'connecting'; server: string; attempt: number }

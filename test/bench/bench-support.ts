@@ -136,7 +136,7 @@ export async function writeCloudConfig(dir: string, extra: Record<string, unknow
         serverKeyFile: join(dir, 'cloud', 'server.key'),
         ...(extra.cloudHub as object),
       },
-      edgeController: { localStorePath: files.storePath, ...(extra.edgeController as object) },
+      edgeController: { source: 'local', localStorePath: files.storePath, ...(extra.edgeController as object) },
     },
   };
   writeFileSync(files.configPath, stringify(config));

@@ -124,7 +124,7 @@ export async function cloudSetup(dir: string, overrides: Record<string, unknown>
         serverKeyFile: join(dir, 'cloud', 'server.key'),
         ...(overrides.cloudHub as object),
       },
-      edgeController: { localStorePath: storePath, pollIntervalMs: 20, ...(overrides.edgeController as object) },
+      edgeController: { source: 'local', localStorePath: storePath, pollIntervalMs: 20, ...(overrides.edgeController as object) },
     },
   };
   const configPath = join(dir, 'cloudcore.yaml');
@@ -174,7 +174,7 @@ export interface EdgeSetup {
 }
 
 /** An edgecore config for `nodeName` under `dir`, pointed at the cloud (or at `hubPort`, e.g. a proxy). */
-export function edgeSetup(dir: string, nodeName: string, cloud: CloudSetup, opts: { hubPort?: number; edgeHub?: Record<string, unknown> } = {}): EdgeSetup {
+export function edgeSetup(dir: string, nodeName: string, cloud: CloudSetup, opts: { hubPort?: number; edgeHub?: Record<string, unknown>; edged?: Record<string, unknown> } = {}): EdgeSetup {
   const base = join(dir, nodeName);
   const dbPath = join(base, 'edgecore.db');
   const config = {
@@ -182,6 +182,8 @@ export function edgeSetup(dir: string, nodeName: string, cloud: CloudSetup, opts
     nodeName,
     database: { path: dbPath },
     modules: {
+      // Channel tests count reports exactly; edged's node status joins only where a test asks for it.
+      edged: { enable: false, ...opts.edged },
       edgeHub: {
         server: `127.0.0.1:${opts.hubPort ?? cloud.hubPort}`,
         certServer: `https://127.0.0.1:${cloud.certPort}`,

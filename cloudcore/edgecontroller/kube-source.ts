@@ -1,0 +1,255 @@
+import type { KubernetesObject, V1ConfigMap, V1Node, V1Pod, V1Secret } from '@kubernetes/client-node';
+import type { Logger } from '../../shared/logger.js';
+import { EdgeError } from '../../shared/errors.js';
+import { NULL_NAMESPACE, parseEdgeResource, type Message } from '../../shared/message.js';
+import type { KubeClients } from '../kube/kube-client.js';
+import type { TokenBucket } from '../kube/rate-limiter.js';
+import { STRATEGIC_MERGE_PATCH } from '../kube/kube-client.js';
+import { Watched } from '../kube/watched.js';
+import { EDGE_ROLE_LABEL, NodeKeeper, kubeError, type EdgeNodeStatus } from './node-keeper.js';
+import type { DesiredObject, ObjectSource, SourceChange } from './object-source.js';
+import { ReferenceIndex, podReferences, type RefKey } from './pod-references.js';
+
+export interface KubeSourceOptions {
+  clients: KubeClients;
+  limiter: TokenBucket;
+  logger: Logger;
+  leaseDurationSeconds: number;
+  leaseRenewIntervalMs: number;
+  nodeStatusRefreshMs: number;
+}
+
+interface TrackedPod {
+  node: string;
+  uid: string;
+  resourceVersion: string;
+  refs: Set<RefKey>;
+}
+
+/**
+ * The `kubernetes` source. A node should hold its Node, the pods bound to it, and the ConfigMaps and
+ * Secrets those pods reference. Informers keep all four in memory; an index says which node needs which
+ * referenced object; every change becomes a message for exactly the nodes it concerns.
+ */
+export class KubeSource implements ObjectSource {
+  readonly ownedTypes = ['node', 'pod', 'configmap', 'secret'];
+  private readonly nodes: Watched<V1Node>;
+  private readonly pods: Watched<V1Pod>;
+  private readonly configMaps: Watched<V1ConfigMap>;
+  private readonly secrets: Watched<V1Secret>;
+  private readonly keeper: NodeKeeper;
+  private readonly edgeNodes = new Set<string>();
+  /** Every pod with a nodeName, by node: a node that becomes an edge node finds its pods here. */
+  private readonly podsByNodeName = new Map<string, Set<string>>();
+  private readonly podNodeName = new Map<string, string>();
+  /** Pods on edge nodes. */
+  private readonly tracked = new Map<string, TrackedPod>();
+  private readonly refs = new ReferenceIndex();
+  private emit: ((change: SourceChange) => void) | undefined;
+
+  constructor(private readonly options: KubeSourceOptions) {
+    const { kc, core } = options.clients;
+    const logger = options.logger;
+    this.nodes = new Watched<V1Node>({
+      name: 'edge nodes',
+      kc,
+      path: '/api/v1/nodes',
+      labelSelector: EDGE_ROLE_LABEL,
+      list: () => core.listNode({ labelSelector: EDGE_ROLE_LABEL }),
+      logger,
+      onAdd: (n) => this.onNode(n, false),
+      onUpdate: (n) => this.onNode(n, false),
+      onDelete: (n) => this.onNode(n, true),
+    });
+    this.pods = new Watched<V1Pod>({ name: 'pods', kc, path: '/api/v1/pods', list: () => core.listPodForAllNamespaces(), logger, onAdd: (p) => this.onPod(p, false), onUpdate: (p) => this.onPod(p, false), onDelete: (p) => this.onPod(p, true) });
+    this.configMaps = new Watched<V1ConfigMap>({ name: 'configmaps', kc, path: '/api/v1/configmaps', list: () => core.listConfigMapForAllNamespaces(), logger, onAdd: (o) => this.onReferenced('configmap', o, false), onUpdate: (o) => this.onReferenced('configmap', o, false), onDelete: (o) => this.onReferenced('configmap', o, true) });
+    this.secrets = new Watched<V1Secret>({ name: 'secrets', kc, path: '/api/v1/secrets', list: () => core.listSecretForAllNamespaces(), logger, onAdd: (o) => this.onReferenced('secret', o, false), onUpdate: (o) => this.onReferenced('secret', o, false), onDelete: (o) => this.onReferenced('secret', o, true) });
+    this.keeper = new NodeKeeper({
+      core,
+      coordination: options.clients.coordination,
+      limiter: options.limiter,
+      logger,
+      cachedNode: (name) => this.nodes.get(name),
+      leaseDurationSeconds: options.leaseDurationSeconds,
+      leaseRenewIntervalMs: options.leaseRenewIntervalMs,
+      statusRefreshMs: options.nodeStatusRefreshMs,
+    });
+  }
+
+  async start(emit: (change: SourceChange) => void): Promise<void> {
+    const startedAt = performance.now();
+    // Changes before the initial lists are complete are not emitted: nodes connecting later resync.
+    await this.nodes.start();
+    await Promise.all([this.pods.start(), this.configMaps.start(), this.secrets.start()]);
+    this.emit = emit;
+    this.keeper.start();
+    this.options.logger.info({ source: 'kubernetes', server: this.options.clients.server, edgeNodes: this.edgeNodes.size, edgePods: this.tracked.size, ms: Math.round(performance.now() - startedAt) }, 'edgecontroller watching the cluster');
+  }
+
+  async stop(): Promise<void> {
+    this.emit = undefined;
+    this.keeper.stop();
+    await Promise.all([this.nodes.stop(), this.pods.stop(), this.configMaps.stop(), this.secrets.stop()]);
+  }
+
+  *desired(node: string): Iterable<DesiredObject> {
+    const own = this.edgeNodes.has(node) ? this.nodes.get(node) : undefined;
+    if (own) yield toDesired(`${NULL_NAMESPACE}/node/${node}`, own);
+    for (const podKey of this.podsByNodeName.get(node) ?? []) {
+      if (this.tracked.get(podKey)?.node !== node) continue;
+      const pod = this.podFromKey(podKey);
+      if (pod) yield toDesired(edgeKey('pod', podKey), pod);
+    }
+    for (const ref of this.refs.refsOf(node)) {
+      const object = this.referenced(ref);
+      if (object) yield toDesired(refToEdgeKey(ref), object);
+    }
+  }
+
+  lookup(node: string, key: string): DesiredObject | undefined {
+    const { namespace, type, name } = parseEdgeResource(key);
+    if (name === undefined) return undefined;
+    if (type === 'node') {
+      const own = name === node ? this.nodes.get(node) : undefined;
+      return own && toDesired(key, own);
+    }
+    if (type === 'pod') {
+      const pod = this.tracked.get(`${namespace}/${name}`)?.node === node ? this.pods.get(name, namespace) : undefined;
+      return pod && toDesired(key, pod);
+    }
+    const ref: RefKey = `${type}/${namespace}/${name}`;
+    if ((type !== 'configmap' && type !== 'secret') || !this.refs.has(node, ref)) return undefined;
+    const object = this.referenced(ref);
+    return object && toDesired(key, object);
+  }
+
+  async report(node: string, edgeResource: string, message: Message): Promise<void> {
+    const { namespace, type, name } = parseEdgeResource(edgeResource);
+    if (type === 'nodestatus') {
+      if (name !== node) throw new EdgeError('ERR_FORBIDDEN', `node ${node} may not report the status of node ${name}`);
+      return this.keeper.report(node, (message.content ?? {}) as EdgeNodeStatus);
+    }
+    if (type === 'podstatus' && name !== undefined) return this.podStatus(node, namespace, name, message.content as { uid?: string; status?: unknown });
+    throw new EdgeError('ERR_INVALID_MESSAGE', `reports of type ${type} are not handled`);
+  }
+
+  connected(node: string): void {
+    this.keeper.connected(node);
+  }
+
+  disconnected(node: string): void {
+    this.keeper.disconnected(node);
+  }
+
+  /** Patches the status of a pod bound to the reporting node; any other pod is refused. */
+  private async podStatus(node: string, namespace: string, name: string, content: { uid?: string; status?: unknown } | undefined): Promise<void> {
+    const tracked = this.tracked.get(`${namespace}/${name}`);
+    if (!tracked || tracked.node !== node) throw new EdgeError('ERR_FORBIDDEN', `pod ${namespace}/${name} is not bound to node ${node}`);
+    if (!content?.status) throw new EdgeError('ERR_INVALID_MESSAGE', `pod status report for ${namespace}/${name} has no status`);
+    if (content.uid && content.uid !== tracked.uid) throw new EdgeError('ERR_INVALID_MESSAGE', `pod ${namespace}/${name} was recreated (uid ${tracked.uid}, report for ${content.uid})`);
+    await this.options.limiter.acquire();
+    try {
+      await this.options.clients.core.patchNamespacedPodStatus({ name, namespace, body: { status: content.status } }, STRATEGIC_MERGE_PATCH);
+    } catch (err) {
+      throw kubeError(err);
+    }
+  }
+
+  private onNode(node: V1Node, deleted: boolean): void {
+    const name = node.metadata!.name!;
+    const key = `${NULL_NAMESPACE}/node/${name}`;
+    if (deleted) {
+      this.edgeNodes.delete(name);
+      this.send(name, 'delete', toDesired(key, node));
+    } else {
+      const fresh = !this.edgeNodes.has(name);
+      this.edgeNodes.add(name);
+      this.send(name, fresh ? 'insert' : 'update', toDesired(key, node));
+    }
+    for (const podKey of this.podsByNodeName.get(name) ?? []) this.reconcilePod(podKey, this.podFromKey(podKey));
+  }
+
+  private onPod(pod: V1Pod, deleted: boolean): void {
+    const key = `${pod.metadata!.namespace}/${pod.metadata!.name}`;
+    const nodeName = deleted ? undefined : pod.spec?.nodeName || undefined;
+    const previous = this.podNodeName.get(key);
+    if (previous !== nodeName) {
+      if (previous) this.podsByNodeName.get(previous)?.delete(key);
+      if (nodeName) {
+        let set = this.podsByNodeName.get(nodeName);
+        if (!set) this.podsByNodeName.set(nodeName, (set = new Set()));
+        set.add(key);
+        this.podNodeName.set(key, nodeName);
+      } else this.podNodeName.delete(key);
+    }
+    this.reconcilePod(key, deleted ? undefined : pod, deleted ? pod : undefined);
+  }
+
+  /** Brings the edge view of one pod (and what it references) in line with the cluster. */
+  private reconcilePod(key: string, pod: V1Pod | undefined, lastSeen?: V1Pod): void {
+    const old = this.tracked.get(key);
+    const nodeName = pod?.spec?.nodeName;
+    const node = nodeName && this.edgeNodes.has(nodeName) ? nodeName : undefined;
+    const refs = node && pod ? podReferences(pod) : new Set<RefKey>();
+    if (old && old.node !== node) {
+      const final = lastSeen ?? pod;
+      this.send(old.node, 'delete', { key: edgeKey('pod', key), uid: old.uid, resourceVersion: final?.metadata?.resourceVersion ?? old.resourceVersion, content: final ?? { metadata: { uid: old.uid } } });
+      this.dropRefs(old.node, this.refs.remove(old.node, old.refs));
+    }
+    if (!node || !pod) {
+      this.tracked.delete(key);
+      return;
+    }
+    const sameNode = old?.node === node;
+    this.send(node, sameNode ? 'update' : 'insert', toDesired(edgeKey('pod', key), pod));
+    const added = this.refs.add(node, sameNode ? [...refs].filter((r) => !old!.refs.has(r)) : refs);
+    const removed = sameNode ? this.refs.remove(node, [...old!.refs].filter((r) => !refs.has(r))) : [];
+    for (const ref of added) {
+      const object = this.referenced(ref);
+      if (object) this.send(node, 'insert', toDesired(refToEdgeKey(ref), object));
+    }
+    this.dropRefs(node, removed);
+    this.tracked.set(key, { node, uid: pod.metadata!.uid!, resourceVersion: pod.metadata!.resourceVersion!, refs });
+  }
+
+  /** Objects no pod on the node references any more leave the node. */
+  private dropRefs(node: string, gone: RefKey[]): void {
+    for (const ref of gone) {
+      const object = this.referenced(ref);
+      if (object) this.send(node, 'delete', toDesired(refToEdgeKey(ref), object));
+    }
+  }
+
+  private onReferenced(kind: 'configmap' | 'secret', object: V1ConfigMap | V1Secret, deleted: boolean): void {
+    const ref: RefKey = `${kind}/${object.metadata!.namespace}/${object.metadata!.name}`;
+    for (const node of this.refs.nodesFor(ref)) this.send(node, deleted ? 'delete' : 'update', toDesired(refToEdgeKey(ref), object));
+  }
+
+  private send(node: string, operation: SourceChange['operation'], object: DesiredObject): void {
+    this.emit?.({ node, operation, object });
+  }
+
+  private podFromKey(key: string): V1Pod | undefined {
+    const [namespace, name] = key.split('/');
+    return this.pods.get(name!, namespace);
+  }
+
+  private referenced(ref: RefKey): KubernetesObject | undefined {
+    const [kind, namespace, name] = ref.split('/');
+    return kind === 'configmap' ? this.configMaps.get(name!, namespace) : this.secrets.get(name!, namespace);
+  }
+}
+
+function edgeKey(type: string, namespacedName: string): string {
+  const [namespace, name] = namespacedName.split('/');
+  return `${namespace}/${type}/${name}`;
+}
+
+function refToEdgeKey(ref: RefKey): string {
+  const [kind, namespace, name] = ref.split('/');
+  return `${namespace}/${kind}/${name}`;
+}
+
+function toDesired(key: string, object: KubernetesObject): DesiredObject {
+  return { key, uid: object.metadata?.uid ?? '', resourceVersion: object.metadata?.resourceVersion ?? '', content: object };
+}

@@ -1,0 +1,36 @@
+import type { Message } from '../../shared/message.js';
+
+/** One object a node should hold, keyed as the edge sees it (`<namespace>/<type>/<name>`). */
+export interface DesiredObject {
+  key: string;
+  uid: string;
+  resourceVersion: string;
+  /** The object as sent to the edge (Kubernetes JSON). */
+  content: unknown;
+}
+
+export interface SourceChange {
+  node: string;
+  operation: 'insert' | 'update' | 'delete';
+  object: DesiredObject;
+}
+
+/**
+ * Where EdgeController learns what each edge node should hold, and where edge reports go: the cluster
+ * (`kubernetes`) or the standalone SQLite store (`local`).
+ */
+export interface ObjectSource {
+  /** Resource types this source is the truth for (`*` for all). */
+  readonly ownedTypes: string[];
+  /** Loads current state, then calls `emit` for every later change. Resolves once the state is loaded. */
+  start(emit: (change: SourceChange) => void): Promise<void>;
+  stop(): Promise<void>;
+  /** Everything the node should hold now. */
+  desired(node: string): Iterable<DesiredObject>;
+  /** One object the node may read, or undefined when it does not exist or is not the node's. */
+  lookup(node: string, key: string): DesiredObject | undefined;
+  /** Applies an edge report (status, event); throws an error naming why when refused. */
+  report(node: string, edgeResource: string, message: Message): Promise<void>;
+  connected(node: string): void;
+  disconnected(node: string): void;
+}

@@ -1,0 +1,44 @@
+import * as k8s from '@kubernetes/client-node';
+import { ConfigError } from '../../shared/errors.js';
+
+export interface KubeClients {
+  kc: k8s.KubeConfig;
+  core: k8s.CoreV1Api;
+  coordination: k8s.CoordinationV1Api;
+  admission: k8s.AdmissionregistrationV1Api;
+  /** The API server URL, for logs. */
+  server: string;
+}
+
+/**
+ * Clients for the cluster: from a kubeconfig file, or in-cluster (service account) when none is given and
+ * cloudcore runs in a pod.
+ */
+export function createKubeClients(opts: { kubeconfig: string }): KubeClients {
+  const kc = new k8s.KubeConfig();
+  try {
+    if (opts.kubeconfig) kc.loadFromFile(opts.kubeconfig);
+    else if (process.env.KUBERNETES_SERVICE_HOST) kc.loadFromCluster();
+    else throw new Error('no kubeconfig given and not running in a cluster');
+  } catch (err) {
+    throw new ConfigError([`kubeAPI: cannot load Kubernetes credentials: ${(err as Error).message}`], { cause: err });
+  }
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) throw new ConfigError(['kubeAPI: the kubeconfig has no current cluster']);
+  return {
+    kc,
+    core: kc.makeApiClient(k8s.CoreV1Api),
+    coordination: kc.makeApiClient(k8s.CoordinationV1Api),
+    admission: kc.makeApiClient(k8s.AdmissionregistrationV1Api),
+    server: cluster.server,
+  };
+}
+
+/** HTTP status of a failed API call (404, 409, 410 …), or undefined for transport errors. */
+export function apiStatus(err: unknown): number | undefined {
+  const code = (err as { code?: unknown; statusCode?: unknown })?.code ?? (err as { statusCode?: unknown })?.statusCode;
+  return typeof code === 'number' ? code : undefined;
+}
+
+export const MERGE_PATCH = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);
+export const STRATEGIC_MERGE_PATCH = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.StrategicMergePatch);

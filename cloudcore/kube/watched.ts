@@ -1,0 +1,65 @@
+import * as k8s from '@kubernetes/client-node';
+import type { Logger } from '../../shared/logger.js';
+import { Backoff } from '../../shared/backoff.js';
+
+export interface WatchedOptions<T extends k8s.KubernetesObject> {
+  name: string;
+  kc: k8s.KubeConfig;
+  path: string;
+  list: () => Promise<k8s.KubernetesListObject<T>>;
+  labelSelector?: string;
+  logger: Logger;
+  onAdd?(obj: T): void;
+  onUpdate?(obj: T): void;
+  onDelete?(obj: T): void;
+}
+
+/**
+ * A list-watch cache that stays up. client-node's informer relists by itself after 410 Gone, but any other
+ * error (API server restart, network) stops it: this restarts it with bounded backoff, relisting, so
+ * changes missed meanwhile arrive as adds, updates and deletes.
+ */
+export class Watched<T extends k8s.KubernetesObject> {
+  private readonly informer: k8s.Informer<T> & k8s.ObjectCache<T>;
+  private readonly backoff = new Backoff({ initialDelayMs: 500, maxDelayMs: 30_000 });
+  private stopped = false;
+  private restartTimer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly options: WatchedOptions<T>) {
+    this.informer = k8s.makeInformer(options.kc, options.path, options.list, options.labelSelector);
+    if (options.onAdd) this.informer.on(k8s.ADD, options.onAdd);
+    if (options.onUpdate) this.informer.on(k8s.UPDATE, options.onUpdate);
+    if (options.onDelete) this.informer.on(k8s.DELETE, options.onDelete);
+    this.informer.on(k8s.CONNECT, () => this.backoff.reset());
+    this.informer.on(k8s.ERROR, (err) => this.restartLater(err));
+  }
+
+  /** Resolves once the initial list is in the cache. */
+  async start(): Promise<void> {
+    await this.informer.start();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.restartTimer);
+    await this.informer.stop();
+  }
+
+  get(name: string, namespace?: string): T | undefined {
+    return this.informer.get(name, namespace);
+  }
+
+  list(namespace?: string): readonly T[] {
+    return this.informer.list(namespace);
+  }
+
+  private restartLater(err: unknown): void {
+    if (this.stopped) return;
+    const delay = this.backoff.next();
+    this.options.logger.warn({ err, watch: this.options.name, retryInMs: delay }, 'watch failed, restarting');
+    clearTimeout(this.restartTimer);
+    this.restartTimer = setTimeout(() => {
+      if (!this.stopped) this.informer.start().catch((e: unknown) => this.restartLater(e));
+    }, delay);
+  }
+}

@@ -1,0 +1,97 @@
+import { execFile, execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll } from 'vitest';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const SCRIPTS = join(ROOT, 'build', 'control-plane');
+
+export interface ControlPlane {
+  dir: string;
+  kubeconfig: string;
+  server: string;
+  binDir: string;
+  /** Runs the real kubectl against this cluster. */
+  kubectl(args: string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }>;
+  /** kubectl that must succeed; returns stdout. */
+  kubectlOk(args: string[], input?: string): Promise<string>;
+  stop(): void;
+}
+
+export interface ControlPlaneOptions {
+  /** Extra kube-controller-manager flags (e.g. a short --node-monitor-grace-period for NotReady tests). */
+  controllerManagerArgs?: string[];
+  apiserverArgs?: string[];
+}
+
+/**
+ * Starts etcd, kube-apiserver, kube-controller-manager and kube-scheduler (build/control-plane/start.sh) in a
+ * fresh folder on free loopback ports. The binaries were built or found by the global setup.
+ */
+export function startControlPlane(options: ControlPlaneOptions = {}): ControlPlane {
+  const dir = mkdtempSync(join(tmpdir(), 'ke-cp-'));
+  const env = {
+    ...process.env,
+    KE_CP_KCM_ARGS: (options.controllerManagerArgs ?? []).join(' '),
+    KE_CP_APISERVER_ARGS: (options.apiserverArgs ?? []).join(' '),
+  };
+  try {
+    execFileSync(join(SCRIPTS, 'start.sh'), [dir], { env, stdio: ['ignore', 'pipe', 'pipe'], timeout: 300_000 });
+  } catch (err) {
+    const e = err as { stderr?: Buffer };
+    rmSync(dir, { recursive: true, force: true });
+    throw new Error(`control plane did not start: ${e.stderr?.toString().slice(-3000) ?? String(err)}`);
+  }
+  const vars = Object.fromEntries(
+    readFileSync(join(dir, 'env'), 'utf8')
+      .split('\n')
+      .filter((l) => l.includes('='))
+      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1).replace(/^'|'$/g, '')]),
+  );
+  const kubeconfig = join(dir, 'kubeconfig');
+  const binDir = vars.KE_CP_BIN_DIR!;
+  const kubectl = (args: string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }> =>
+    new Promise((resolve) => {
+      const child = execFile(join(binDir, 'kubectl'), ['--kubeconfig', kubeconfig, ...args], { timeout: 60_000 }, (err, stdout, stderr) => {
+        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+      });
+      child.stdin?.end(input ?? '');
+    });
+  let stopped = false;
+  return {
+    dir,
+    kubeconfig,
+    server: vars.KE_CP_SERVER!,
+    binDir,
+    kubectl,
+    async kubectlOk(args, input) {
+      const r = await kubectl(args, input);
+      if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
+      return r.stdout;
+    },
+    stop() {
+      if (stopped) return;
+      stopped = true;
+      try {
+        execFileSync(join(SCRIPTS, 'stop.sh'), [dir], { stdio: 'ignore', timeout: 60_000 });
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  };
+}
+
+/** One control plane for the whole test file, stopped after its last test. */
+export function useControlPlane(options: ControlPlaneOptions = {}): () => ControlPlane {
+  let cp: ControlPlane | undefined;
+  beforeAll(() => {
+    cp = startControlPlane(options);
+  }, 300_000);
+  afterAll(() => cp?.stop());
+  return () => {
+    if (!cp) throw new Error('control plane not started');
+    return cp;
+  };
+}
