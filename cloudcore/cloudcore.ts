@@ -38,16 +38,19 @@ export class CloudCore {
     this.bus = new Bus({ logger: logger.child({ module: 'bus' }) });
     this.kube = ec.enable && ec.source === 'kubernetes' ? createKubeClients({ kubeconfig: config.kubeAPI.kubeconfig }) : undefined;
     const modules: Module[] = [];
+    const hubLogger = logger.child({ module: 'cloudhub' });
+    const ca = caSource(config, this.kube, hubLogger);
     if (ec.enable) {
       const controllerLogger = logger.child({ module: 'edgecontroller' });
+      const hub = config.modules.cloudHub;
+      const autonomy = ec.podAutonomy ? { caSource: ca, host: ec.webhookHost || hub.advertiseAddresses[0] || '127.0.0.1', address: ec.webhookAddress, port: ec.webhookPort } : undefined;
       const source: ObjectSource = this.kube
-        ? new KubeSource({ clients: this.kube, limiter: new TokenBucket(config.kubeAPI.qps, config.kubeAPI.burst), logger: controllerLogger, leaseDurationSeconds: ec.leaseDurationSeconds, leaseRenewIntervalMs: ec.leaseRenewIntervalMs, nodeStatusRefreshMs: ec.nodeStatusRefreshMs })
+        ? new KubeSource({ clients: this.kube, limiter: new TokenBucket(config.kubeAPI.qps, config.kubeAPI.burst), logger: controllerLogger, leaseDurationSeconds: ec.leaseDurationSeconds, leaseRenewIntervalMs: ec.leaseRenewIntervalMs, nodeStatusRefreshMs: ec.nodeStatusRefreshMs, autonomy })
         : new LocalSource({ path: ec.localStorePath, pollIntervalMs: ec.pollIntervalMs, logger: controllerLogger });
       this.edgeController = new EdgeController({ source, bus: this.bus, logger: controllerLogger });
       modules.push(this.edgeController);
     }
-    const hubLogger = logger.child({ module: 'cloudhub' });
-    this.cloudHub = new CloudHub({ config: config.modules.cloudHub, caSource: caSource(config, this.kube, hubLogger), bus: this.bus, logger: hubLogger, softwareVersion: softwareVersion(), observer: options.observer });
+    this.cloudHub = new CloudHub({ config: config.modules.cloudHub, caSource: ca, bus: this.bus, logger: hubLogger, softwareVersion: softwareVersion(), observer: options.observer });
     modules.push(this.cloudHub);
     this.runtime = new ModuleRuntime({ modules, logger });
   }

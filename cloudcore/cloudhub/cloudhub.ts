@@ -181,7 +181,7 @@ export class CloudHub implements Module, SessionHost {
         session.logger.warn({ resource: message.resource, reason: reply.content }, 'edge report not stored, edge will resend');
         return;
       }
-      if (reply.operation === Operation.error) session.logger.warn({ resource: message.resource, reason: reply.content }, 'edge report refused');
+      if (reply.operation === Operation.error) session.logger.debug({ resource: message.resource, reason: reply.content }, 'edge report dropped after refusal');
       ack();
     } catch (err) {
       session.logger.warn({ err, resource: message.resource, target }, 'edge report not processed, edge will resend');

@@ -9,6 +9,8 @@ import { Watched } from '../kube/watched.js';
 import { EDGE_ROLE_LABEL, NodeKeeper, kubeError, type EdgeNodeStatus } from './node-keeper.js';
 import type { DesiredObject, ObjectSource, SourceChange } from './object-source.js';
 import { ReferenceIndex, podReferences, type RefKey } from './pod-references.js';
+import { PodAutonomyWebhook } from './pod-autonomy.js';
+import type { CaSource } from '../../shared/pki/ca-source.js';
 
 export interface KubeSourceOptions {
   clients: KubeClients;
@@ -17,6 +19,8 @@ export interface KubeSourceOptions {
   leaseDurationSeconds: number;
   leaseRenewIntervalMs: number;
   nodeStatusRefreshMs: number;
+  /** Serve the pod autonomy webhook (absent: pods keep Kubernetes' default eviction). */
+  autonomy?: { caSource: CaSource; host: string; address: string; port: number };
 }
 
 interface TrackedPod {
@@ -46,6 +50,7 @@ export class KubeSource implements ObjectSource {
   private readonly tracked = new Map<string, TrackedPod>();
   private readonly refs = new ReferenceIndex();
   private emit: ((change: SourceChange) => void) | undefined;
+  private webhook: PodAutonomyWebhook | undefined;
 
   constructor(private readonly options: KubeSourceOptions) {
     const { kc, core } = options.clients;
@@ -83,12 +88,18 @@ export class KubeSource implements ObjectSource {
     await Promise.all([this.pods.start(), this.configMaps.start(), this.secrets.start()]);
     this.emit = emit;
     this.keeper.start();
+    const autonomy = this.options.autonomy;
+    if (autonomy) {
+      this.webhook = new PodAutonomyWebhook({ ca: await autonomy.caSource.obtain(), host: autonomy.host, address: autonomy.address, port: autonomy.port, admission: this.options.clients.admission, isEdgeNode: (n) => this.edgeNodes.has(n), logger: this.options.logger });
+      await this.webhook.start();
+    }
     this.options.logger.info({ source: 'kubernetes', server: this.options.clients.server, edgeNodes: this.edgeNodes.size, edgePods: this.tracked.size, ms: Math.round(performance.now() - startedAt) }, 'edgecontroller watching the cluster');
   }
 
   async stop(): Promise<void> {
     this.emit = undefined;
     this.keeper.stop();
+    await this.webhook?.stop();
     await Promise.all([this.nodes.stop(), this.pods.stop(), this.configMaps.stop(), this.secrets.stop()]);
   }
 

@@ -104,13 +104,17 @@ export interface CloudSetup {
   storePath: string;
 }
 
-/** Writes a cloudcore config for `dir` on fixed free ports (so a restarted cloudcore comes back on them). */
-export async function cloudSetup(dir: string, overrides: Record<string, unknown> = {}): Promise<CloudSetup> {
+/**
+ * Writes a cloudcore config for `dir` on fixed free ports (so a restarted cloudcore comes back on them). With
+ * `kubeconfig` the objects come from that cluster, otherwise from the local store.
+ */
+export async function cloudSetup(dir: string, overrides: { kubeconfig?: string; cloudHub?: Record<string, unknown>; edgeController?: Record<string, unknown> } = {}): Promise<CloudSetup> {
   const hubPort = await freePort();
   const certPort = await freePort();
   const storePath = join(dir, 'cloud', 'objects.db');
   const config = {
     logLevel: 'debug',
+    ...(overrides.kubeconfig ? { kubeAPI: { kubeconfig: overrides.kubeconfig, qps: 200, burst: 400 } } : {}),
     modules: {
       cloudHub: {
         address: '127.0.0.1',
@@ -124,7 +128,10 @@ export async function cloudSetup(dir: string, overrides: Record<string, unknown>
         serverKeyFile: join(dir, 'cloud', 'server.key'),
         ...(overrides.cloudHub as object),
       },
-      edgeController: { source: 'local', localStorePath: storePath, pollIntervalMs: 20, ...(overrides.edgeController as object) },
+      edgeController: overrides.kubeconfig
+        ? // Renewals well inside the test control plane's 10 s node grace period.
+          { source: 'kubernetes', webhookAddress: '127.0.0.1', webhookPort: 0, leaseRenewIntervalMs: 2_000, leaseDurationSeconds: 10, ...(overrides.edgeController as object) }
+        : { source: 'local', localStorePath: storePath, pollIntervalMs: 20, ...(overrides.edgeController as object) },
     },
   };
   const configPath = join(dir, 'cloudcore.yaml');
