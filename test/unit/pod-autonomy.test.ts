@@ -21,7 +21,7 @@ const forever = [
   { key: 'node.kubernetes.io/unreachable', operator: 'Exists', effect: 'NoExecute' },
   { key: 'node.kubernetes.io/not-ready', operator: 'Exists', effect: 'NoExecute' },
 ];
-const pod = (spec: V1Pod['spec'], annotations?: Record<string, string>): V1Pod => ({ metadata: { name: 'p', annotations }, spec: { containers: [], ...spec } });
+const pod = (spec: Partial<NonNullable<V1Pod['spec']>>, annotations?: Record<string, string>): V1Pod => ({ metadata: { name: 'p', annotations }, spec: { containers: [], ...spec } });
 
 describe('pod autonomy webhook patch', () => {
   it('replaces the default eviction tolerations of a pod bound to an edge node and keeps the others', () => {
