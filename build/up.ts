@@ -1,10 +1,15 @@
 #!/usr/bin/env node
-// `npm run up`: cloudcore and one edgecore on loopback, joined with a token, a demo object delivered to the
-// edge, and the commands to try printed. Ctrl-C (or SIGTERM) stops both. State lives in .tmp/up (or
-// $KE_UP_DIR) and survives restarts, like a real installation: the second `up` reuses CA, certificates and
-// the edge store.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+// `npm run up`: a whole system on one machine. A real Kubernetes control plane (etcd, kube-apiserver,
+// kube-controller-manager, kube-scheduler; built from source once and cached, see docs/control-plane.md),
+// the project's CRDs, cloudcore watching it, one edgecore joined with a token, and a demo pod with the
+// ConfigMap it mounts delivered to the edge. Prints KUBECONFIG and kubectl commands to try, then a line with
+// `ready`; Ctrl-C (or SIGTERM) stops everything. State lives in .tmp/up (or $KE_UP_DIR) and survives
+// restarts like a real installation: etcd data, CA, certificates and the edge store are reused.
+//
+//   KUBECONFIG=<file> npm run up   use that cluster instead of starting one (needs cluster-admin)
+//   npm run up -- --local          no Kubernetes: cloudcore serves objects from its local store
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
@@ -16,6 +21,8 @@ const ROOT = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../..' 
 const DIR = process.env.KE_UP_DIR ?? join(ROOT, '.tmp', 'up');
 const CLOUDCORE = join(ROOT, 'dist', 'cloudcore', 'main.js');
 const EDGECORE = join(ROOT, 'dist', 'edgecore', 'main.js');
+const CONTROL_PLANE = join(ROOT, 'build', 'control-plane');
+const CRDS = join(ROOT, 'build', 'crds');
 const NODE_NAME = 'edge-1';
 
 interface Daemon {
@@ -23,6 +30,9 @@ interface Daemon {
   child: ChildProcess;
   waitFor(msg: string, timeoutMs: number): Promise<Record<string, unknown>>;
 }
+
+/** Where the objects come from: a cluster (ours or the user's) or cloudcore's local store. */
+type Cluster = { kind: 'local' } | { kind: 'kubernetes'; kubeconfig: string; kubectl: string; ours: boolean };
 
 async function portOrFree(preferred: number): Promise<number> {
   const tryListen = (port: number): Promise<number | undefined> =>
@@ -36,6 +46,8 @@ async function portOrFree(preferred: number): Promise<number> {
     });
   return (await tryListen(preferred)) ?? (await tryListen(0))!;
 }
+
+const say = (text: string): boolean => process.stdout.write(`[up] ${text}\n`);
 
 /** Starts a daemon; prints its log lines in short form, prefixed with its name. */
 function startDaemon(name: string, args: string[]): Daemon {
@@ -74,36 +86,164 @@ function startDaemon(name: string, args: string[]): Daemon {
   };
 }
 
-async function main(): Promise<void> {
-  mkdirSync(DIR, { recursive: true });
-  const hubPort = await portOrFree(10000);
-  const certPort = await portOrFree(10002);
+/** Runs a script of build/control-plane, its progress shown; returns the last stdout line. */
+function controlPlaneScript(script: string, args: string[], env: NodeJS.ProcessEnv = process.env): string {
+  const out = execFileSync(join(CONTROL_PLANE, script), args, { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  return out.trim().split('\n').pop() ?? '';
+}
+
+/** Our own control plane in DIR/control-plane (its etcd data kept across runs), or the user's cluster. */
+function prepareCluster(): Cluster {
+  if (process.argv.includes('--local')) return { kind: 'local' };
+  const external = process.env.KUBECONFIG;
+  if (external) {
+    if (!existsSync(external)) throw new Error(`KUBECONFIG=${external} does not exist`);
+    const kubectl = spawnSync('kubectl', ['version', '--client'], { stdio: 'ignore' }).status === 0 ? 'kubectl' : join(controlPlaneScript('build-binaries.sh', []), 'kubectl');
+    say(`using the cluster of KUBECONFIG=${external}`);
+    return { kind: 'kubernetes', kubeconfig: external, kubectl, ours: false };
+  }
+  say('building the control-plane binaries if they are not cached (first time only: ~12 min, ~3 GB of RAM)');
+  const bin = controlPlaneScript('build-binaries.sh', []);
+  const dir = join(DIR, 'control-plane');
+  // Whatever a killed earlier `up` left running in this folder goes first (no-op otherwise).
+  controlPlaneScript('stop.sh', [dir]);
+  say('starting etcd, kube-apiserver, kube-controller-manager and kube-scheduler');
+  const kubeconfig = controlPlaneScript('start.sh', [dir], { ...process.env, KE_CP_BIN_DIR: bin });
+  return { kind: 'kubernetes', kubeconfig, kubectl: join(bin, 'kubectl'), ours: true };
+}
+
+function kubectl(cluster: Extract<Cluster, { kind: 'kubernetes' }>, args: string[], input?: string): string {
+  const r = spawnSync(cluster.kubectl, ['--kubeconfig', cluster.kubeconfig, ...args], { input, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`kubectl ${args.join(' ')}: ${r.stderr.trim() || r.error?.message}`);
+  return r.stdout;
+}
+
+/** Every YAML in build/crds, applied and established before cloudcore starts. */
+function installCrds(cluster: Extract<Cluster, { kind: 'kubernetes' }>): void {
+  const files = existsSync(CRDS) ? readdirSync(CRDS).filter((f) => /\.ya?ml$/.test(f)) : [];
+  if (files.length === 0) return;
+  kubectl(cluster, ['apply', '--server-side', '-f', CRDS]);
+  kubectl(cluster, ['wait', '--for=condition=Established', '--timeout=60s', '-f', CRDS]);
+  say(`installed CRDs from ${relative(process.cwd(), CRDS)} (${files.join(', ')})`);
+}
+
+function writeConfigs(cluster: Cluster, ports: { hub: number; cert: number; webhook: number }): { cloudConfig: string; edgeConfig: string } {
   const cloudConfig = join(DIR, 'cloudcore.yaml');
   const edgeConfig = join(DIR, 'edgecore.yaml');
+  const edgeController =
+    cluster.kind === 'local'
+      ? { source: 'local', localStorePath: join(DIR, 'cloud', 'objects.db') }
+      : { source: 'kubernetes', webhookAddress: '127.0.0.1', webhookPort: ports.webhook };
   writeFileSync(cloudConfig, stringify({
     logLevel: 'info',
+    ...(cluster.kind === 'kubernetes' ? { kubeAPI: { kubeconfig: cluster.kubeconfig } } : {}),
     modules: {
       cloudHub: {
-        address: '127.0.0.1', port: hubPort, certServerAddress: '127.0.0.1', certServerPort: certPort, advertiseAddresses: ['127.0.0.1'],
+        address: '127.0.0.1', port: ports.hub, certServerAddress: '127.0.0.1', certServerPort: ports.cert, advertiseAddresses: ['127.0.0.1'],
         caCertFile: join(DIR, 'cloud', 'ca', 'rootCA.crt'), caKeyFile: join(DIR, 'cloud', 'ca', 'rootCA.key'),
         serverCertFile: join(DIR, 'cloud', 'certs', 'server.crt'), serverKeyFile: join(DIR, 'cloud', 'certs', 'server.key'),
       },
-      edgeController: { source: 'local', localStorePath: join(DIR, 'cloud', 'objects.db') },
+      edgeController,
     },
   }));
   writeFileSync(edgeConfig, stringify({
     logLevel: 'info',
     nodeName: NODE_NAME,
     database: { path: join(DIR, 'edge', 'edgecore.db') },
-    modules: { edgeHub: { server: `127.0.0.1:${hubPort}`, certServer: `https://127.0.0.1:${certPort}`, caFile: join(DIR, 'edge', 'ca', 'rootCA.crt'), certFile: join(DIR, 'edge', 'certs', 'node.crt'), keyFile: join(DIR, 'edge', 'certs', 'node.key') } },
+    modules: {
+      edged: { nodeIP: '127.0.0.1' },
+      edgeHub: { server: `127.0.0.1:${ports.hub}`, certServer: `https://127.0.0.1:${ports.cert}`, caFile: join(DIR, 'edge', 'ca', 'rootCA.crt'), certFile: join(DIR, 'edge', 'certs', 'node.crt'), keyFile: join(DIR, 'edge', 'certs', 'node.key') },
+    },
   }));
+  return { cloudConfig, edgeConfig };
+}
 
+/** Waits until the edge store holds `key` (at `resourceVersion` when given). */
+async function onEdge(edgeConfig: string, key: string, resourceVersion?: string): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const listed = spawnSync(process.execPath, [EDGECORE, '--config', edgeConfig, 'objects', 'list'], { encoding: 'utf8' }).stdout;
+    if (listed.split('\n').some((l) => l.startsWith(`${key}\t${resourceVersion ?? ''}`))) return;
+    if (Date.now() > deadline) throw new Error(`${key} did not reach the edge within 20 s`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+const DEMO = `apiVersion: v1
+kind: ConfigMap
+metadata: {name: hello, namespace: default}
+data: {greeting: hello from the cloud}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: hello, namespace: default}
+spec:
+  nodeSelector: {node-role.kubernetes.io/edge: ""}
+  containers:
+  - name: hello
+    image: busybox
+    command: [sh, -c, 'cat /etc/hello/greeting; sleep 3600']
+    volumeMounts: [{name: greeting, mountPath: /etc/hello}]
+  volumes:
+  - name: greeting
+    configMap: {name: hello}
+`;
+
+/** The demo: a pod scheduled to the edge node by the real scheduler, with the ConfigMap it mounts. */
+async function demoOnCluster(cluster: Extract<Cluster, { kind: 'kubernetes' }>, edgeConfig: string): Promise<string> {
+  const deadline = Date.now() + 60_000;
+  while (!/True/.test(spawnSync(cluster.kubectl, ['--kubeconfig', cluster.kubeconfig, 'get', 'node', NODE_NAME, '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].status}'], { encoding: 'utf8' }).stdout)) {
+    if (Date.now() > deadline) throw new Error(`node ${NODE_NAME} did not turn Ready within 60 s`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  say(`node ${NODE_NAME} is Ready`);
+  kubectl(cluster, ['apply', '-f', '-'], DEMO);
+  await onEdge(edgeConfig, 'default/pod/hello');
+  await onEdge(edgeConfig, 'default/configmap/hello');
+  say(`${NODE_NAME} holds default/pod/hello and the ConfigMap it mounts`);
+  const ec = `node ${relative(process.cwd(), EDGECORE)} --config ${relative(process.cwd(), edgeConfig)}`;
+  const alias = cluster.kubectl === 'kubectl' ? '' : `\n  alias kubectl=${cluster.kubectl}`;
+  return `
+Try (in another terminal, from ${process.cwd()}):
+  export KUBECONFIG=${cluster.kubeconfig}${alias}
+  kubectl get nodes -o wide                 # ${NODE_NAME}: an edge node, Ready
+  kubectl get lease -n kube-node-lease      # renewed by cloudcore while the edge is connected
+  kubectl get pod hello -o wide             # scheduled to ${NODE_NAME} (its containers run once edged drives containerd)
+  ${ec} objects list    # what the edge holds
+  kubectl patch configmap hello -p '{"data":{"greeting":"changed"}}'
+  ${ec} objects get default/configmap/hello
+  kubectl delete pod hello                  # ...and it leaves the edge
+`;
+}
+
+/** The demo without Kubernetes: an object put into cloudcore's local store. */
+async function demoLocal(cloudConfig: string, edgeConfig: string): Promise<string> {
+  const store = new LocalObjectStore(join(DIR, 'cloud', 'objects.db'));
+  const { resourceVersion } = store.put(NODE_NAME, 'default/configmap/hello', { apiVersion: 'v1', kind: 'ConfigMap', data: { greeting: 'hello from the cloud', at: new Date().toISOString() } });
+  store.close();
+  await onEdge(edgeConfig, 'default/configmap/hello', String(resourceVersion));
+  say(`${NODE_NAME} committed default/configmap/hello (resourceVersion ${resourceVersion})`);
+  const ec = `node ${relative(process.cwd(), EDGECORE)} --config ${relative(process.cwd(), edgeConfig)}`;
+  const cc = `node ${relative(process.cwd(), CLOUDCORE)} --config ${relative(process.cwd(), cloudConfig)}`;
+  return `
+Try (in another terminal, from ${process.cwd()}):
+  ${ec} objects get default/configmap/hello            # what the edge holds
+  echo '{"data":{"k":"v"}}' | ${cc} objects put ${NODE_NAME} default/configmap/mine
+  ${ec} objects list                                    # ...and it is on the edge
+  ${cc} objects delete ${NODE_NAME} default/configmap/mine
+  ${cc} objects list ${NODE_NAME}                       # what the cloud wants the edge to hold
+`;
+}
+
+async function main(): Promise<void> {
+  mkdirSync(DIR, { recursive: true });
   const daemons: Daemon[] = [];
+  let cluster: Cluster | undefined;
   let stopping = false;
   const stop = async (code: number): Promise<void> => {
     if (stopping) return;
     stopping = true;
-    process.stdout.write('\nstopping edgecore and cloudcore...\n');
+    process.stdout.write('\nstopping...\n');
     for (const d of [...daemons].reverse()) {
       if (d.child.exitCode !== null) continue;
       d.child.kill('SIGTERM');
@@ -112,6 +252,14 @@ async function main(): Promise<void> {
         d.child.once('exit', () => (clearTimeout(t), resolve(undefined)));
       });
     }
+    if (cluster?.kind === 'kubernetes' && cluster.ours) {
+      try {
+        controlPlaneScript('stop.sh', [join(DIR, 'control-plane')]);
+      } catch (err) {
+        process.stdout.write(`control plane stop failed: ${(err as Error).message}\n`);
+        code = 1;
+      }
+    }
     process.stdout.write('stopped\n');
     process.exit(code);
   };
@@ -119,9 +267,15 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void stop(0));
 
   try {
+    cluster = prepareCluster();
+    if (cluster.kind === 'kubernetes') installCrds(cluster);
+    const ports = { hub: await portOrFree(10000), cert: await portOrFree(10002), webhook: await portOrFree(10010) };
+    const { cloudConfig, edgeConfig } = writeConfigs(cluster, ports);
+    if (stopping) return;
+
     const cloud = startDaemon('cloudcore', [CLOUDCORE, '--config', cloudConfig]);
     daemons.push(cloud);
-    await cloud.waitFor('cloudcore ready', 30_000);
+    await cloud.waitFor('cloudcore ready', 60_000);
     const joined = existsSync(join(DIR, 'edge', 'certs', 'node.crt'));
     const token = spawnSync(process.execPath, [CLOUDCORE, '--config', cloudConfig, 'token', 'create', '--ttl', '1h'], { encoding: 'utf8' }).stdout.trim();
     const edge = startDaemon('edgecore', [EDGECORE, '--config', edgeConfig, ...(joined ? [] : ['--token', token])]);
@@ -130,32 +284,13 @@ async function main(): Promise<void> {
     edge.child.once('exit', (code) => !stopping && (process.stdout.write(`edgecore exited (${code})\n`), void stop(1)));
     await edge.waitFor('resynced with cloud', 30_000);
 
-    // A demo object, delivered to the edge like any pod or configmap would be.
-    const store = new LocalObjectStore(join(DIR, 'cloud', 'objects.db'));
-    const { resourceVersion } = store.put(NODE_NAME, 'default/configmap/hello', { apiVersion: 'v1', kind: 'ConfigMap', data: { greeting: 'hello from the cloud', at: new Date().toISOString() } });
-    store.close();
-    const ec = `node ${relative(process.cwd(), EDGECORE)} --config ${relative(process.cwd(), edgeConfig)}`;
+    const tryThis = cluster.kind === 'kubernetes' ? await demoOnCluster(cluster, edgeConfig) : await demoLocal(cloudConfig, edgeConfig);
     const cc = `node ${relative(process.cwd(), CLOUDCORE)} --config ${relative(process.cwd(), cloudConfig)}`;
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      const listed = spawnSync(process.execPath, [EDGECORE, '--config', edgeConfig, 'objects', 'list'], { encoding: 'utf8' }).stdout;
-      if (listed.split('\n').some((l) => l.startsWith(`default/configmap/hello\t${resourceVersion}\t`))) break;
-      if (Date.now() > deadline) throw new Error('the demo object did not reach the edge within 10 s');
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    process.stdout.write(`[up] ${NODE_NAME} committed default/configmap/hello (resourceVersion ${resourceVersion})\n`);
     process.stdout.write(`
-cloudcore:  hub wss://127.0.0.1:${hubPort}   certificates https://127.0.0.1:${certPort}   config ${cloudConfig}
+cloudcore:  hub wss://127.0.0.1:${ports.hub}   certificates https://127.0.0.1:${ports.cert}   config ${cloudConfig}
 edgecore:   node ${NODE_NAME}   store ${join(DIR, 'edge', 'edgecore.db')}   config ${edgeConfig}
-join token: ${token.slice(0, 24)}...  (another: ${cc} token create)
-
-Try (in another terminal, from ${process.cwd()}):
-  ${ec} objects get default/configmap/hello            # what the edge holds
-  echo '{"data":{"k":"v"}}' | ${cc} objects put ${NODE_NAME} default/configmap/mine
-  ${ec} objects list                                    # ...and it is on the edge
-  ${cc} objects delete ${NODE_NAME} default/configmap/mine
-  ${cc} objects list ${NODE_NAME}                       # what the cloud wants the edge to hold
-
+${cluster.kind === 'kubernetes' ? `cluster:    KUBECONFIG=${cluster.kubeconfig}${cluster.ours ? `   (control plane in ${join(DIR, 'control-plane')}, logs in its logs/)` : ''}\n` : ''}join token: ${token.slice(0, 24)}...  (another: ${cc} token create)
+${tryThis}
 ready (Ctrl-C stops everything)
 `);
   } catch (err) {

@@ -139,7 +139,7 @@ export class CloudHub implements Module, SessionHost {
     return this.bus.members(CONTROLLERS_GROUP);
   }
 
-  sessionLive(session: NodeSession): void {
+  sessionOpened(session: NodeSession): void {
     this.notifyControllers(Operation.connect, session);
   }
 

@@ -19,7 +19,8 @@ export interface SessionHost {
   syncProviders(): string[];
   /** Queues an upstream report on the hub's keyed worker pool. */
   submitUpstream(work: UpstreamWork): void;
-  sessionLive(session: NodeSession): void;
+  /** The edge's hello was accepted: controllers learn of the connection before any of its reports. */
+  sessionOpened(session: NodeSession): void;
   sessionClosed(session: NodeSession, error: EdgeError | undefined): void;
   delivered?(session: NodeSession, items: OutboxItem[]): void;
 }
@@ -132,6 +133,7 @@ export class NodeSession implements SessionHandlers, WebSocketEvents {
     }
     this.state = 'awaiting-inventory';
     this.logger.info({ peer: this.options.peer, edgeVersion: hello.softwareVersion }, 'edge session open');
+    this.options.host.sessionOpened(this);
     return { protocolVersion: PROTOCOL_VERSION, nodeName: this.options.nodeName, settings: this.options.settings, softwareVersion: this.options.softwareVersion, sessionId: this.options.sessionId };
   }
 
@@ -215,7 +217,6 @@ export class NodeSession implements SessionHandlers, WebSocketEvents {
     this.state = 'live';
     // Per-node detail: debug, or a 10,000-edge reconnect storm writes 10,000 lines for nothing new.
     this.logger.debug({ inventory: inventory.length, queued }, 'resync queued');
-    this.options.host.sessionLive(this);
     this.pump();
   }
 

@@ -31,7 +31,8 @@ export interface NodeKeeperOptions {
 
 /**
  * Registers edge nodes and keeps them alive in the cluster. The connection is the heartbeat: while an edge
- * is connected the cloud renews its Lease (one sweep for all nodes, so an idle edge sends nothing extra);
+ * is connected the cloud renews its Lease (one sweep for all nodes, so an idle edge sends nothing extra;
+ * the first renewal follows the edge's node status report on connect);
  * when the edge goes, renewals stop and kube-controller-manager marks the node NotReady. Node status is
  * patched only when what the edge reports changes, plus a slow refresh.
  */
@@ -68,6 +69,9 @@ export class NodeKeeper {
   /** Registers the node if needed and patches its status when it changed. */
   async report(node: string, status: EdgeNodeStatus): Promise<void> {
     const existing = await this.ensureNode(node, status);
+    // The first Lease of a connection is written here, right after the Node exists (so it gets its owner
+    // reference, as a kubelet's would); the sweep renews it from then on.
+    if (this.connectedSince.has(node) && !this.lastRenewMs.has(node)) await this.renewLease(node);
     const ready = existing.status?.conditions?.find((c) => c.type === 'Ready');
     const digest = createHash('sha256').update(JSON.stringify([status.addresses, status.capacity, status.allocatable, status.nodeInfo])).digest('hex');
     const last = this.lastStatus.get(node);
@@ -119,7 +123,10 @@ export class NodeKeeper {
     this.sweeping = true;
     try {
       const now = Date.now();
-      const due = [...this.connectedSince.keys()].filter((n) => now - (this.lastRenewMs.get(n) ?? 0) >= this.options.leaseRenewIntervalMs);
+      const due = [...this.connectedSince.keys()].filter((n) => {
+        const last = this.lastRenewMs.get(n);
+        return last !== undefined && now - last >= this.options.leaseRenewIntervalMs;
+      });
       await Promise.all(due.map((node) => this.renewLease(node).catch((err: unknown) => this.options.logger.warn({ err, nodeId: node }, 'lease renewal failed'))));
     } finally {
       this.sweeping = false;

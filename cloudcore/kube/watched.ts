@@ -27,9 +27,15 @@ export class Watched<T extends k8s.KubernetesObject> {
 
   constructor(private readonly options: WatchedOptions<T>) {
     this.informer = k8s.makeInformer(options.kc, options.path, options.list, options.labelSelector);
-    if (options.onAdd) this.informer.on(k8s.ADD, options.onAdd);
-    if (options.onUpdate) this.informer.on(k8s.UPDATE, options.onUpdate);
-    if (options.onDelete) this.informer.on(k8s.DELETE, options.onDelete);
+    // managedFields are server-side-apply bookkeeping, often the larger part of an object: dropped from the
+    // cache (handlers see the cached object) and from everything sent to edges.
+    const slim = (handler: (obj: T) => void) => (obj: T) => {
+      if (obj.metadata?.managedFields) delete obj.metadata.managedFields;
+      handler(obj);
+    };
+    if (options.onAdd) this.informer.on(k8s.ADD, slim(options.onAdd));
+    if (options.onUpdate) this.informer.on(k8s.UPDATE, slim(options.onUpdate));
+    if (options.onDelete) this.informer.on(k8s.DELETE, slim(options.onDelete));
     this.informer.on(k8s.CONNECT, () => this.backoff.reset());
     this.informer.on(k8s.ERROR, (err) => this.restartLater(err));
   }

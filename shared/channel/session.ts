@@ -69,6 +69,8 @@ const MAX_CONTROL_PAYLOAD = 64 * 1024;
  */
 export class ChannelSession {
   status: SessionStatus = 'handshaking';
+  /** The peer announced its departure (GOAWAY): however its transport then ends, that is a clean close. */
+  private peerLeaving = false;
   peerHello: Hello | undefined;
   rttMs: number | undefined;
   // Indexed by stream id: the fixed streams are 1..4, and arrays cost less than Maps per connection.
@@ -145,7 +147,7 @@ export class ChannelSession {
   /** The transport closed under us. */
   transportClosed(code: number, reason: string): void {
     if (this.status === 'closed') return;
-    const clean = code === CloseCode.normal || code === 1001;
+    const clean = code === CloseCode.normal || code === 1001 || this.peerLeaving;
     this.finish(clean ? undefined : new ConnectionError(`connection closed by peer (code ${code}${reason ? `: ${reason}` : ''})`));
   }
 
@@ -254,6 +256,7 @@ export class ChannelSession {
         }
         return;
       case FrameType.GOAWAY:
+        this.peerLeaving = frame.code !== GoAwayCode.PROTOCOL_ERROR;
         this.options.handlers.onGoAway?.(frame.code, frame.reason, frame.address);
         return;
       case FrameType.OPEN:

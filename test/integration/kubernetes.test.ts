@@ -60,6 +60,8 @@ describe('cloudcore on a real cluster (kube-apiserver, controller-manager, sched
     expect(node.status.nodeInfo.kubeletVersion).toMatch(/^v1\.33\.13-kubeedge-ts-/);
     const lease = await json(e.cp, ['get', 'lease', '-n', 'kube-node-lease', 'kube-edge-a']);
     expect(lease.spec.holderIdentity).toBe('kube-edge-a');
+    // Owned by the Node, as a kubelet's Lease is: deleting the Node removes it.
+    expect(lease.metadata.ownerReferences).toEqual([expect.objectContaining({ kind: 'Node', name: 'kube-edge-a', uid: node.metadata.uid })]);
     await eventually(async () => expect(new Date((await json(e.cp, ['get', 'lease', '-n', 'kube-node-lease', 'kube-edge-a'])).spec.renewTime).getTime()).toBeGreaterThan(new Date(lease.spec.renewTime).getTime()), 15_000);
     // The edge's own Node reaches its store (edged reads it later).
     await eventually(() => expect(readEdgeStore(setup.dbPath).has('null/node/kube-edge-a')).toBe(true));
@@ -99,6 +101,8 @@ describe('cloudcore on a real cluster (kube-apiserver, controller-manager, sched
       expect(Number(cm.resourceVersion)).toBeGreaterThan(Number(before));
       expect(JSON.parse(cm.value).data).toEqual({ mode: 'two' });
     });
+    // Server-side-apply bookkeeping stays in the cloud.
+    expect(JSON.parse(readEdgeStore(setup.dbPath).get('shop/pod/till')!.value).metadata.managedFields).toBeUndefined();
     await e.cp.kubectlOk(['-n', 'shop', 'delete', 'pod', 'till', '--grace-period=0', '--force']);
     await eventually(() => expect([...readEdgeStore(setup.dbPath).keys()].filter((k) => k.startsWith('shop/'))).toEqual([]));
   });

@@ -1,0 +1,55 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { eventually, tempDir } from '../support/harness.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+/** What `npm run up` runs after its prepare step, in its own state folder. */
+function up(dir: string): { output: () => string; exited: Promise<number | null>; kill: (signal: NodeJS.Signals) => void } {
+  const child = spawn(process.execPath, [join(ROOT, 'dist', 'build', 'up.js')], { env: { ...process.env, KE_UP_DIR: dir, KUBECONFIG: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  onTestFinished(async () => {
+    if (child.exitCode === null) {
+      child.kill('SIGTERM');
+      await exited;
+    }
+  });
+  return { output: () => output, exited, kill: (signal) => child.kill(signal) };
+}
+
+describe('npm run up', () => {
+  it('brings up a control plane, cloudcore and an edge with the demo pod, prints how to use it, and stops it all on SIGTERM', async () => {
+    const dir = tempDir('ke-up-');
+    const run = up(dir);
+    await eventually(() => expect(run.output()).toMatch(/^ready \(Ctrl-C stops everything\)$/m), 180_000, 200);
+    const kubeconfig = run.output().match(/export KUBECONFIG=(\S+)/)![1]!;
+    const kubectlPath = run.output().match(/alias kubectl=(\S+)/)![1]!;
+    const kubectl = (...args: string[]): string => spawnSync(kubectlPath, ['--kubeconfig', kubeconfig, ...args], { encoding: 'utf8' }).stdout;
+    const edgeObjects = (): string => spawnSync(process.execPath, [join(ROOT, 'dist', 'edgecore', 'main.js'), '--config', join(dir, 'edgecore.yaml'), 'objects', 'list'], { encoding: 'utf8' }).stdout;
+
+    // The commands it prints work: the edge node is Ready, the demo pod is scheduled there and on the edge.
+    expect(kubectl('get', 'nodes', '--no-headers')).toMatch(/^edge-1\s+Ready\s+edge/m);
+    expect(kubectl('get', 'pod', 'hello', '-o', 'jsonpath={.spec.nodeName}')).toBe('edge-1');
+    expect(edgeObjects()).toMatch(/^default\/pod\/hello\t/m);
+    kubectl('patch', 'configmap', 'hello', '-p', '{"data":{"greeting":"changed"}}');
+    const rv = kubectl('get', 'configmap', 'hello', '-o', 'jsonpath={.metadata.resourceVersion}');
+    await eventually(() => expect(edgeObjects()).toMatch(new RegExp(`^default/configmap/hello\\t${rv}\\t`, 'm')), 20_000, 200);
+
+    run.kill('SIGTERM');
+    expect(await run.exited).toBe(0);
+    expect(run.output()).toMatch(/^stopped$/m);
+    // Every control-plane process is gone (stop.sh renames its pid file only when none is left).
+    expect(existsSync(join(dir, 'control-plane', 'pids'))).toBe(false);
+    for (const line of readFileSync(join(dir, 'control-plane', 'pids.stopped'), 'utf8').trim().split('\n')) {
+      // Gone, or a zombie waiting for whichever process adopted it to reap it.
+      const stat = `/proc/${line.split(' ')[1]}/stat`;
+      if (existsSync(stat)) expect(readFileSync(stat, 'utf8').split(' ')[2], line).toBe('Z');
+    }
+  });
+});
