@@ -184,7 +184,9 @@ export class CloudHub implements Module, SessionHost {
       if (reply.operation === Operation.error) session.logger.debug({ resource: message.resource, reason: reply.content }, 'edge report dropped after refusal');
       ack();
     } catch (err) {
-      session.logger.warn({ err, resource: message.resource, target }, 'edge report not processed, edge will resend');
+      // Reports cut short by shutdown are resent to the next instance: one line per report would flood the log.
+      const level = (err as { code?: string }).code === 'ERR_BUS_CLOSED' ? 'debug' : 'warn';
+      session.logger[level]({ err, resource: message.resource, target }, 'edge report not processed, edge will resend');
     } finally {
       work.release();
     }

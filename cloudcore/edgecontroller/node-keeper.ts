@@ -7,6 +7,8 @@ import type { TokenBucket } from '../kube/rate-limiter.js';
 
 export const EDGE_ROLE_LABEL = 'node-role.kubernetes.io/edge';
 const LEASE_NAMESPACE = 'kube-node-lease';
+/** A node seen not Ready this long after our last status patch gets patched again (the cache had lagged). */
+const STALE_READY_MS = 5_000;
 
 /** What edged reports about its host (content of `null/nodestatus/<node>` updates). */
 export interface EdgeNodeStatus {
@@ -40,6 +42,8 @@ export class NodeKeeper {
   private readonly connectedSince = new Map<string, number>();
   private readonly lastRenewMs = new Map<string, number>();
   private readonly lastStatus = new Map<string, { digest: string; atMs: number }>();
+  /** The last status each connected edge reported, for refreshes. */
+  private readonly reported = new Map<string, EdgeNodeStatus>();
   private timer: NodeJS.Timeout | undefined;
   private sweeping = false;
 
@@ -56,27 +60,40 @@ export class NodeKeeper {
 
   connected(node: string): void {
     this.connectedSince.set(node, Date.now());
-    // The controller may have marked the node Unknown meanwhile: the next report patches in full.
-    this.lastStatus.delete(node);
     this.lastRenewMs.delete(node);
   }
 
   disconnected(node: string): void {
     this.connectedSince.delete(node);
     this.lastRenewMs.delete(node);
+    this.lastStatus.delete(node);
+    this.reported.delete(node);
   }
 
-  /** Registers the node if needed and patches its status when it changed. */
+  /** Registers the node if needed, writes its first Lease, and patches its status when it changed. */
   async report(node: string, status: EdgeNodeStatus): Promise<void> {
+    this.reported.set(node, status);
     const existing = await this.ensureNode(node, status);
     // The first Lease of a connection is written here, right after the Node exists (so it gets its owner
     // reference, as a kubelet's would); the sweep renews it from then on.
     if (this.connectedSince.has(node) && !this.lastRenewMs.has(node)) await this.renewLease(node);
+    await this.patchStatus(node, status, existing);
+  }
+
+  /**
+   * Patches the node status unless the Node already says the same, Ready, recently. Without a record of
+   * our own (a restarted cloudcore) the Node in the informer cache is the record: a restart does not
+   * rewrite every node's status.
+   */
+  private async patchStatus(node: string, status: EdgeNodeStatus, existing: V1Node): Promise<void> {
     const ready = existing.status?.conditions?.find((c) => c.type === 'Ready');
-    const digest = createHash('sha256').update(JSON.stringify([status.addresses, status.capacity, status.allocatable, status.nodeInfo])).digest('hex');
-    const last = this.lastStatus.get(node);
+    const digest = statusDigest(status);
     const now = Date.now();
-    if (last && last.digest === digest && ready?.status === 'True' && now - last.atMs < this.options.statusRefreshMs) return;
+    const last = this.lastStatus.get(node) ?? { digest: statusDigest(existing.status ?? {}), atMs: timeOf(ready?.lastHeartbeatTime) };
+    if (last.digest === digest && ready?.status === 'True' && now - last.atMs < this.options.statusRefreshMs) {
+      this.lastStatus.set(node, last);
+      return;
+    }
     const nowIso = new Date(now).toISOString();
     const readyCondition: V1NodeCondition = {
       type: 'Ready',
@@ -117,17 +134,33 @@ export class NodeKeeper {
     return created;
   }
 
-  /** Renews the Lease of every connected node that is due. */
+  /**
+   * Renews the Lease of every connected node that is due, and patches again the status of a connected node
+   * whose last patch is older than the refresh interval or that the cluster sees as not Ready (the node
+   * controller marked it while the edge was away, or a restarted cloudcore trusted a stale cache).
+   */
   private async sweep(): Promise<void> {
     if (this.sweeping) return;
     this.sweeping = true;
     try {
       const now = Date.now();
-      const due = [...this.connectedSince.keys()].filter((n) => {
-        const last = this.lastRenewMs.get(n);
-        return last !== undefined && now - last >= this.options.leaseRenewIntervalMs;
-      });
-      await Promise.all(due.map((node) => this.renewLease(node).catch((err: unknown) => this.options.logger.warn({ err, nodeId: node }, 'lease renewal failed'))));
+      const work: Array<Promise<void>> = [];
+      for (const node of this.connectedSince.keys()) {
+        const renewed = this.lastRenewMs.get(node);
+        if (renewed !== undefined && now - renewed >= this.options.leaseRenewIntervalMs) {
+          work.push(this.renewLease(node).catch((err: unknown) => this.options.logger.warn({ err, nodeId: node }, 'lease renewal failed')));
+        }
+        const status = this.reported.get(node);
+        const last = this.lastStatus.get(node);
+        const cached = this.options.cachedNode(node);
+        if (!status || !last || !cached) continue;
+        const notReady = cached.status?.conditions?.find((c) => c.type === 'Ready')?.status !== 'True';
+        if (now - last.atMs >= this.options.statusRefreshMs || (notReady && now - last.atMs >= STALE_READY_MS)) {
+          this.lastStatus.delete(node);
+          work.push(this.patchStatus(node, status, cached).catch((err: unknown) => this.options.logger.warn({ err, nodeId: node }, 'node status refresh failed')));
+        }
+      }
+      await Promise.all(work);
     } finally {
       this.sweeping = false;
     }
@@ -180,4 +213,24 @@ export function kubeError(err: unknown): EdgeError {
 /** MicroTime as the API server wants it: RFC 3339 with microseconds. */
 function microTime(d: Date): Date {
   return d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z') as unknown as Date;
+}
+
+/** Digest of what an edge reports (and a Node status holds): key order does not matter. */
+function statusDigest(status: { addresses?: unknown; capacity?: unknown; allocatable?: unknown; nodeInfo?: unknown }): string {
+  return createHash('sha256').update(canonicalJson([status.addresses ?? [], status.capacity ?? {}, status.allocatable ?? {}, status.nodeInfo ?? {}])).digest('hex');
+}
+
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value && typeof value === 'object' && !(value instanceof Date)) {
+    const entries = Object.entries(value).filter(([, v]) => v !== undefined && v !== '').sort(([a], [b]) => (a < b ? -1 : 1));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/** Epoch ms of an API timestamp (string or Date); 0 when absent. */
+function timeOf(value: unknown): number {
+  const ms = value ? new Date(value as string).getTime() : 0;
+  return Number.isNaN(ms) ? 0 : ms;
 }

@@ -1,5 +1,6 @@
 import * as k8s from '@kubernetes/client-node';
 import { ConfigError } from '../../shared/errors.js';
+import { KeepAliveHttp } from './keep-alive-http.js';
 
 export interface KubeClients {
   kc: k8s.KubeConfig;
@@ -25,11 +26,16 @@ export function createKubeClients(opts: { kubeconfig: string }): KubeClients {
   }
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new ConfigError(['kubeAPI: the kubeconfig has no current cluster']);
+  const config = k8s.createConfiguration({
+    baseServer: new k8s.ServerConfiguration(cluster.server, {}),
+    authMethods: { default: kc },
+    httpApi: k8s.wrapHttpLibrary(new KeepAliveHttp()),
+  });
   return {
     kc,
-    core: kc.makeApiClient(k8s.CoreV1Api),
-    coordination: kc.makeApiClient(k8s.CoordinationV1Api),
-    admission: kc.makeApiClient(k8s.AdmissionregistrationV1Api),
+    core: new k8s.CoreV1Api(config),
+    coordination: new k8s.CoordinationV1Api(config),
+    admission: new k8s.AdmissionregistrationV1Api(config),
     server: cluster.server,
   };
 }

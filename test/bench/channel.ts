@@ -16,9 +16,9 @@ import { loadCloudCoreConfig } from '../../cloudcore/config.js';
 import { LocalObjectStore } from '../../cloudcore/edgecontroller/local-object-store.js';
 import { silentLogger } from '../../shared/logger.js';
 import { Operation, newMessage } from '../../shared/message.js';
-import { CertificateAuthority, generateKeyPair } from '../../shared/pki/certificate-authority.js';
+import { CertificateAuthority } from '../../shared/pki/certificate-authority.js';
 import { createBootstrapToken } from '../../shared/pki/bootstrap-token.js';
-import type { SimStart, SimStatus } from './edge-simulator.js';
+import { issueCerts, simOver, simStart, startFleet, waitSynced } from './simulator-fleet.js';
 import { CLOUDCORE_BIN, EDGECORE_BIN, ROOT, benchDir, cleanup, cpuSeconds, note, percentile, report, rssKiB, sleep, start, writeCloudConfig, type Proc } from './bench-support.js';
 
 const args = new Map(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=') as [string, string]));
@@ -149,83 +149,8 @@ async function throughputAndLatency(): Promise<void> {
   await cloud.stop();
 }
 
-interface Sim {
-  proc: ReturnType<typeof fork>;
-  status(): Promise<SimStatus>;
-}
-
-function startSim(): Sim {
-  const bin = join(ROOT, 'dist/test/bench/edge-simulator.js');
-  const proc = fork(bin, [], { execArgv: ['--max-old-space-size=6144'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  process.on('exit', () => proc.kill('SIGKILL'));
-  return {
-    proc,
-    status: () => new Promise((resolve) => {
-      proc.once('message', (m) => resolve(m as SimStatus));
-      proc.send({ type: 'status' });
-    }),
-  };
-}
-
-/** Several simulator processes seen as one: nodes are dealt round-robin, status and CPU are summed. */
-function startFleet(processes: number): Sim & { send(start: SimStart): void; cpuSeconds(): number; kill(): void } {
-  const sims = Array.from({ length: processes }, startSim);
-  return {
-    proc: sims[0]!.proc,
-    send(start) {
-      sims.forEach((sim, i) => sim.proc.send({ ...start, nodes: start.nodes.filter((_, n) => n % processes === i) }));
-    },
-    async status() {
-      const all = await Promise.all(sims.map((sim) => sim.status()));
-      return all.reduce((a, b) => ({ type: 'status', connected: a.connected + b.connected, synced: a.synced + b.synced, lastSyncedAtMs: Math.max(a.lastSyncedAtMs, b.lastSyncedAtMs), reconnects: a.reconnects + b.reconnects, failedConnects: a.failedConnects + b.failedConnects, rssKiB: a.rssKiB + b.rssKiB }));
-    },
-    cpuSeconds: () => sims.reduce((sum, sim) => sum + cpuSeconds(sim.proc.pid!), 0),
-    kill: () => sims.forEach((sim) => sim.proc.kill('SIGKILL')),
-  };
-}
-
-async function waitSynced(sim: Sim, count: number, timeoutMs: number): Promise<SimStatus> {
-  const deadline = Date.now() + timeoutMs;
-  let last = await sim.status();
-  let lastPrint = 0;
-  while (last.synced < count) {
-    if (Date.now() > deadline) throw new Error(`only ${last.synced}/${count} edges synced after ${timeoutMs} ms: ${JSON.stringify(last)}`);
-    if (Date.now() - lastPrint > 5_000) {
-      note(`synced ${last.synced}/${count}, connected ${last.connected}, failed connects ${last.failedConnects}`);
-      lastPrint = Date.now();
-    }
-    await sleep(200);
-    last = await sim.status();
-  }
-  return last;
-}
-
-async function issueCerts(files: { caCertFile: string; caKeyFile: string }, names: string[]): Promise<{ caPem: string; keyPem: string; nodes: SimStart['nodes'] }> {
-  const ca = await CertificateAuthority.fromPem(readFileSync(files.caCertFile, 'utf8'), readFileSync(files.caKeyFile, 'utf8'));
-  // One key pair for every simulated node keeps setup fast; each node still has its own certificate.
-  const keys = await generateKeyPair();
-  const nodes: SimStart['nodes'] = [];
-  let keyPem = '';
-  for (const name of names) {
-    const pair = await ca.issueNodeCert(name, 7 * 86_400_000, keys);
-    keyPem = pair.keyPem;
-    nodes.push({ name, certPem: pair.certPem });
-  }
-  return { caPem: ca.certPem, keyPem, nodes };
-}
-
-function simStart(url: string, certs: Awaited<ReturnType<typeof issueCerts>>, nodes: SimStart['nodes']): SimStart {
-  return {
-    type: 'start',
-    url,
-    caPem: certs.caPem,
-    keyPem: certs.keyPem,
-    nodes,
-    connectConcurrency: 200,
-    settings: { streamWindowBytes: 1 << 20, maxMessageBytes: 32 << 20, heartbeatIntervalMs: 30_000, sessionTimeoutMs: 90_000 },
-    reconnect: { initialDelayMs: 1_000, maxDelayMs: 30_000 },
-  };
-}
+const caFromFiles = (files: { caCertFile: string; caKeyFile: string }): Promise<CertificateAuthority> =>
+  CertificateAuthority.fromPem(readFileSync(files.caCertFile, 'utf8'), readFileSync(files.caKeyFile, 'utf8'));
 
 function threadCpu(pid: number): string {
   const byName = new Map<string, number>();
@@ -254,7 +179,7 @@ async function connectionsAndStorm(): Promise<void> {
   for (const name of names) for (let k = 0; k < 2; k++) store.put(name, `default/configmap/c${k}`, { data: { k: String(k) } });
   store.close();
   const t0 = performance.now();
-  const certs = await issueCerts(files, names);
+  const certs = await issueCerts(await caFromFiles(files), names);
   note(`issued ${names.length} node certificates in ${Math.round(performance.now() - t0)} ms`);
   await sleep(2_000);
   const baseline = rssKiB(cloud.child.pid!);
@@ -333,16 +258,10 @@ async function idleBytes(): Promise<void> {
   const cloud = await startCloudProcess(files.configPath, wrapper);
   const EDGES = 500;
   const names = Array.from({ length: EDGES }, (_, i) => `idle-${i}`);
-  const certs = await issueCerts(files, names);
+  const certs = await issueCerts(await caFromFiles(files), names);
   const bin = join(ROOT, 'dist/test/bench/edge-simulator.js');
   const proc = start(bin, [], { wrapper, ipc: true, nodeArgs: [] });
-  const sim: Sim = {
-    proc: proc.child as ReturnType<typeof fork>,
-    status: () => new Promise((resolve) => {
-      proc.child.once('message', (m) => resolve(m as SimStatus));
-      proc.child.send!({ type: 'status' });
-    }),
-  };
+  const sim = simOver(proc.child as ReturnType<typeof fork>);
   sim.proc.send(simStart(`wss://127.0.0.1:${files.hubPort}`, certs, certs.nodes));
   await waitSynced(sim, EDGES, 120_000);
   await sleep(5_000);

@@ -8,8 +8,9 @@ import { ChannelSession } from '../../shared/channel/session.js';
 import { decodeMessage, encodeInventory, encodeMessage } from '../../shared/channel/codec.js';
 import { PROTOCOL_VERSION, StreamId, type Settings } from '../../shared/channel/frame.js';
 import { bindWebSocket, webSocketTransport } from '../../shared/channel/ws-transport.js';
-import { Operation, newMessage } from '../../shared/message.js';
+import { NULL_NAMESPACE, Operation, newMessage } from '../../shared/message.js';
 import { uidOf } from '../../shared/object-sync.js';
+import { nodeFacts } from '../../edgecore/edged/node-facts.js';
 
 export interface SimStart {
   type: 'start';
@@ -20,6 +21,8 @@ export interface SimStart {
   connectConcurrency: number;
   settings: Settings;
   reconnect: { initialDelayMs: number; maxDelayMs: number };
+  /** Report a node status on every connect, as edged does (a cluster then registers the node). */
+  reportNodeStatus?: boolean;
 }
 
 export interface SimStatus {
@@ -28,6 +31,8 @@ export interface SimStatus {
   synced: number;
   /** Latest time (epoch ms) at which an edge finished its resync. */
   lastSyncedAtMs: number;
+  /** Objects held, summed over all edges. */
+  objects: number;
   reconnects: number;
   failedConnects: number;
   rssKiB: number;
@@ -83,7 +88,10 @@ class SimEdge {
       settings,
       hello: { protocolVersion: PROTOCOL_VERSION, nodeName: this.name, settings, softwareVersion: 'sim', sessionId: '' },
       handlers: {
-        onHello: () => void setImmediate(() => this.sendInventory()),
+        onHello: () => void setImmediate(() => {
+          this.sendInventory();
+          if (this.cfg.reportNodeStatus) this.sendNodeStatus();
+        }),
         onMessage: (stream, received, done) => {
           done();
           if (stream !== StreamId.objects) return;
@@ -119,7 +127,14 @@ class SimEdge {
     const items = [...this.store].map(([key, v]) => ({ key, uid: v.uid, resourceVersion: v.resourceVersion }));
     session.write(StreamId.objects, encodeMessage(newMessage({ source: 'sim', group: 'resource', operation: Operation.inventory, resource: `null/node/${this.name}`, content: encodeInventory(items) })));
   }
+
+  private sendNodeStatus(): void {
+    if (this.session?.status !== 'open') return;
+    this.session.write(StreamId.upstream, encodeMessage(newMessage({ source: 'edged', group: 'resource', operation: Operation.update, resource: `${NULL_NAMESPACE}/nodestatus/${this.name}`, content: facts })));
+  }
 }
+
+const facts = nodeFacts({ nodeIP: '192.0.2.1', maxPods: 110, kubeletVersion: 'v1.33.13-sim', labels: {} });
 
 function acquire(fn: () => void): void {
   if (connecting < currentConcurrency) {
@@ -142,11 +157,13 @@ let currentConcurrency = 100;
 function status(): SimStatus {
   let connected = 0;
   let synced = 0;
+  let objects = 0;
   for (const e of edges) {
     if (e.session?.status === 'open') connected++;
     if (e.synced) synced++;
+    objects += e.store.size;
   }
-  return { type: 'status', connected, synced, lastSyncedAtMs, reconnects, failedConnects, rssKiB: Math.round(process.memoryUsage().rss / 1024) };
+  return { type: 'status', connected, synced, lastSyncedAtMs, objects, reconnects, failedConnects, rssKiB: Math.round(process.memoryUsage().rss / 1024) };
 }
 
 process.on('message', (msg: SimStart | { type: 'status' }) => {

@@ -1,9 +1,9 @@
 import { describe, expect, it, onTestFinished } from 'vitest';
 import type { EdgeCore } from '../../edgecore/edgecore.js';
 import { Operation, newMessage } from '../../shared/message.js';
-import { eventually, tempDir } from '../support/harness.js';
+import { eventually, tempDir, useControlPlane } from '../support/harness.js';
 import { cloudSetup, edgeSetup, readEdgeStore, startCloud, startEdgeInProcess, type Cloud, type EdgeSetup } from '../support/daemons.js';
-import { useControlPlane, type ControlPlane } from '../support/control-plane.js';
+import type { ControlPlane } from '../support/control-plane.js';
 
 // Short enough to see NotReady and eviction within a test: the node controller gives up on a silent node
 // after 10 s, and pods without our tolerations are evicted 5 s after the taint.
@@ -65,6 +65,16 @@ describe('cloudcore on a real cluster (kube-apiserver, controller-manager, sched
     await eventually(async () => expect(new Date((await json(e.cp, ['get', 'lease', '-n', 'kube-node-lease', 'kube-edge-a'])).spec.renewTime).getTime()).toBeGreaterThan(new Date(lease.spec.renewTime).getTime()), 15_000);
     // The edge's own Node reaches its store (edged reads it later).
     await eventually(() => expect(readEdgeStore(setup.dbPath).has('null/node/kube-edge-a')).toBe(true));
+
+    // A cloudcore restart does not rewrite the status of a node whose edge reports nothing new.
+    const heartbeat = (n: any): string => n.status.conditions.find((c: any) => c.type === 'Ready').lastHeartbeatTime;
+    const beat = heartbeat(await json(e.cp, ['get', 'node', 'kube-edge-a']));
+    await e.cloud.kill('SIGTERM');
+    const cloud = await startCloud(e.cloud.setup, 'cloudcore-restarted');
+    await eventually(() => expect(core.edgeHub.status).toMatchObject({ type: 'connected', synced: true }));
+    await eventually(() => expect(cloud.logs.some((l) => l.msg === 'edge session open')).toBe(true));
+    await new Promise((r) => setTimeout(r, 2_000));
+    expect(heartbeat(await json(e.cp, ['get', 'node', 'kube-edge-a']))).toBe(beat);
 
     await core.stop();
     await eventually(async () => expect(ready(await json(e.cp, ['get', 'node', 'kube-edge-a']))).toBe('Unknown'), 40_000);

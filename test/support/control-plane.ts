@@ -3,9 +3,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll } from 'vitest';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const ROOT = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../../..' : '../..', import.meta.url));
 const SCRIPTS = join(ROOT, 'build', 'control-plane');
 
 export interface ControlPlane {
@@ -27,6 +26,7 @@ export interface ControlPlaneOptions {
 }
 
 /**
+ * (No vitest here: benchmarks use it too; `useControlPlane` in harness.ts is the test-file wrapper.)
  * Starts etcd, kube-apiserver, kube-controller-manager and kube-scheduler (build/control-plane/start.sh) in a
  * fresh folder on free loopback ports. The binaries were built or found by the global setup.
  */
@@ -80,18 +80,5 @@ export function startControlPlane(options: ControlPlaneOptions = {}): ControlPla
         rmSync(dir, { recursive: true, force: true });
       }
     },
-  };
-}
-
-/** One control plane for the whole test file, stopped after its last test. */
-export function useControlPlane(options: ControlPlaneOptions = {}): () => ControlPlane {
-  let cp: ControlPlane | undefined;
-  beforeAll(() => {
-    cp = startControlPlane(options);
-  }, 300_000);
-  afterAll(() => cp?.stop());
-  return () => {
-    if (!cp) throw new Error('control plane not started');
-    return cp;
   };
 }

@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import net from 'node:net';
-import { onTestFinished } from 'vitest';
+import { afterAll, beforeAll, onTestFinished } from 'vitest';
+import { startControlPlane, type ControlPlane, type ControlPlaneOptions } from './control-plane.js';
 
 export { freePort } from './ports.js';
 
@@ -78,5 +79,18 @@ export async function tcpProxy(targetPort: number): Promise<TcpProxy> {
       blocked = false;
     },
     connections: () => pairs.size,
+  };
+}
+
+/** One control plane for the whole test file, stopped after its last test. */
+export function useControlPlane(options: ControlPlaneOptions = {}): () => ControlPlane {
+  let cp: ControlPlane | undefined;
+  beforeAll(() => {
+    cp = startControlPlane(options);
+  }, 300_000);
+  afterAll(() => cp?.stop());
+  return () => {
+    if (!cp) throw new Error('control plane not started');
+    return cp;
   };
 }
