@@ -2,10 +2,9 @@ import type { Bus } from '../../shared/bus.js';
 import type { Logger } from '../../shared/logger.js';
 import type { Module } from '../../shared/module-runtime.js';
 import { EdgeError } from '../../shared/errors.js';
-import { Operation, compareResourceVersions, errorResponseTo, newMessage, parseCloudResource, responseTo, toCloudResource, type Message } from '../../shared/message.js';
-import { CONTROLLERS_GROUP, SYNC_OPERATION, typeOfKey, type ConnectionEvent, type SyncRequest, type SyncResponse } from '../../shared/object-sync.js';
-import { ANY_TYPE } from '../../shared/object-sync.js';
-import type { DesiredObject, ObjectSource, SourceChange } from './object-source.js';
+import { Operation, errorResponseTo, parseCloudResource, responseTo, type Message } from '../../shared/message.js';
+import { ANY_TYPE, CONTROLLERS_GROUP, SYNC_OPERATION, diffInventory, objectMessage, typeOfKey, type ConnectionEvent, type SyncRequest, type SyncResponse } from '../../shared/object-sync.js';
+import type { ObjectSource, SourceChange } from './object-source.js';
 
 export interface EdgeControllerDeps {
   source: ObjectSource;
@@ -34,7 +33,7 @@ export class EdgeController implements Module {
   }
 
   private forward(change: SourceChange): void {
-    void this.deps.bus.send('cloudhub', this.toMessage(change.node, change.object, change.operation)).catch(() => undefined);
+    void this.deps.bus.send('cloudhub', objectMessage(this.name, change.node, change.object, change.operation)).catch(() => undefined);
   }
 
   private async handle(message: Message): Promise<void> {
@@ -61,20 +60,7 @@ export class EdgeController implements Module {
     const { nodeName, inventory } = request.content;
     const owned = new Set(this.deps.source.ownedTypes);
     const owns = (key: string): boolean => owned.has(ANY_TYPE) || owned.has(typeOfKey(key) ?? '');
-    const have = new Map(inventory.map((i) => [i.key, i]));
-    const messages: Message[] = [];
-    const desiredKeys = new Set<string>();
-    for (const object of this.deps.source.desired(nodeName)) {
-      desiredKeys.add(object.key);
-      const edge = have.get(object.key);
-      if (!edge) messages.push(this.toMessage(nodeName, object, Operation.insert));
-      else if (edge.uid !== object.uid || compareResourceVersions(object.resourceVersion, edge.resourceVersion) > 0) messages.push(this.toMessage(nodeName, object, Operation.update));
-    }
-    for (const item of inventory) {
-      if (desiredKeys.has(item.key) || !owns(item.key)) continue;
-      const [namespace, , name] = item.key.split('/');
-      messages.push(this.toMessage(nodeName, { key: item.key, uid: item.uid, resourceVersion: item.resourceVersion, content: { metadata: { uid: item.uid, name, namespace } } }, Operation.delete));
-    }
+    const messages = diffInventory(this.name, nodeName, this.deps.source.desired(nodeName), inventory, owns);
     const response: SyncResponse = { ownedTypes: [...owned], messages };
     this.deps.bus.respond(request, responseTo(request, this.name, response));
   }
@@ -101,7 +87,4 @@ export class EdgeController implements Module {
     }
   }
 
-  private toMessage(node: string, object: DesiredObject, operation: string): Message {
-    return newMessage({ source: this.name, group: 'resource', operation, resource: toCloudResource(node, object.key), resourceVersion: object.resourceVersion, content: object.content });
-  }
 }

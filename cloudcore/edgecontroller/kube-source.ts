@@ -4,11 +4,12 @@ import { EdgeError } from '../../shared/errors.js';
 import { NULL_NAMESPACE, parseEdgeResource, type Message } from '../../shared/message.js';
 import type { KubeClients } from '../kube/kube-client.js';
 import type { TokenBucket } from '../kube/rate-limiter.js';
-import { STRATEGIC_MERGE_PATCH } from '../kube/kube-client.js';
+import { STRATEGIC_MERGE_PATCH, kubeError } from '../kube/kube-client.js';
 import { Watched } from '../kube/watched.js';
-import { EDGE_ROLE_LABEL, NodeKeeper, kubeError, type EdgeNodeStatus } from './node-keeper.js';
+import { EDGE_ROLE_LABEL, NodeKeeper, type EdgeNodeStatus } from './node-keeper.js';
 import type { DesiredObject, ObjectSource, SourceChange } from './object-source.js';
-import { ReferenceIndex, podReferences, type RefKey } from './pod-references.js';
+import { ReferenceIndex } from '../../shared/reference-index.js';
+import { podReferences, type RefKey } from './pod-references.js';
 import { PodAutonomyWebhook } from './pod-autonomy.js';
 import type { CaSource } from '../../shared/pki/ca-source.js';
 

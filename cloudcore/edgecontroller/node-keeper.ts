@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { CoordinationV1Api, CoreV1Api, V1Node, V1NodeCondition } from '@kubernetes/client-node';
 import type { Logger } from '../../shared/logger.js';
 import { EdgeError } from '../../shared/errors.js';
-import { MERGE_PATCH, STRATEGIC_MERGE_PATCH, apiStatus } from '../kube/kube-client.js';
+import { MERGE_PATCH, STRATEGIC_MERGE_PATCH, kubeError } from '../kube/kube-client.js';
 import type { TokenBucket } from '../kube/rate-limiter.js';
 
 export const EDGE_ROLE_LABEL = 'node-role.kubernetes.io/edge';
@@ -197,17 +197,6 @@ export class NodeKeeper {
       throw kubeError(err);
     }
   }
-}
-
-/** Maps an API failure to a stable code: 404 not found, 403 forbidden, 5xx/429/transport unavailable. */
-export function kubeError(err: unknown): EdgeError {
-  const status = apiStatus(err);
-  const body = (err as { body?: unknown }).body;
-  const detail = typeof body === 'string' ? body.slice(0, 300) : (err as Error).message;
-  if (status === 404) return new EdgeError('ERR_NOT_FOUND', detail, { cause: err });
-  if (status === 403) return new EdgeError('ERR_FORBIDDEN', detail, { cause: err });
-  if (status === undefined || status === 429 || status >= 500) return new EdgeError('ERR_UNAVAILABLE', `API server unavailable (${status ?? 'no response'}): ${detail}`, { cause: err });
-  return new EdgeError('ERR_INVALID_MESSAGE', `API server refused (${status}): ${detail}`, { cause: err });
 }
 
 /** MicroTime as the API server wants it: RFC 3339 with microseconds. */

@@ -1,13 +1,7 @@
 import type { Message } from '../../shared/message.js';
+import type { DesiredObject } from '../../shared/object-sync.js';
 
-/** One object a node should hold, keyed as the edge sees it (`<namespace>/<type>/<name>`). */
-export interface DesiredObject {
-  key: string;
-  uid: string;
-  resourceVersion: string;
-  /** The object as sent to the edge (Kubernetes JSON). */
-  content: unknown;
-}
+export type { DesiredObject } from '../../shared/object-sync.js';
 
 export interface SourceChange {
   node: string;

@@ -1,5 +1,5 @@
 import * as k8s from '@kubernetes/client-node';
-import { ConfigError } from '../../shared/errors.js';
+import { ConfigError, EdgeError } from '../../shared/errors.js';
 import { KeepAliveHttp } from './keep-alive-http.js';
 
 export interface KubeClients {
@@ -7,6 +7,7 @@ export interface KubeClients {
   core: k8s.CoreV1Api;
   coordination: k8s.CoordinationV1Api;
   admission: k8s.AdmissionregistrationV1Api;
+  custom: k8s.CustomObjectsApi;
   /** The API server URL, for logs. */
   server: string;
 }
@@ -36,6 +37,7 @@ export function createKubeClients(opts: { kubeconfig: string }): KubeClients {
     core: new k8s.CoreV1Api(config),
     coordination: new k8s.CoordinationV1Api(config),
     admission: new k8s.AdmissionregistrationV1Api(config),
+    custom: new k8s.CustomObjectsApi(config),
     server: cluster.server,
   };
 }
@@ -48,3 +50,14 @@ export function apiStatus(err: unknown): number | undefined {
 
 export const MERGE_PATCH = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);
 export const STRATEGIC_MERGE_PATCH = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.StrategicMergePatch);
+
+/** Maps an API failure to a stable code: 404 not found, 403 forbidden, 5xx/429/transport unavailable. */
+export function kubeError(err: unknown): EdgeError {
+  const status = apiStatus(err);
+  const body = (err as { body?: unknown }).body;
+  const detail = typeof body === 'string' ? body.slice(0, 300) : (err as Error).message;
+  if (status === 404) return new EdgeError('ERR_NOT_FOUND', detail, { cause: err });
+  if (status === 403) return new EdgeError('ERR_FORBIDDEN', detail, { cause: err });
+  if (status === undefined || status === 429 || status >= 500) return new EdgeError('ERR_UNAVAILABLE', `API server unavailable (${status ?? 'no response'}): ${detail}`, { cause: err });
+  return new EdgeError('ERR_INVALID_MESSAGE', `API server refused (${status}): ${detail}`, { cause: err });
+}

@@ -16,17 +16,29 @@ export interface WatchedOptions<T extends k8s.KubernetesObject> {
 
 /**
  * A list-watch cache that stays up. client-node's informer relists by itself after 410 Gone, but any other
- * error (API server restart, network) stops it: this restarts it with bounded backoff, relisting, so
- * changes missed meanwhile arrive as adds, updates and deletes.
+ * error (API server restart, network, a CRD not installed yet) stops it: this restarts it with bounded
+ * backoff, relisting, so changes missed meanwhile arrive as adds, updates and deletes.
  */
 export class Watched<T extends k8s.KubernetesObject> {
   private readonly informer: k8s.Informer<T> & k8s.ObjectCache<T>;
   private readonly backoff = new Backoff({ initialDelayMs: 500, maxDelayMs: 30_000 });
   private stopped = false;
   private restartTimer: NodeJS.Timeout | undefined;
+  /** Resolves once a list has succeeded and its items are in the cache. */
+  readonly synced: Promise<void>;
+  private markSynced!: () => void;
+  private isSynced = false;
+  private abandon: (() => void) | undefined;
 
   constructor(private readonly options: WatchedOptions<T>) {
-    this.informer = k8s.makeInformer(options.kc, options.path, options.list, options.labelSelector);
+    this.synced = new Promise((resolve) => (this.markSynced = resolve));
+    const list = async (): Promise<k8s.KubernetesListObject<T>> => {
+      const result = await options.list();
+      // The informer adds the items right after this resolves, in the same turn: announce on the next one.
+      if (!this.isSynced) setImmediate(() => ((this.isSynced = true), this.markSynced()));
+      return result;
+    };
+    this.informer = k8s.makeInformer(options.kc, options.path, list, options.labelSelector);
     // managedFields are server-side-apply bookkeeping, often the larger part of an object: dropped from the
     // cache (handlers see the cached object) and from everything sent to edges.
     const slim = (handler: (obj: T) => void) => (obj: T) => {
@@ -40,13 +52,23 @@ export class Watched<T extends k8s.KubernetesObject> {
     this.informer.on(k8s.ERROR, (err) => this.restartLater(err));
   }
 
-  /** Resolves once the initial list is in the cache. */
+  /**
+   * Starts listing and watching; resolves once the first list is in the cache, however many retries that
+   * takes. A resync must never be answered from an empty cache: it would delete everything an edge holds.
+   */
   async start(): Promise<void> {
+    this.stopped = false;
     await this.informer.start();
+    await Promise.race([this.synced, new Promise<void>((resolve) => (this.abandon = resolve))]);
+  }
+
+  get hasSynced(): boolean {
+    return this.isSynced;
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.abandon?.();
     clearTimeout(this.restartTimer);
     await this.informer.stop();
   }
