@@ -6,6 +6,7 @@ import { softwareVersion } from '../shared/version.js';
 import type { CloudCoreConfig } from './config.js';
 import { CloudHub, type CloudHubObserver } from './cloudhub/cloudhub.js';
 import { FileCa, loadOrCreateCa } from './cloudhub/ca-files.js';
+import { DeviceController } from './devicecontroller/devicecontroller.js';
 import { EdgeController } from './edgecontroller/edgecontroller.js';
 import { KubeSource } from './edgecontroller/kube-source.js';
 import { LocalSource } from './edgecontroller/local-source.js';
@@ -22,7 +23,7 @@ export interface CloudCoreOptions {
 
 /**
  * Wires cloudcore's modules. With the `kubernetes` source the CA lives in a Secret shared by replicas;
- * controllers start before CloudHub so the first edge's resync finds them.
+ * controllers (EdgeController, DeviceController) start before CloudHub so the first edge's resync finds them.
  */
 export class CloudCore {
   readonly bus: Bus;
@@ -38,6 +39,8 @@ export class CloudCore {
     this.bus = new Bus({ logger: logger.child({ module: 'bus' }) });
     this.kube = ec.enable && ec.source === 'kubernetes' ? createKubeClients({ kubeconfig: config.kubeAPI.kubeconfig }) : undefined;
     const modules: Module[] = [];
+    // One QPS budget for every controller writing to the API server (client-go's per-client limit).
+    const limiter = new TokenBucket(config.kubeAPI.qps, config.kubeAPI.burst);
     const hubLogger = logger.child({ module: 'cloudhub' });
     const ca = caSource(config, this.kube, hubLogger);
     if (ec.enable) {
@@ -45,10 +48,13 @@ export class CloudCore {
       const hub = config.modules.cloudHub;
       const autonomy = ec.podAutonomy ? { caSource: ca, host: ec.webhookHost || hub.advertiseAddresses[0] || '127.0.0.1', address: ec.webhookAddress, port: ec.webhookPort } : undefined;
       const source: ObjectSource = this.kube
-        ? new KubeSource({ clients: this.kube, limiter: new TokenBucket(config.kubeAPI.qps, config.kubeAPI.burst), logger: controllerLogger, leaseDurationSeconds: ec.leaseDurationSeconds, leaseRenewIntervalMs: ec.leaseRenewIntervalMs, nodeStatusRefreshMs: ec.nodeStatusRefreshMs, autonomy })
+        ? new KubeSource({ clients: this.kube, limiter, logger: controllerLogger, leaseDurationSeconds: ec.leaseDurationSeconds, leaseRenewIntervalMs: ec.leaseRenewIntervalMs, nodeStatusRefreshMs: ec.nodeStatusRefreshMs, autonomy })
         : new LocalSource({ path: ec.localStorePath, pollIntervalMs: ec.pollIntervalMs, logger: controllerLogger });
       this.edgeController = new EdgeController({ source, bus: this.bus, logger: controllerLogger });
       modules.push(this.edgeController);
+    }
+    if (this.kube && config.modules.deviceController.enable) {
+      modules.push(new DeviceController({ clients: this.kube, limiter, bus: this.bus, logger: logger.child({ module: 'devicecontroller' }) }));
     }
     this.cloudHub = new CloudHub({ config: config.modules.cloudHub, caSource: ca, bus: this.bus, logger: hubLogger, softwareVersion: softwareVersion(), observer: options.observer });
     modules.push(this.cloudHub);

@@ -49,6 +49,9 @@ export function cloudCoreSchema() {
         webhookHost: str('', 'Host the API server uses to reach the webhook; empty means the first of modules.cloudHub.advertiseAddresses, else 127.0.0.1.', { allowEmpty: true }),
         nodeStatusRefreshMs: int(300_000, 'Node status is patched when it changes, and at least this often (kubelet nodeStatusReportFrequency).', { min: 10_000 }),
       },
+      deviceController: {
+        enable: bool(true, 'Sync devices.kubeedge.io/v1beta1 Devices and DeviceModels with the nodes they name, and write device reports into Device status (needs edgeController.source kubernetes and the CRDs in build/crds).'),
+      },
     },
   };
 }

@@ -174,6 +174,12 @@ export class CloudHub implements Module, SessionHost {
       return work.release();
     }
     const target = message.group === 'twin' ? 'devicecontroller' : 'edgecontroller';
+    if (!this.bus.has(target)) {
+      // Devices are off here (or no controller at all): nothing will ever take it, so it must not wait on the edge.
+      session.logger.debug({ resource: message.resource, target }, 'edge report dropped, no module takes it');
+      ack();
+      return work.release();
+    }
     try {
       const reply = await this.bus.request(target, { ...message, resource: toCloudResource(session.nodeName, message.resource) }, this.deps.config.upstreamTimeoutMs);
       if (reply.operation === Operation.error && (reply.content as { code?: string })?.code === 'ERR_UNAVAILABLE') {

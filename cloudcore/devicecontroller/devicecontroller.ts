@@ -1,0 +1,151 @@
+import type { Bus } from '../../shared/bus.js';
+import type { InventoryItem } from '../../shared/channel/frame.js';
+import { DEVICE_API_GROUP, DEVICE_API_VERSION, DEVICE_MODEL_TYPE, DEVICE_STATUS_TYPE, DEVICE_TYPE, type Device, type DeviceModel } from '../../shared/device-types.js';
+import { EdgeError } from '../../shared/errors.js';
+import type { Logger } from '../../shared/logger.js';
+import { Operation, errorResponseTo, parseCloudResource, parseEdgeResource, responseTo, type Message } from '../../shared/message.js';
+import type { Module } from '../../shared/module-runtime.js';
+import { CONTROLLERS_GROUP, SYNC_OPERATION, diffInventory, objectMessage, typeOfKey, type ConnectionEvent, type SyncRequest, type SyncResponse } from '../../shared/object-sync.js';
+import { MERGE_PATCH, kubeError, type KubeClients } from '../kube/kube-client.js';
+import type { TokenBucket } from '../kube/rate-limiter.js';
+import { Watched } from '../kube/watched.js';
+import { DevicePlacement, type PlacementChange } from './device-placement.js';
+import { statusPatch } from './device-status.js';
+
+export interface DeviceControllerDeps {
+  clients: KubeClients;
+  limiter: TokenBucket;
+  bus: Bus;
+  logger: Logger;
+}
+
+const OWNED_TYPES = [DEVICE_TYPE, DEVICE_MODEL_TYPE];
+const owns = (key: string): boolean => OWNED_TYPES.includes(typeOfKey(key) ?? '');
+
+/**
+ * Devices and DeviceModels down to the node each Device names, through the reliable channel and the
+ * inventory resync; device status reports up into the Device's status subresource.
+ */
+export class DeviceController implements Module {
+  readonly name = 'devicecontroller';
+  private readonly devices: Watched<Device>;
+  private readonly models: Watched<DeviceModel>;
+  private readonly placement = new DevicePlacement();
+  private ready = false;
+  /** Inventories of nodes that resynced before the caches were filled, for the diff once they are. */
+  private readonly pending = new Map<string, InventoryItem[]>();
+
+  constructor(private readonly deps: DeviceControllerDeps) {
+    const { kc, custom } = deps.clients;
+    const list = <T>(plural: string) => () => custom.listClusterCustomObject({ group: DEVICE_API_GROUP, version: DEVICE_API_VERSION, plural }) as Promise<{ items: T[]; metadata?: { resourceVersion?: string } }>;
+    const base = `/apis/${DEVICE_API_GROUP}/${DEVICE_API_VERSION}`;
+    this.devices = new Watched<Device>({
+      name: 'devices', kc, path: `${base}/devices`, list: list<Device>('devices'), logger: deps.logger,
+      onAdd: (d) => this.apply(this.placement.upsertDevice(d)),
+      onUpdate: (d) => this.apply(this.placement.upsertDevice(d)),
+      onDelete: (d) => this.apply(this.placement.deleteDevice(d)),
+    });
+    this.models = new Watched<DeviceModel>({
+      name: 'devicemodels', kc, path: `${base}/devicemodels`, list: list<DeviceModel>('devicemodels'), logger: deps.logger,
+      onAdd: (m) => this.apply(this.placement.upsertModel(m)),
+      onUpdate: (m) => this.apply(this.placement.upsertModel(m)),
+      onDelete: (m) => this.apply(this.placement.deleteModel(m)),
+    });
+  }
+
+  /**
+   * Resolves once Devices and DeviceModels are listed. Without the CRDs it resolves at once and keeps
+   * trying in the background: cloudcore serves nodes meanwhile, and devices sync once the CRDs are installed.
+   */
+  async start(): Promise<void> {
+    this.deps.bus.register(this.name, CONTROLLERS_GROUP, (m) => this.handle(m));
+    // Models first: a device's first message then finds its model.
+    const listed = this.models.start().then(() => this.devices.start()).then(() => this.onReady());
+    if (await this.crdsServed()) await listed;
+    else this.deps.logger.warn({ crds: 'build/crds' }, 'device CRDs not installed; devices sync once they are');
+  }
+
+  private async crdsServed(): Promise<boolean> {
+    try {
+      await this.deps.clients.custom.listClusterCustomObject({ group: DEVICE_API_GROUP, version: DEVICE_API_VERSION, plural: 'devicemodels', limit: 1 });
+      return true;
+    } catch (err) {
+      return kubeError(err).code !== 'ERR_NOT_FOUND';
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.deps.bus.has(this.name)) this.deps.bus.unregister(this.name);
+    await Promise.all([this.devices.stop(), this.models.stop()]);
+  }
+
+  private onReady(): void {
+    this.ready = true;
+    this.deps.logger.info({ devices: this.devices.list().length, models: this.models.list().length, pendingNodes: this.pending.size }, 'devicecontroller watching devices');
+    for (const [node, inventory] of this.pending) {
+      for (const m of diffInventory(this.name, node, this.placement.desired(node), inventory, owns)) void this.deps.bus.send('cloudhub', m).catch(() => undefined);
+    }
+    this.pending.clear();
+  }
+
+  private apply(changes: PlacementChange[]): void {
+    if (!this.ready) return; // The first lists are answered by the resyncs (or onReady).
+    for (const c of changes) void this.deps.bus.send('cloudhub', objectMessage(this.name, c.node, c.object, c.operation)).catch(() => undefined);
+  }
+
+  private async handle(message: Message): Promise<void> {
+    switch (message.operation) {
+      case SYNC_OPERATION:
+        return this.answerSync(message as Message<SyncRequest>);
+      case 'disconnect':
+        this.pending.delete((message.content as ConnectionEvent).nodeName);
+        return;
+      case Operation.connect:
+        return;
+      default:
+        return this.acceptReport(message);
+    }
+  }
+
+  private answerSync(request: Message<SyncRequest>): void {
+    const { nodeName, inventory } = request.content;
+    let messages: Message[] = [];
+    // Not listed yet: keep what the edge holds (its devices keep working) and settle the difference later.
+    if (this.ready) messages = diffInventory(this.name, nodeName, this.placement.desired(nodeName), inventory, owns);
+    else this.pending.set(nodeName, inventory.filter((i) => owns(i.key)));
+    const response: SyncResponse = { ownedTypes: OWNED_TYPES, messages };
+    this.deps.bus.respond(request, responseTo(request, this.name, response));
+  }
+
+  private async acceptReport(message: Message): Promise<void> {
+    let nodeName = '';
+    try {
+      const parsed = parseCloudResource(message.resource);
+      nodeName = parsed.nodeName;
+      const { namespace, type, name } = parseEdgeResource(parsed.edgeResource);
+      if (type !== DEVICE_STATUS_TYPE || name === undefined || message.operation !== Operation.update) {
+        throw new EdgeError('ERR_INVALID_MESSAGE', `${message.operation} ${parsed.edgeResource} is not a device status report`);
+      }
+      await this.patchStatus(nodeName, namespace, name, message.content);
+      this.deps.bus.respond(message, responseTo(message, this.name, 'OK'));
+    } catch (err) {
+      const e = err as EdgeError;
+      if (e.code !== 'ERR_UNAVAILABLE') this.deps.logger.warn({ nodeId: nodeName, resource: message.resource, err: e }, 'device report refused');
+      this.deps.bus.respond(message, errorResponseTo(message, this.name, { code: e.code ?? 'ERR_INVALID_MESSAGE', message: e.message }));
+    }
+  }
+
+  /** Only the node a Device is bound to may write its status. */
+  private async patchStatus(node: string, namespace: string, name: string, content: unknown): Promise<void> {
+    if (!this.ready) throw new EdgeError('ERR_UNAVAILABLE', 'device caches not filled yet');
+    const device = this.placement.device(namespace, name);
+    if (!device || this.placement.nodeOf(namespace, name) !== node) throw new EdgeError('ERR_FORBIDDEN', `device ${namespace}/${name} is not bound to node ${node}`);
+    const body = statusPatch(device, content);
+    await this.deps.limiter.acquire();
+    try {
+      await this.deps.clients.custom.patchNamespacedCustomObjectStatus({ group: DEVICE_API_GROUP, version: DEVICE_API_VERSION, namespace, plural: 'devices', name, body }, MERGE_PATCH);
+    } catch (err) {
+      throw kubeError(err);
+    }
+  }
+}
