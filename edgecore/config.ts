@@ -29,6 +29,24 @@ export function edgeCoreSchema() {
         nodeLabels: strList([], 'Extra labels for the Node, as key=value.'),
         nodeStatusCheckMs: int(60_000, 'How often the host is checked; the node status is reported when it changed.', { min: 1_000 }),
       },
+      eventBus: {
+        enable: bool(true, 'MQTT for devices and mappers (KubeEdge EventBus).'),
+        mode: oneOf(['internal', 'external', 'both'] as const, 'internal', 'internal: an embedded broker; external: a client of another broker (e.g. mosquitto); both: the two at once.'),
+        internal: {
+          address: str('127.0.0.1', 'Address of the embedded broker; keep it on loopback unless mappers run on other hosts.'),
+          port: int(1884, 'Port of the embedded broker (KubeEdge mqttServerInternal); 0 picks a free port.', { min: 0, max: 65535 }),
+          username: str('', 'When set, clients of the embedded broker must log in with this username and the password.', { allowEmpty: true }),
+          password: str('', 'Password for `username`.', { allowEmpty: true }),
+        },
+        external: {
+          url: str('tcp://127.0.0.1:1883', 'URL of the external broker (KubeEdge mqttServerExternal).', { pattern: /^(tcp|mqtt|mqtts|tls|ssl|ws|wss):\/\/[^/\s]+$/, expected: 'a broker URL like tcp://127.0.0.1:1883' }),
+          username: str('', 'Username at the external broker.', { allowEmpty: true }),
+          password: str('', 'Password at the external broker.', { allowEmpty: true }),
+        },
+      },
+      deviceTwin: {
+        enable: bool(true, 'Keep device twins in the edge store and speak KubeEdge\'s device MQTT topics (needs eventBus).'),
+      },
       edgeHub: {
         server: str('127.0.0.1:10000', 'host:port (or wss:// URL) of the cloudcore WebSocket hub.', { pattern: /^(wss:\/\/)?[^/\s:]+:\d{1,5}\/?$/, expected: 'host:port or wss://host:port' }),
         certServer: str('https://127.0.0.1:10002', 'https:// URL of the cloudcore certificate server (KubeEdge httpServer).', { pattern: /^https:\/\/[^/\s]+\/?$/, expected: 'an https:// URL' }),
@@ -61,6 +79,9 @@ export function loadEdgeCoreConfig(sources: ConfigSources): EdgeCoreConfig {
     for (const label of c.modules.edged.nodeLabels) {
       if (!/^[A-Za-z0-9]([-A-Za-z0-9_./]*[A-Za-z0-9])?=[-A-Za-z0-9_.]*$/.test(label)) problems.push(`modules.edged.nodeLabels: "${label}" is not key=value`);
     }
+    const eb = c.modules.eventBus;
+    if (eb.internal.password && !eb.internal.username) problems.push('modules.eventBus.internal.password is set but username is empty');
+    if (c.modules.deviceTwin.enable && !eb.enable) problems.push('modules.deviceTwin needs modules.eventBus (enable it, or disable deviceTwin)');
     if (hub.reconnectMaxDelayMs < hub.reconnectInitialDelayMs) {
       problems.push('modules.edgeHub.reconnectMaxDelayMs must not be below reconnectInitialDelayMs');
     }

@@ -4,7 +4,9 @@ import { ModuleRuntime, type Module } from '../shared/module-runtime.js';
 import { softwareVersion } from '../shared/version.js';
 import { openDatabase, type SqliteDatabase } from '../shared/sqlite.js';
 import type { EdgeCoreConfig } from './config.js';
+import { DeviceTwin } from './devicetwin/devicetwin.js';
 import { Edged } from './edged/edged.js';
+import { EventBus } from './eventbus/eventbus.js';
 import { EdgeHub } from './edgehub/edgehub.js';
 import { MetaManager } from './metamanager/metamanager.js';
 
@@ -14,12 +16,17 @@ export interface EdgeCoreOptions {
   random?: () => number;
 }
 
-/** Wires edgecore's modules around one SQLite database. MetaManager starts first: EdgeHub's resync reads it. */
+/**
+ * Wires edgecore's modules around one SQLite database. MetaManager starts first: DeviceTwin and EdgeHub's
+ * resync read it.
+ */
 export class EdgeCore {
   readonly bus: Bus;
   readonly database: SqliteDatabase;
   readonly metaManager: MetaManager;
   readonly edgeHub: EdgeHub;
+  readonly deviceTwin: DeviceTwin | undefined;
+  readonly eventBus: EventBus | undefined;
   private readonly runtime: ModuleRuntime;
 
   constructor(options: EdgeCoreOptions) {
@@ -28,7 +35,17 @@ export class EdgeCore {
     this.database = openDatabase(config.database.path, { synchronous: config.database.synchronous });
     this.metaManager = new MetaManager({ database: this.database, bus: this.bus, logger: logger.child({ module: 'metamanager' }) });
     this.edgeHub = new EdgeHub({ config: config.modules.edgeHub, nodeName: config.nodeName, database: this.database, bus: this.bus, logger: logger.child({ module: 'edgehub', nodeId: config.nodeName }), random: options.random });
-    const modules: Module[] = [this.metaManager, this.edgeHub];
+    const modules: Module[] = [this.metaManager];
+    // DeviceTwin loads before the broker opens (mappers find their devices) and before EdgeHub resyncs.
+    if (config.modules.deviceTwin.enable) {
+      this.deviceTwin = new DeviceTwin({ nodeName: config.nodeName, database: this.database, bus: this.bus, logger: logger.child({ module: 'devicetwin' }) });
+      modules.push(this.deviceTwin);
+    }
+    if (config.modules.eventBus.enable) {
+      this.eventBus = new EventBus({ config: config.modules.eventBus, bus: this.bus, logger: logger.child({ module: 'eventbus' }) });
+      modules.push(this.eventBus);
+    }
+    modules.push(this.edgeHub);
     const ed = config.modules.edged;
     if (ed.enable) {
       const labels = Object.fromEntries(ed.nodeLabels.map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));

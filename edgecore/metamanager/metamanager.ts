@@ -2,9 +2,12 @@ import type { Bus } from '../../shared/bus.js';
 import type { Logger } from '../../shared/logger.js';
 import type { Module } from '../../shared/module-runtime.js';
 import type { SqliteDatabase } from '../../shared/sqlite.js';
-import { Operation, errorResponseTo, parseEdgeResource, responseTo, type Message } from '../../shared/message.js';
+import { Operation, errorResponseTo, newMessage, parseEdgeResource, responseTo, type Message } from '../../shared/message.js';
 import type { ApplyResult, ObjectChange } from '../../shared/object-change.js';
-import { MetaStore } from './meta-store.js';
+import { MetaStore, type ApplyOutcome } from './meta-store.js';
+
+/** Which group hears of committed changes of a type; the module re-reads the store at start. */
+const LISTENERS: Readonly<Record<string, string>> = { device: 'twin', devicemodel: 'twin' };
 
 export interface MetaManagerDeps {
   database: SqliteDatabase;
@@ -43,7 +46,10 @@ export class MetaManager implements Module {
     switch (message.operation) {
       case Operation.apply:
         try {
-          bus.respond(message, responseTo<ApplyResult[]>(message, this.name, this.metaStore.apply(message.content as ObjectChange[])));
+          const changes = message.content as ObjectChange[];
+          const outcomes = this.metaStore.apply(changes);
+          bus.respond(message, responseTo<ApplyResult[]>(message, this.name, outcomes));
+          this.announce(changes, outcomes);
         } catch (err) {
           // Disk full, I/O error: nothing was committed, so nothing is ACKed and the resync brings it again.
           this.deps.logger.error({ err }, 'cannot commit objects to the edge store');
@@ -64,6 +70,17 @@ export class MetaManager implements Module {
     }
   }
 
+  /** Tells the module that owns a type of every committed change (KubeEdge: MetaManager notifies twin). */
+  private announce(changes: readonly ObjectChange[], outcomes: readonly ApplyOutcome[]): void {
+    changes.forEach((change, i) => {
+      const group = LISTENERS[change.type];
+      if (!group || outcomes[i] !== 'applied' || this.deps.bus.members(group).length === 0) return;
+      const content = change.deleted ? null : (JSON.parse(Buffer.from(change.value).toString('utf8')) as unknown);
+      const note = newMessage({ source: this.name, group: 'meta', operation: change.deleted ? Operation.delete : Operation.update, resource: change.key, resourceVersion: change.resourceVersion, content });
+      void this.deps.bus.sendToGroup(group, note).catch((err: unknown) => this.deps.logger.warn({ err, resource: change.key }, 'change not announced'));
+    });
+  }
+
   private query(message: Message): Message {
     try {
       const { namespace, type, name } = parseEdgeResource(message.resource);
@@ -72,7 +89,8 @@ export class MetaManager implements Module {
         if (!object) return errorResponseTo(message, this.name, { code: 'ERR_NOT_FOUND', message: `${message.resource} not in the edge store` });
         return { ...responseTo(message, this.name, JSON.parse(object.value.toString('utf8')) as unknown), resourceVersion: object.resourceVersion };
       }
-      const list = this.metaStore.listByType(type).filter((o) => o.key.startsWith(`${namespace}/`));
+      // `*/<type>` lists every namespace.
+      const list = this.metaStore.listByType(type).filter((o) => namespace === '*' || o.key.startsWith(`${namespace}/`));
       return responseTo(message, this.name, list.map((o) => JSON.parse(o.value.toString('utf8')) as unknown));
     } catch (err) {
       return errorResponseTo(message, this.name, err as Error);

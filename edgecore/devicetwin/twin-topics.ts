@@ -1,0 +1,39 @@
+// KubeEdge's device and node MQTT topics. A device id is `<namespace>/<name>` (two topic segments); the
+// older one-segment form names a device in `default`. Replies go to the form the request used.
+
+export type DeviceAction = 'twin-update' | 'twin-get' | 'state-update' | 'attributes-update';
+
+export type InboundTopic =
+  | { kind: 'device'; action: DeviceAction; namespace: string; name: string; base: string }
+  | { kind: 'membership-get'; node: string; base: string };
+
+const DEVICE_PREFIX = '$hw/events/device/';
+const NODE_PREFIX = '$hw/events/node/';
+const ACTIONS: ReadonlyArray<[string, DeviceAction]> = [
+  ['/twin/update', 'twin-update'],
+  ['/twin/get', 'twin-get'],
+  ['/state/update', 'state-update'],
+  ['/updated', 'attributes-update'],
+];
+
+/** The device or node a topic is about and what is asked; undefined for topics edgecore does not answer. */
+export function parseInboundTopic(topic: string): InboundTopic | undefined {
+  if (topic.startsWith(NODE_PREFIX) && topic.endsWith('/membership/get')) {
+    const node = topic.slice(NODE_PREFIX.length, -'/membership/get'.length);
+    return node && !node.includes('/') ? { kind: 'membership-get', node, base: topic.slice(0, -'/get'.length) } : undefined;
+  }
+  if (!topic.startsWith(DEVICE_PREFIX)) return undefined;
+  for (const [suffix, action] of ACTIONS) {
+    if (!topic.endsWith(suffix)) continue;
+    const id = topic.slice(DEVICE_PREFIX.length, -suffix.length);
+    const parts = id.split('/');
+    if (parts.some((p) => p.length === 0) || parts.length > 2) return undefined;
+    const [namespace, name] = parts.length === 2 ? (parts as [string, string]) : ['default', parts[0]!];
+    return { kind: 'device', action, namespace, name, base: `${DEVICE_PREFIX}${id}` };
+  }
+  return undefined;
+}
+
+export const deviceTopicBase = (namespace: string, name: string): string => `${DEVICE_PREFIX}${namespace}/${name}`;
+
+export const membershipTopicBase = (node: string): string => `${NODE_PREFIX}${node}/membership`;

@@ -1,0 +1,135 @@
+import net from 'node:net';
+import { timingSafeEqual } from 'node:crypto';
+import { Aedes, type AuthenticateError } from 'aedes';
+import mqtt, { type MqttClient } from 'mqtt';
+import type { Bus } from '../../shared/bus.js';
+import { ConfigError, asError } from '../../shared/errors.js';
+import type { Logger } from '../../shared/logger.js';
+import { newMessage, type Message } from '../../shared/message.js';
+import type { Module } from '../../shared/module-runtime.js';
+import type { EdgeCoreConfig } from '../config.js';
+
+/** Topics edgecore listens to (KubeEdge's subscription list), for both device id forms (docs/devices.md). */
+export const INBOUND_TOPICS = [
+  '$hw/events/device/+/+/twin/+',
+  '$hw/events/device/+/twin/+',
+  '$hw/events/device/+/+/state/update',
+  '$hw/events/device/+/state/update',
+  '$hw/events/device/+/+/updated',
+  '$hw/events/device/+/updated',
+  '$hw/events/node/+/membership/get',
+  '$hw/events/upload/#',
+];
+
+export const PUBLISH_OPERATION = 'publish';
+
+export interface EventBusDeps {
+  config: EdgeCoreConfig['modules']['eventBus'];
+  bus: Bus;
+  logger: Logger;
+}
+
+/**
+ * The edge's MQTT side: an embedded aedes broker, a client of an external broker (mosquitto), or both.
+ * Messages on device and node topics go to the `twin` group; modules publish by sending `publish` messages
+ * (resource = topic, content = payload) to this module, which publishes them on every active broker.
+ */
+export class EventBus implements Module {
+  readonly name = 'eventbus';
+  private broker: Aedes | undefined;
+  private server: net.Server | undefined;
+  private client: MqttClient | undefined;
+  /** Where the embedded broker listens once started. */
+  port = 0;
+
+  constructor(private readonly deps: EventBusDeps) {}
+
+  async start(): Promise<void> {
+    const { mode } = this.deps.config;
+    if (mode !== 'external') await this.startBroker();
+    if (mode !== 'internal') this.connectExternal();
+    this.deps.bus.register(this.name, 'bus', (m) => this.handle(m));
+  }
+
+  async stop(): Promise<void> {
+    if (this.deps.bus.has(this.name)) this.deps.bus.unregister(this.name);
+    await new Promise<void>((resolve) => (this.client ? this.client.end(false, {}, () => resolve()) : resolve()));
+    // Clients are closed by the broker; the listening socket then has nothing left to wait for.
+    await new Promise<void>((resolve) => (this.broker ? this.broker.close(() => resolve()) : resolve()));
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+  }
+
+  private async startBroker(): Promise<void> {
+    const { address, port, username, password } = this.deps.config.internal;
+    const logger = this.deps.logger;
+    const broker = await Aedes.createBroker(username ? { authenticate: (client, user, pass, done) => {
+      if (user === username && pass !== undefined && equal(pass, Buffer.from(password))) return done(null, true);
+      logger.warn({ clientId: client.id }, 'mqtt client refused: bad username or password');
+      done(Object.assign(new Error('bad username or password'), { returnCode: 4 }) as AuthenticateError, false);
+    } } : {});
+    broker.on('clientError', (client, err) => logger.debug({ err, clientId: client.id }, 'mqtt client error'));
+    for (const topic of INBOUND_TOPICS) {
+      await new Promise<void>((resolve) => broker.subscribe(topic, (packet, done) => (this.inbound(packet.topic, packet.payload as Buffer), done()), resolve));
+    }
+    const server = net.createServer(broker.handle);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', (err) => reject(new ConfigError([`modules.eventBus.internal: cannot listen on ${address}:${port}: ${err.message}`], { cause: err })));
+        server.listen(port, address, () => resolve());
+      });
+    } catch (err) {
+      broker.close();
+      throw err;
+    }
+    this.broker = broker;
+    this.server = server;
+    this.port = (server.address() as net.AddressInfo).port;
+    logger.info({ broker: `tcp://${address}:${this.port}`, auth: Boolean(username) }, 'mqtt broker listening');
+  }
+
+  /** KubeEdge retries the external broker every 5 s and keeps serving meanwhile; so does this. */
+  private connectExternal(): void {
+    const { url, username, password } = this.deps.config.external;
+    const logger = this.deps.logger;
+    const client = mqtt.connect(url, { username: username || undefined, password: password || undefined, reconnectPeriod: 5_000, connectTimeout: 10_000, clientId: `edgecore-${process.pid}-${Date.now().toString(36)}` });
+    let connected = false;
+    client.on('connect', () => {
+      connected = true;
+      logger.info({ broker: url }, 'connected to external mqtt broker');
+      client.subscribe(INBOUND_TOPICS, { qos: 1 }, (err) => err && logger.error({ err, broker: url }, 'cannot subscribe on the external broker'));
+    });
+    client.on('close', () => {
+      if (connected) logger.warn({ broker: url }, 'external mqtt broker connection lost, reconnecting');
+      connected = false;
+    });
+    client.on('error', (err) => logger.warn({ err, broker: url }, 'external mqtt broker error'));
+    client.on('message', (topic, payload) => this.inbound(topic, payload));
+    this.client = client;
+  }
+
+  private inbound(topic: string, payload: Buffer): void {
+    if (topic.startsWith('$hw/events/device/') || topic.startsWith('$hw/events/node/')) {
+      if (this.deps.bus.members('twin').length === 0) return;
+      const message = newMessage({ source: this.name, group: 'user', operation: PUBLISH_OPERATION, resource: topic, content: Buffer.from(payload) });
+      void this.deps.bus.sendToGroup('twin', message).catch((err: unknown) => this.deps.logger.debug({ err, topic }, 'mqtt message not delivered'));
+      return;
+    }
+    // KubeEdge hands uploads to its cloud router, which routes them only by rules; there is no router here.
+    this.deps.logger.debug({ topic, bytes: payload.length }, 'mqtt upload ignored, no router');
+  }
+
+  private handle(message: Message): void {
+    if (message.operation !== PUBLISH_OPERATION) {
+      if (message.operation !== 'connect') this.deps.logger.warn({ operation: message.operation }, 'eventbus ignored message');
+      return;
+    }
+    const topic = message.resource;
+    const payload = typeof message.content === 'string' ? Buffer.from(message.content) : (message.content as Buffer);
+    this.broker?.publish({ cmd: 'publish', topic, payload, qos: 0, retain: false, dup: false }, (err) => err && this.deps.logger.warn({ err: asError(err), topic }, 'mqtt publish failed'));
+    if (this.client?.connected) this.client.publish(topic, payload, { qos: 0 });
+  }
+}
+
+function equal(a: Buffer, b: Buffer): boolean {
+  return a.length === b.length && timingSafeEqual(a, b);
+}
