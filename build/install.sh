@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs kubeedge-ts from this checkout: the compiled daemons and their production dependencies into
 # $PREFIX (default /opt/kubeedge-ts), `cloudcore` and `edgecore` commands into /usr/local/bin, the systemd
-# units, and default configs into /etc/kubeedge/config when none exist. DESTDIR stages into another root.
+# units, and default configs into /etc/kubeedge/config when none exist; also the mappers (`modbus-mapper`,
+# `virtual-mapper`, unit mapper@<protocol>, settings in mapper.env). DESTDIR stages into another root.
 #   build/install.sh                  # install
 #   sudo systemctl enable --now cloudcore        # on the cloud host
 #   sudo edgecore --token <token> ... then systemctl enable --now edgecore   # on an edge host
@@ -15,6 +16,7 @@ node build/scripts/prepare.mjs
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 cp -r package.json package-lock.json README.md dist node_modules "$stage/"
+mkdir -p "$stage/mappers" && cp mappers/README.md "$stage/mappers/"
 # Drop dev dependencies but keep the compiled better-sqlite3 addon: edge hosts need no compiler.
 (cd "$stage" && npm prune --omit=dev --no-audit --no-fund >/dev/null)
 # better-sqlite3 needs only its compiled addon and lib/ at run time, not the SQLite sources and objects.
@@ -33,4 +35,11 @@ for bin in cloudcore edgecore; do
   config="$DESTDIR/etc/kubeedge/config/$bin.yaml"
   [ -e "$config" ] || node "$ROOT/dist/$bin/main.js" --print-default-config > "$config"
 done
+for protocol in modbus virtual; do
+  printf '#!/bin/sh\nexec node %s/dist/mappers/%s/main.js "$@"\n' "$PREFIX" "$protocol" > "$DESTDIR/usr/local/bin/$protocol-mapper"
+  chmod 755 "$DESTDIR/usr/local/bin/$protocol-mapper"
+done
+cp build/systemd/mapper@.service "$DESTDIR/etc/systemd/system/mapper@.service"
+mapper_env="$DESTDIR/etc/kubeedge/config/mapper.env"
+[ -e "$mapper_env" ] || printf 'NODE_NAME=%s\nMQTT_BROKER=mqtt://127.0.0.1:1884\n' "$(hostname | tr '[:upper:]' '[:lower:]')" > "$mapper_env"
 echo "installed into $ROOT; commands in $DESTDIR/usr/local/bin; units in $DESTDIR/etc/systemd/system"
