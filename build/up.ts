@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // `npm run up`: a whole system on one machine. A real Kubernetes control plane (etcd, kube-apiserver,
 // kube-controller-manager, kube-scheduler; built from source once and cached, see docs/control-plane.md),
-// the project's CRDs, cloudcore watching it, one edgecore joined with a token, and a demo pod with the
-// ConfigMap it mounts delivered to the edge. Prints KUBECONFIG and kubectl commands to try, then a line with
+// the project's CRDs, cloudcore watching it, one edgecore joined with a token, a demo pod with the
+// ConfigMap it mounts delivered to the edge, and a demo device: the virtual mapper on the edge's MQTT broker
+// reporting a simulated sensor into `kubectl get device`. Prints KUBECONFIG and kubectl commands to try, then a line with
 // `ready`; Ctrl-C (or SIGTERM) stops everything. State lives in .tmp/up (or $KE_UP_DIR) and survives
 // restarts like a real installation: etcd data, CA, certificates and the edge store are reused.
 //
@@ -23,6 +24,8 @@ const CLOUDCORE = join(ROOT, 'dist', 'cloudcore', 'main.js');
 const EDGECORE = join(ROOT, 'dist', 'edgecore', 'main.js');
 const CONTROL_PLANE = join(ROOT, 'build', 'control-plane');
 const CRDS = join(ROOT, 'build', 'crds');
+const DEMO_DEVICE = join(CRDS, 'examples', 'virtual-device.yaml');
+const VIRTUAL_MAPPER = join(ROOT, 'dist', 'mappers', 'virtual', 'main.js');
 const NODE_NAME = 'edge-1';
 
 interface Daemon {
@@ -123,11 +126,12 @@ function installCrds(cluster: Extract<Cluster, { kind: 'kubernetes' }>): void {
   const files = existsSync(CRDS) ? readdirSync(CRDS).filter((f) => /\.ya?ml$/.test(f)) : [];
   if (files.length === 0) return;
   kubectl(cluster, ['apply', '--server-side', '-f', CRDS]);
-  kubectl(cluster, ['wait', '--for=condition=Established', '--timeout=60s', '-f', CRDS]);
+  // Not recursive: build/crds/examples holds objects, not definitions (kubectl wait -f recurses by default).
+  kubectl(cluster, ['wait', '--for=condition=Established', '--timeout=60s', '--recursive=false', '-f', CRDS]);
   say(`installed CRDs from ${relative(process.cwd(), CRDS)} (${files.join(', ')})`);
 }
 
-function writeConfigs(cluster: Cluster, ports: { hub: number; cert: number; webhook: number }): { cloudConfig: string; edgeConfig: string } {
+function writeConfigs(cluster: Cluster, ports: { hub: number; cert: number; webhook: number; mqtt: number }): { cloudConfig: string; edgeConfig: string } {
   const cloudConfig = join(DIR, 'cloudcore.yaml');
   const edgeConfig = join(DIR, 'edgecore.yaml');
   const edgeController =
@@ -152,6 +156,7 @@ function writeConfigs(cluster: Cluster, ports: { hub: number; cert: number; webh
     database: { path: join(DIR, 'edge', 'edgecore.db') },
     modules: {
       edged: { nodeIP: '127.0.0.1' },
+      eventBus: { internal: { port: ports.mqtt } },
       edgeHub: { server: `127.0.0.1:${ports.hub}`, certServer: `https://127.0.0.1:${ports.cert}`, caFile: join(DIR, 'edge', 'ca', 'rootCA.crt'), certFile: join(DIR, 'edge', 'certs', 'node.crt'), keyFile: join(DIR, 'edge', 'certs', 'node.key') },
     },
   }));
@@ -216,6 +221,24 @@ Try (in another terminal, from ${process.cwd()}):
 `;
 }
 
+/** The demo device: a simulated sensor whose values the virtual mapper reports into the Device status. */
+async function demoDevice(cluster: Extract<Cluster, { kind: 'kubernetes' }>, mqttPort: number): Promise<string> {
+  kubectl(cluster, ['apply', '-f', DEMO_DEVICE]);
+  const deadline = Date.now() + 60_000;
+  const reported = (): string => spawnSync(cluster.kubectl, ['--kubeconfig', cluster.kubeconfig, 'get', 'device', 'virtual-sensor-1', '-o', 'jsonpath={.status.twins[?(@.propertyName=="temperature")].reported.value}'], { encoding: 'utf8' }).stdout;
+  while (!reported()) {
+    if (Date.now() > deadline) throw new Error('virtual-sensor-1 reported no temperature within 60 s');
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  say(`device virtual-sensor-1 reports temperature ${reported()} °C through the virtual mapper`);
+  return `  kubectl get devices                       # virtual-sensor-1 on ${NODE_NAME}, online; its values move every 2 s
+  kubectl get device virtual-sensor-1 -o jsonpath='{.status.twins}'
+  kubectl patch device virtual-sensor-1 --type=json -p '[{"op":"add","path":"/spec/properties/2/desired","value":{"value":"3"}}]'
+                                            # the mapper writes fan-speed 3; it shows as reported a moment later
+  MQTT broker of the edge: mqtt://127.0.0.1:${mqttPort} (KubeEdge topics $hw/events/device/<namespace>/<name>/...)
+`;
+}
+
 /** The demo without Kubernetes: an object put into cloudcore's local store. */
 async function demoLocal(cloudConfig: string, edgeConfig: string): Promise<string> {
   const store = new LocalObjectStore(join(DIR, 'cloud', 'objects.db'));
@@ -269,7 +292,7 @@ async function main(): Promise<void> {
   try {
     cluster = prepareCluster();
     if (cluster.kind === 'kubernetes') installCrds(cluster);
-    const ports = { hub: await portOrFree(10000), cert: await portOrFree(10002), webhook: await portOrFree(10010) };
+    const ports = { hub: await portOrFree(10000), cert: await portOrFree(10002), webhook: await portOrFree(10010), mqtt: await portOrFree(1884) };
     const { cloudConfig, edgeConfig } = writeConfigs(cluster, ports);
     if (stopping) return;
 
@@ -284,7 +307,13 @@ async function main(): Promise<void> {
     edge.child.once('exit', (code) => !stopping && (process.stdout.write(`edgecore exited (${code})\n`), void stop(1)));
     await edge.waitFor('resynced with cloud', 30_000);
 
-    const tryThis = cluster.kind === 'kubernetes' ? await demoOnCluster(cluster, edgeConfig) : await demoLocal(cloudConfig, edgeConfig);
+    let tryThis = cluster.kind === 'kubernetes' ? await demoOnCluster(cluster, edgeConfig) : await demoLocal(cloudConfig, edgeConfig);
+    if (cluster.kind === 'kubernetes') {
+      const mapper = startDaemon('virtual-mapper', [VIRTUAL_MAPPER, '--broker', `mqtt://127.0.0.1:${ports.mqtt}`, '--node-name', NODE_NAME]);
+      daemons.push(mapper);
+      mapper.child.once('exit', (code) => !stopping && (process.stdout.write(`virtual-mapper exited (${code})\n`), void stop(1)));
+      tryThis += await demoDevice(cluster, ports.mqtt);
+    }
     const cc = `node ${relative(process.cwd(), CLOUDCORE)} --config ${relative(process.cwd(), cloudConfig)}`;
     process.stdout.write(`
 cloudcore:  hub wss://127.0.0.1:${ports.hub}   certificates https://127.0.0.1:${ports.cert}   config ${cloudConfig}

@@ -19,6 +19,19 @@ if (stale || !existsSync(sqliteAddon)) {
   // better-sqlite3 has no prebuilt binary reachable offline; npm compiles it (allowScripts in package.json).
   run('npm', ['ci', '--no-audit', '--no-fund']);
 }
+// Debian packages the tests start for real (an external MQTT broker; containerd later). Installed as root with
+// apt-get when their program is missing; elsewhere the tests that need them fail with the name of the package.
+const TEST_PACKAGES = [{ program: '/usr/sbin/mosquitto', pkg: 'mosquitto' }];
+if (process.argv.includes('--test-packages')) {
+  const missing = TEST_PACKAGES.filter((p) => !existsSync(p.program)).map((p) => p.pkg);
+  if (missing.length > 0 && process.getuid?.() === 0) {
+    console.error(`prepare: installing Debian packages ${missing.join(', ')}`);
+    run('apt-get', ['update', '-q']);
+    execFileSync('apt-get', ['install', '-y', '-q', '--no-install-recommends', ...missing], { cwd: root, stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  } else if (missing.length > 0) {
+    console.error(`prepare: tests need Debian packages ${missing.join(', ')}; install them as root (apt-get install ${missing.join(' ')})`);
+  }
+}
 // `npm test` compiles in vitest's global setup instead, so `npx vitest` alone is enough during development.
 if (!process.argv.includes('--no-build') && process.env.KE_SKIP_BUILD !== '1') {
   console.error('prepare: compiling TypeScript to dist/');

@@ -156,3 +156,18 @@ export function percentile(sorted: readonly number[], p: number): number {
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Runs a benchmark's main: exit 0 when it finished, 1 with the error when it failed; cleans up either way. */
+export function runBench(main: () => Promise<void>): void {
+  main().then(
+    () => {
+      cleanup();
+      process.exit(0);
+    },
+    (err: unknown) => {
+      process.stderr.write(`bench failed: ${(err as Error).stack ?? String(err)}\n`);
+      cleanup();
+      process.exit(1);
+    },
+  );
+}

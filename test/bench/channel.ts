@@ -19,7 +19,7 @@ import { Operation, newMessage } from '../../shared/message.js';
 import { CertificateAuthority } from '../../shared/pki/certificate-authority.js';
 import { createBootstrapToken } from '../../shared/pki/bootstrap-token.js';
 import { issueCerts, simOver, simStart, startFleet, waitSynced } from './simulator-fleet.js';
-import { CLOUDCORE_BIN, EDGECORE_BIN, ROOT, benchDir, cleanup, cpuSeconds, note, percentile, report, rssKiB, sleep, start, writeCloudConfig, type Proc } from './bench-support.js';
+import { CLOUDCORE_BIN, EDGECORE_BIN, ROOT, benchDir, cpuSeconds, note, percentile, report, rssKiB, runBench, sleep, start, writeCloudConfig, type Proc } from './bench-support.js';
 
 const args = new Map(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=') as [string, string]));
 const only = args.get('only')?.split(',');
@@ -75,7 +75,7 @@ async function throughputAndLatency(): Promise<void> {
     logLevel: 'info',
     nodeName: NODE,
     database: { path: join(process.env.KE_BENCH_EDGE_DB_DIR ?? join(dir, 'edge'), 'edgecore.db') },
-    modules: { edgeHub: { server: `127.0.0.1:${cloud.cloudHub.hubPort}`, certServer: `https://127.0.0.1:${cloud.cloudHub.certServerPort}`, caFile: join(dir, 'edge', 'ca.crt'), certFile: join(dir, 'edge', 'node.crt'), keyFile: join(dir, 'edge', 'node.key') } },
+    modules: { eventBus: { enable: false }, deviceTwin: { enable: false }, edgeHub: { server: `127.0.0.1:${cloud.cloudHub.hubPort}`, certServer: `https://127.0.0.1:${cloud.cloudHub.certServerPort}`, caFile: join(dir, 'edge', 'ca.crt'), certFile: join(dir, 'edge', 'node.crt'), keyFile: join(dir, 'edge', 'node.key') } },
   }));
   const edge = start(EDGECORE_BIN, ['--config', edgeConfig, '--token', createBootstrapToken(ca.hash, ca.tokenSecret(), 3_600_000)], { nodeArgs: process.env.KE_BENCH_EDGE_NODE_ARGS?.split(' ') ?? [] });
   await edge.waitForLog((l) => l.msg === 'resynced with cloud');
@@ -274,13 +274,4 @@ async function idleBytes(): Promise<void> {
   cloud.child.kill('SIGKILL');
 }
 
-main()
-  .then(() => {
-    cleanup();
-    process.exit(0);
-  })
-  .catch((err: unknown) => {
-    note(`failed: ${(err as Error).stack ?? String(err)}`);
-    cleanup();
-    process.exit(1);
-  });
+runBench(main);

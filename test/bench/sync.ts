@@ -24,7 +24,7 @@ import { createKubeClients } from '../../cloudcore/kube/kube-client.js';
 import type { OutboxItem } from '../../cloudcore/cloudhub/node-outbox.js';
 import { createLogger } from '../../shared/logger.js';
 import { startControlPlane, type ControlPlane } from '../support/control-plane.js';
-import { benchDir, cleanup, freePort, note, onExit, percentile, report, sleep } from './bench-support.js';
+import { benchDir, freePort, note, onExit, percentile, report, runBench, sleep } from './bench-support.js';
 import { issueCerts, simStart, startFleet, waitSynced, type Fleet } from './simulator-fleet.js';
 
 const args = new Map(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=') as [string, string]));
@@ -281,14 +281,4 @@ async function until(check: () => Promise<boolean>, timeoutMs: number, describe:
   }
 }
 
-main().then(
-  () => {
-    cleanup();
-    process.exit(0);
-  },
-  (err: unknown) => {
-    process.stderr.write(`bench failed: ${(err as Error).stack ?? String(err)}\n`);
-    cleanup();
-    process.exit(1);
-  },
-);
+runBench(main);

@@ -41,6 +41,15 @@ describe('npm run up', () => {
     const rv = kubectl('get', 'configmap', 'hello', '-o', 'jsonpath={.metadata.resourceVersion}');
     await eventually(() => expect(edgeObjects()).toMatch(new RegExp(`^default/configmap/hello\\t${rv}\\t`, 'm')), 20_000, 200);
 
+    // The demo device: the virtual mapper's values reach the Device status, and keep moving.
+    const temperature = (): string => kubectl('get', 'device', 'virtual-sensor-1', '-o', 'jsonpath={.status.twins[?(@.propertyName=="temperature")].reported.value}');
+    expect(kubectl('get', 'devices', '--no-headers')).toMatch(/^virtual-sensor-1\s+edge-1\s+virtual-sensor-model\s+virtual\s+online/m);
+    const first = temperature();
+    expect(Number(first)).toBeGreaterThanOrEqual(18);
+    await eventually(() => expect(temperature()).not.toBe(first), 20_000, 500);
+    kubectl('patch', 'device', 'virtual-sensor-1', '--type=json', '-p', '[{"op":"add","path":"/spec/properties/2/desired","value":{"value":"3"}}]');
+    await eventually(() => expect(kubectl('get', 'device', 'virtual-sensor-1', '-o', 'jsonpath={.status.twins[?(@.propertyName=="fan-speed")].reported.value}')).toBe('3'), 20_000, 500);
+
     run.kill('SIGTERM');
     expect(await run.exited).toBe(0);
     expect(run.output()).toMatch(/^stopped$/m);

@@ -181,7 +181,7 @@ export interface EdgeSetup {
 }
 
 /** An edgecore config for `nodeName` under `dir`, pointed at the cloud (or at `hubPort`, e.g. a proxy). */
-export function edgeSetup(dir: string, nodeName: string, cloud: CloudSetup, opts: { hubPort?: number; edgeHub?: Record<string, unknown>; edged?: Record<string, unknown> } = {}): EdgeSetup {
+export function edgeSetup(dir: string, nodeName: string, cloud: CloudSetup, opts: { hubPort?: number; edgeHub?: Record<string, unknown>; edged?: Record<string, unknown>; devices?: boolean; eventBus?: Record<string, unknown> } = {}): EdgeSetup {
   const base = join(dir, nodeName);
   const dbPath = join(base, 'edgecore.db');
   const config = {
@@ -191,6 +191,9 @@ export function edgeSetup(dir: string, nodeName: string, cloud: CloudSetup, opts
     modules: {
       // Channel tests count reports exactly; edged's node status joins only where a test asks for it.
       edged: { enable: false, ...opts.edged },
+      // Devices (an MQTT broker per edge, on a free port) only where a test asks for them.
+      eventBus: { enable: opts.devices ?? false, internal: { port: 0 }, ...opts.eventBus },
+      deviceTwin: { enable: opts.devices ?? false },
       edgeHub: {
         server: `127.0.0.1:${opts.hubPort ?? cloud.hubPort}`,
         certServer: `https://127.0.0.1:${cloud.certPort}`,
