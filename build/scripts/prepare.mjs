@@ -19,9 +19,18 @@ if (stale || !existsSync(sqliteAddon)) {
   // better-sqlite3 has no prebuilt binary reachable offline; npm compiles it (allowScripts in package.json).
   run('npm', ['ci', '--no-audit', '--no-fund']);
 }
-// Debian packages the tests start for real (an external MQTT broker; containerd later). Installed as root with
+// Debian packages the tests start for real (an external MQTT broker, containerd). Installed as root with
 // apt-get when their program is missing; elsewhere the tests that need them fail with the name of the package.
-const TEST_PACKAGES = [{ program: '/usr/sbin/mosquitto', pkg: 'mosquitto' }];
+const TEST_PACKAGES = [
+  { program: '/usr/sbin/mosquitto', pkg: 'mosquitto' },
+  // containerd's CRI for edged (docs/cri.md): runtime, OCI runtime, the offline images' busybox, pod network, and
+  // jq for build/cri/build-images.sh.
+  { program: '/usr/bin/containerd', pkg: 'containerd' },
+  { program: '/usr/sbin/runc', pkg: 'runc' },
+  { program: '/bin/busybox', pkg: 'busybox-static' },
+  { program: '/usr/lib/cni/bridge', pkg: 'containernetworking-plugins' },
+  { program: '/usr/bin/jq', pkg: 'jq' },
+];
 if (process.argv.includes('--test-packages')) {
   const missing = TEST_PACKAGES.filter((p) => !existsSync(p.program)).map((p) => p.pkg);
   if (missing.length > 0 && process.getuid?.() === 0) {

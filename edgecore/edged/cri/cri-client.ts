@@ -1,0 +1,225 @@
+import { fileURLToPath } from 'node:url';
+import grpc from '@grpc/grpc-js';
+import protoLoader from '@grpc/proto-loader';
+import { ConfigError } from '../../../shared/errors.js';
+import type {
+  Container,
+  ContainerConfig,
+  ContainerState,
+  ContainerStatus,
+  CriRuntime,
+  Image,
+  PodSandbox,
+  PodSandboxConfig,
+  PodSandboxState,
+  PodSandboxStatus,
+  RuntimeCondition,
+} from './cri-types.js';
+import { RuntimeError } from './runtime-error.js';
+
+export interface CriClientOptions {
+  /** `unix:///run/containerd/containerd.sock`, `unix:/path` or a bare absolute socket path. */
+  endpoint: string;
+  /** Deadline of each call (ExecSync and StopContainer add their own timeout to it). Default 30 s. */
+  callTimeoutMs?: number;
+  /** Deadline of PullImage, which downloads. Default 5 min. */
+  pullTimeoutMs?: number;
+}
+
+// The kubelet's limit too: ListContainers on a busy node and ExecSync output exceed gRPC's 4 MiB default.
+const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
+
+// What each CRI method answers, as proto-loader decodes it (keepCase, longs and enums as strings, defaults on).
+// Only the fields read here are named; the mapped objects keep every other field the runtime sent.
+interface Responses {
+  Version: { runtime_name: string; runtime_version: string; runtime_api_version: string };
+  Status: { status: { conditions: RuntimeCondition[] } | null };
+  RunPodSandbox: { pod_sandbox_id: string };
+  StopPodSandbox: object;
+  RemovePodSandbox: object;
+  PodSandboxStatus: { status: PodSandboxStatus | null };
+  ListPodSandbox: { items: PodSandbox[] };
+  CreateContainer: { container_id: string };
+  StartContainer: object;
+  StopContainer: object;
+  RemoveContainer: object;
+  ListContainers: { containers: Container[] };
+  ContainerStatus: { status: ContainerStatus | null };
+  ExecSync: { stdout: Uint8Array | number[]; stderr: Uint8Array | number[]; exit_code: number };
+  ImageStatus: { image: Image | null };
+  PullImage: { image_ref: string };
+  ListImages: { images: Image[] };
+}
+type Method = keyof Responses;
+const IMAGE_METHODS: ReadonlySet<Method> = new Set(['ImageStatus', 'PullImage', 'ListImages']);
+
+type Methods = Record<string, protoLoader.MethodDefinition<object, object>>;
+// Loaded on first use, once per process (~30 ms), not at import time.
+let services: { runtime: Methods; image: Methods } | undefined;
+
+function loadServices(): { runtime: Methods; image: Methods } {
+  if (services) return services;
+  // ../../../proto resolves to proto/ from the sources and to dist/proto/ once compiled (copy-assets.mjs).
+  const file = fileURLToPath(new URL('../../../proto/cri/api.proto', import.meta.url));
+  const definition = protoLoader.loadSync(file, { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true });
+  services = {
+    runtime: definition['runtime.v1.RuntimeService'] as Methods,
+    image: definition['runtime.v1.ImageService'] as Methods,
+  };
+  return services;
+}
+
+/** `unix:///x.sock`, `unix:/x.sock` or `/x.sock` → the gRPC target `unix:///x.sock`. */
+export function criTarget(endpoint: string): string {
+  const path = endpoint.startsWith('unix://') ? endpoint.slice('unix://'.length) : endpoint.startsWith('unix:') ? endpoint.slice('unix:'.length) : endpoint;
+  if (!path.startsWith('/')) {
+    throw new ConfigError([`CRI endpoint "${endpoint}" is not a unix socket: use unix:///path/to/runtime.sock or an absolute path`]);
+  }
+  return `unix://${path}`;
+}
+
+const asBuffer = (value: Uint8Array | number[] | undefined): Buffer =>
+  Buffer.isBuffer(value) ? value : value instanceof Uint8Array ? Buffer.from(value.buffer, value.byteOffset, value.byteLength) : Buffer.from(value ?? []);
+
+/**
+ * The CRI v1 client edged runs pods with: RuntimeService and ImageService over one channel to the runtime's
+ * unix socket. Every call has a deadline; every failure is a RuntimeError. After the runtime restarts, the
+ * channel reconnects by itself (calls fail with ERR_UNAVAILABLE meanwhile).
+ */
+export class CriClient implements CriRuntime {
+  readonly target: string;
+  private readonly client: grpc.Client;
+  private readonly callTimeoutMs: number;
+  private readonly pullTimeoutMs: number;
+
+  constructor(options: CriClientOptions) {
+    this.target = criTarget(options.endpoint);
+    this.callTimeoutMs = options.callTimeoutMs ?? 30_000;
+    this.pullTimeoutMs = options.pullTimeoutMs ?? 300_000;
+    this.client = new grpc.Client(this.target, grpc.credentials.createInsecure(), {
+      'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
+      'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+      // A local socket: retry the connection soon after the runtime comes back rather than after up to 2 min.
+      'grpc.initial_reconnect_backoff_ms': 100,
+      'grpc.max_reconnect_backoff_ms': 2_000,
+    });
+  }
+
+  async version(): Promise<Responses['Version']> {
+    const { runtime_name, runtime_version, runtime_api_version } = await this.call('Version', { version: 'v1' });
+    return { runtime_name, runtime_version, runtime_api_version };
+  }
+
+  async status(): Promise<RuntimeCondition[]> {
+    const res = await this.call('Status', { verbose: false });
+    return res.status?.conditions ?? [];
+  }
+
+  async runPodSandbox(config: PodSandboxConfig): Promise<string> {
+    const res = await this.call('RunPodSandbox', { config, runtime_handler: '' }, { subject: config.metadata.name });
+    return res.pod_sandbox_id;
+  }
+
+  async stopPodSandbox(id: string): Promise<void> {
+    await this.call('StopPodSandbox', { pod_sandbox_id: id }, { subject: id });
+  }
+
+  async removePodSandbox(id: string): Promise<void> {
+    await this.call('RemovePodSandbox', { pod_sandbox_id: id }, { subject: id });
+  }
+
+  async podSandboxStatus(id: string): Promise<PodSandboxStatus> {
+    const res = await this.call('PodSandboxStatus', { pod_sandbox_id: id, verbose: false }, { subject: id });
+    if (!res.status) throw new RuntimeError('PodSandboxStatus', grpc.status.UNKNOWN, 'runtime answered without a status', { subject: id });
+    return res.status;
+  }
+
+  async listPodSandbox(filter: { labels?: Record<string, string>; state?: PodSandboxState } = {}): Promise<PodSandbox[]> {
+    // An absent `state` must stay absent: a present one with the default enum would filter on SANDBOX_READY.
+    const res = await this.call('ListPodSandbox', {
+      filter: { label_selector: filter.labels ?? {}, ...(filter.state ? { state: { state: filter.state } } : {}) },
+    });
+    return res.items;
+  }
+
+  async createContainer(sandboxId: string, config: ContainerConfig, sandboxConfig: PodSandboxConfig): Promise<string> {
+    const request = { pod_sandbox_id: sandboxId, config, sandbox_config: sandboxConfig };
+    const res = await this.call('CreateContainer', request, { subject: `${config.metadata.name} (image ${config.image.image})` });
+    return res.container_id;
+  }
+
+  async startContainer(id: string): Promise<void> {
+    await this.call('StartContainer', { container_id: id }, { subject: id });
+  }
+
+  async stopContainer(id: string, timeoutSeconds: number): Promise<void> {
+    const timeoutMs = timeoutSeconds * 1000 + this.callTimeoutMs;
+    await this.call('StopContainer', { container_id: id, timeout: timeoutSeconds }, { subject: id, timeoutMs });
+  }
+
+  async removeContainer(id: string): Promise<void> {
+    await this.call('RemoveContainer', { container_id: id }, { subject: id });
+  }
+
+  async listContainers(filter: { podSandboxId?: string; labels?: Record<string, string>; state?: ContainerState } = {}): Promise<Container[]> {
+    const res = await this.call('ListContainers', {
+      filter: {
+        pod_sandbox_id: filter.podSandboxId ?? '',
+        label_selector: filter.labels ?? {},
+        ...(filter.state ? { state: { state: filter.state } } : {}),
+      },
+    });
+    return res.containers;
+  }
+
+  async containerStatus(id: string): Promise<ContainerStatus> {
+    const res = await this.call('ContainerStatus', { container_id: id, verbose: false }, { subject: id });
+    if (!res.status) throw new RuntimeError('ContainerStatus', grpc.status.UNKNOWN, 'runtime answered without a status', { subject: id });
+    return res.status;
+  }
+
+  async execSync(id: string, cmd: string[], timeoutSeconds: number): Promise<{ stdout: Buffer; stderr: Buffer; exit_code: number }> {
+    const timeoutMs = timeoutSeconds * 1000 + this.callTimeoutMs;
+    const res = await this.call('ExecSync', { container_id: id, cmd, timeout: timeoutSeconds }, { subject: id, timeoutMs });
+    return { stdout: asBuffer(res.stdout), stderr: asBuffer(res.stderr), exit_code: res.exit_code };
+  }
+
+  async imageStatus(image: string): Promise<Image | null> {
+    const res = await this.call('ImageStatus', { image: { image }, verbose: false }, { subject: image });
+    return res.image;
+  }
+
+  async pullImage(image: string, auth?: { username?: string; password?: string; auth?: string; server_address?: string }): Promise<string> {
+    const request = { image: { image }, ...(auth ? { auth } : {}) };
+    const res = await this.call('PullImage', request, { subject: image, timeoutMs: this.pullTimeoutMs });
+    return res.image_ref;
+  }
+
+  async listImages(): Promise<Image[]> {
+    const res = await this.call('ListImages', {});
+    return res.images;
+  }
+
+  /** Closes the channel; calls in flight fail with ERR_UNAVAILABLE. Idempotent. */
+  close(): void {
+    this.client.close();
+  }
+
+  private call<M extends Method>(method: M, request: object, options: { subject?: string; timeoutMs?: number } = {}): Promise<Responses[M]> {
+    const service = IMAGE_METHODS.has(method) ? loadServices().image : loadServices().runtime;
+    const definition = service[method]!;
+    const deadline = Date.now() + (options.timeoutMs ?? this.callTimeoutMs);
+    return new Promise((resolve, reject) => {
+      const done = (err: grpc.ServiceError | null, value?: object): void => {
+        if (err) reject(new RuntimeError(method, err.code, err.details || err.message, { cause: err, subject: options.subject }));
+        else resolve(value as Responses[M]);
+      };
+      try {
+        this.client.makeUnaryRequest(definition.path, definition.requestSerialize, definition.responseDeserialize, request, new grpc.Metadata(), { deadline }, done);
+      } catch (err) {
+        // grpc-js throws synchronously on a closed channel.
+        reject(new RuntimeError(method, grpc.status.UNAVAILABLE, (err as Error).message, { cause: err, subject: options.subject }));
+      }
+    });
+  }
+}
