@@ -155,7 +155,7 @@ function writeConfigs(cluster: Cluster, ports: { hub: number; cert: number; webh
     nodeName: NODE_NAME,
     database: { path: join(DIR, 'edge', 'edgecore.db') },
     modules: {
-      edged: { nodeIP: '127.0.0.1' },
+      edged: { nodeIP: '127.0.0.1', runtimeEndpoint: '' },
       eventBus: { internal: { port: ports.mqtt } },
       edgeHub: { server: `127.0.0.1:${ports.hub}`, certServer: `https://127.0.0.1:${ports.cert}`, caFile: join(DIR, 'edge', 'ca', 'rootCA.crt'), certFile: join(DIR, 'edge', 'certs', 'node.crt'), keyFile: join(DIR, 'edge', 'certs', 'node.key') },
     },

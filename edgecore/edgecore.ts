@@ -49,7 +49,7 @@ export class EdgeCore {
     const ed = config.modules.edged;
     if (ed.enable) {
       const labels = Object.fromEntries(ed.nodeLabels.map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
-      modules.push(new Edged({ nodeName: config.nodeName, facts: { nodeIP: ed.nodeIP, maxPods: ed.maxPods, kubeletVersion: `v1.33.13-kubeedge-ts-${softwareVersion()}`, labels }, statusIntervalMs: ed.nodeStatusCheckMs, bus: this.bus, logger: logger.child({ module: 'edged' }) }));
+      modules.push(new Edged({ nodeName: config.nodeName, facts: { nodeIP: ed.nodeIP, maxPods: ed.maxPods, kubeletVersion: `v1.33.13-kubeedge-ts-${softwareVersion()}`, labels }, config: ed, bus: this.bus, logger: logger.child({ module: 'edged' }) }));
     }
     // EdgeHub is on the bus before edged sends its first report through it.
     this.runtime = new ModuleRuntime({ modules, logger });

@@ -17,6 +17,8 @@ export interface EdgeNodeStatus {
   allocatable?: Record<string, string>;
   nodeInfo?: Record<string, string>;
   labels?: Record<string, string>;
+  /** Images present on the node (kubelet's status.images). */
+  images?: Array<{ names: string[]; sizeBytes: number }>;
 }
 
 export interface NodeKeeperOptions {
@@ -105,7 +107,7 @@ export class NodeKeeper {
     };
     await this.write(() =>
       this.options.core.patchNodeStatus(
-        { name: node, body: { status: { addresses: status.addresses, capacity: status.capacity, allocatable: status.allocatable, nodeInfo: status.nodeInfo, conditions: [readyCondition] } } },
+        { name: node, body: { status: { addresses: status.addresses, capacity: status.capacity, allocatable: status.allocatable, nodeInfo: status.nodeInfo, ...(status.images ? { images: status.images } : {}), conditions: [readyCondition] } } },
         STRATEGIC_MERGE_PATCH,
       ),
     );
@@ -205,8 +207,8 @@ function microTime(d: Date): Date {
 }
 
 /** Digest of what an edge reports (and a Node status holds): key order does not matter. */
-function statusDigest(status: { addresses?: unknown; capacity?: unknown; allocatable?: unknown; nodeInfo?: unknown }): string {
-  return createHash('sha256').update(canonicalJson([status.addresses ?? [], status.capacity ?? {}, status.allocatable ?? {}, status.nodeInfo ?? {}])).digest('hex');
+function statusDigest(status: { addresses?: unknown; capacity?: unknown; allocatable?: unknown; nodeInfo?: unknown; images?: unknown }): string {
+  return createHash('sha256').update(canonicalJson([status.addresses ?? [], status.capacity ?? {}, status.allocatable ?? {}, status.nodeInfo ?? {}, status.images ?? []])).digest('hex');
 }
 
 function canonicalJson(value: unknown): string {

@@ -1,6 +1,7 @@
 import * as k8s from '@kubernetes/client-node';
 import type { Logger } from '../../shared/logger.js';
 import { Backoff } from '../../shared/backoff.js';
+import { apiStatus } from './kube-client.js';
 
 export interface WatchedOptions<T extends k8s.KubernetesObject> {
   name: string;
@@ -29,11 +30,15 @@ export class Watched<T extends k8s.KubernetesObject> {
   private markSynced!: () => void;
   private isSynced = false;
   private abandon: (() => void) | undefined;
+  private failures = 0;
 
   constructor(private readonly options: WatchedOptions<T>) {
     this.synced = new Promise((resolve) => (this.markSynced = resolve));
     const list = async (): Promise<k8s.KubernetesListObject<T>> => {
       const result = await options.list();
+      // A list that worked ends the trouble (the informer's CONNECT comes before the list, so it cannot tell).
+      this.backoff.reset();
+      this.failures = 0;
       // The informer adds the items right after this resolves, in the same turn: announce on the next one.
       if (!this.isSynced) setImmediate(() => ((this.isSynced = true), this.markSynced()));
       return result;
@@ -48,7 +53,6 @@ export class Watched<T extends k8s.KubernetesObject> {
     if (options.onAdd) this.informer.on(k8s.ADD, slim(options.onAdd));
     if (options.onUpdate) this.informer.on(k8s.UPDATE, slim(options.onUpdate));
     if (options.onDelete) this.informer.on(k8s.DELETE, slim(options.onDelete));
-    this.informer.on(k8s.CONNECT, () => this.backoff.reset());
     this.informer.on(k8s.ERROR, (err) => this.restartLater(err));
   }
 
@@ -84,10 +88,20 @@ export class Watched<T extends k8s.KubernetesObject> {
   private restartLater(err: unknown): void {
     if (this.stopped) return;
     const delay = this.backoff.next();
-    this.options.logger.warn({ err, watch: this.options.name, retryInMs: delay }, 'watch failed, restarting');
+    // A long outage (or a CRD not installed) logs its first failures and then one in ten, in short form.
+    if (this.failures++ < 3 || this.failures % 10 === 0) {
+      this.options.logger.warn({ watch: this.options.name, status: apiStatus(err), reason: shortReason(err), failures: this.failures, retryInMs: delay }, 'watch failed, restarting');
+    }
     clearTimeout(this.restartTimer);
     this.restartTimer = setTimeout(() => {
       if (!this.stopped) this.informer.start().catch((e: unknown) => this.restartLater(e));
     }, delay);
   }
+}
+
+/** The gist of a watch or list failure: the API server's message, or the transport error. */
+function shortReason(err: unknown): string {
+  const body = (err as { body?: unknown }).body;
+  const text = typeof body === 'string' ? body : body && typeof body === 'object' ? String((body as { message?: unknown }).message ?? '') : '';
+  return (text || (err as Error)?.message || String(err)).trim().slice(0, 200);
 }

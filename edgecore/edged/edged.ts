@@ -1,50 +1,177 @@
 import type { Bus } from '../../shared/bus.js';
 import type { Logger } from '../../shared/logger.js';
 import type { Module } from '../../shared/module-runtime.js';
-import { NULL_NAMESPACE, Operation, newMessage, type Message } from '../../shared/message.js';
-import { nodeFacts, type NodeFactsOptions } from './node-facts.js';
+import { NULL_NAMESPACE, Operation, newMessage, parseEdgeResource, type Message } from '../../shared/message.js';
+import type { EdgeCoreConfig } from '../config.js';
+import { CrashBackoff } from './crash-backoff.js';
+import { CriClient } from './cri/cri-client.js';
+import type { CriRuntime } from './cri/cri-types.js';
+import { EventRecorder, type KubeEvent } from './event-recorder.js';
+import { ImageManager } from './image-manager.js';
+import { nodeFacts, type NodeFacts, type NodeFactsOptions } from './node-facts.js';
+import { ObjectCache } from './object-cache.js';
+import { PodManager } from './pod-manager.js';
+import { PodSync } from './pod-sync.js';
+import type { Pod, PodStatus } from './pod-types.js';
+import { ProbeManager } from './probe-manager.js';
+import { RuntimeState } from './runtime-state.js';
+import { CONFIG_SOURCE_ANNOTATION, StaticPods } from './static-pods.js';
+
+/** How often the static pod folder is read (the kubelet's fileCheckFrequency). */
+const STATIC_POD_SCAN_MS = 20_000;
 
 export interface EdgedDeps {
   nodeName: string;
   facts: NodeFactsOptions;
-  statusIntervalMs: number;
+  config: EdgeCoreConfig['modules']['edged'];
   bus: Bus;
   logger: Logger;
+  /** Injected by tests; otherwise a CRI client on `config.runtimeEndpoint`. */
+  runtime?: CriRuntime;
 }
 
+const POD_TYPES = new Set(['pod', 'configmap', 'secret']);
+
 /**
- * The edge's pod manager. For now it reports the node: at start, at every (re)connection and whenever the
- * host changes. Reports go through EdgeHub's durable outbox, coalesced, so an offline edge sends only its
- * latest status when it comes back. (Pods on CRI arrive with the edged issue.)
+ * The edge's pod manager (a lite kubelet): runs the pods bound to this node on a CRI runtime from the edge
+ * store, so restarts, reboots and cloud outages leave them running; reports pod and node status and events
+ * through EdgeHub's durable outbox.
  */
 export class Edged implements Module {
   readonly name = 'edged';
   private timer: NodeJS.Timeout | undefined;
   private lastReported = '';
+  private cri: CriRuntime | undefined;
+  private cache: ObjectCache | undefined;
+  private pods: PodManager | undefined;
+  private probes: ProbeManager | undefined;
+  private runtimeVersion = '';
+  private staticPods: StaticPods | undefined;
+  private staticTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly deps: EdgedDeps) {}
 
   async start(): Promise<void> {
     this.deps.bus.register(this.name, this.name, (m) => this.handle(m));
+    if (this.deps.config.runtimeEndpoint || this.deps.runtime) await this.startPods();
     await this.reportNodeStatus(true);
-    this.timer = setInterval(() => void this.reportNodeStatus(false), this.deps.statusIntervalMs).unref();
+    this.timer = setInterval(() => void this.reportNodeStatus(false), this.deps.config.nodeStatusCheckMs).unref();
   }
 
   async stop(): Promise<void> {
     clearInterval(this.timer);
+    clearInterval(this.staticTimer);
+    this.pods?.stop();
+    this.probes?.stopAll();
     if (this.deps.bus.has(this.name)) this.deps.bus.unregister(this.name);
+    // Containers keep running: edged coming back adopts them (edge autonomy), it does not restart them.
+    if (!this.deps.runtime) this.cri?.close();
+  }
+
+  private async startPods(): Promise<void> {
+    const { config, nodeName, logger } = this.deps;
+    const cri = (this.cri = this.deps.runtime ?? new CriClient({ endpoint: config.runtimeEndpoint }));
+    const cache = (this.cache = new ObjectCache(nodeName));
+    for (const type of POD_TYPES) for (const object of await this.list(type)) cache.apply(type as 'pod', keyOf(type, object), object);
+    const hostIP = nodeFacts(this.deps.facts).addresses[0]!.address;
+    const events = new EventRecorder(nodeName, (e) => this.sendEvent(e));
+    const probes = (this.probes = new ProbeManager({
+      cri,
+      onChange: (uid) => this.pods?.trigger(uid),
+      onFailure: (pod, container, kind, message) => events.pod(pod, container, 'Warning', 'Unhealthy', `${kind[0]!.toUpperCase()}${kind.slice(1)} probe failed: ${message}`),
+      logger,
+    }));
+    const runtime = new RuntimeState(cri, nodeName);
+    const sync = new PodSync({
+      cri, runtime, source: cache, images: new ImageManager(cri, logger), probes, events,
+      backoff: new CrashBackoff(config.crashLoopBackOffMs, config.crashLoopBackOffMaxMs),
+      paths: { podsRoot: config.rootDirectory, logRoot: config.podLogsDirectory, cgroupParent: config.cgroupParent },
+      hostIP, logger,
+    });
+    this.pods = new PodManager({
+      runtime, sync, probes, hostIP, logger,
+      pod: (uid) => cache.pod(uid),
+      podUids: () => cache.podUids(),
+      report: (pod, status) => this.reportPodStatus(pod, status),
+      confirmDeletion: (pod) => this.send(Operation.delete, `${pod.metadata.namespace ?? 'default'}/pod/${pod.metadata.name}`, { uid: pod.metadata.uid }),
+      relistIntervalMs: config.relistIntervalMs,
+      resyncIntervalMs: 60_000,
+    });
+    this.staticPods = new StaticPods({ path: config.staticPodPath, nodeName, logger });
+    this.scanStaticPods(true);
+    this.staticTimer = setInterval(() => this.scanStaticPods(false), STATIC_POD_SCAN_MS).unref();
+    await this.pods.start();
+    this.runtimeVersion = await cri.version().then((v) => `${v.runtime_name}://${v.runtime_version}`, () => '');
+    logger.info({ runtime: config.runtimeEndpoint, runtimeVersion: this.runtimeVersion, pods: cache.podUids().length }, 'edged running pods');
   }
 
   private async handle(message: Message): Promise<void> {
     // After a (re)connection the cloud may have marked the node Unknown: report in full.
-    if (message.operation === Operation.connect && message.content === 'cloud_connected') await this.reportNodeStatus(true);
+    if (message.operation === Operation.connect) {
+      if (message.content === 'cloud_connected') await this.reportNodeStatus(true);
+      return;
+    }
+    if (!this.cache || message.source !== 'metamanager') return;
+    let type: string;
+    try {
+      type = parseEdgeResource(message.resource).type;
+    } catch {
+      return;
+    }
+    if (!POD_TYPES.has(type)) return;
+    const uids = this.cache.apply(type as 'pod', message.resource, message.operation === Operation.delete ? null : message.content);
+    for (const uid of uids) this.pods?.trigger(uid);
+  }
+
+  /** Runs what the manifest folder defines and keeps a mirror of each in the API (sent again at every start). */
+  private scanStaticPods(initial: boolean): void {
+    const before = new Map(this.staticPods!.current());
+    const now = this.staticPods!.scan();
+    const changed = this.cache!.setStatic(now);
+    for (const uid of changed) {
+      const pod = now.get(uid) ?? before.get(uid)!;
+      const resource = `${pod.metadata.namespace ?? 'default'}/pod/${pod.metadata.name}`;
+      if (now.has(uid)) this.send(Operation.insert, resource, StaticPods.mirrorOf(pod));
+      else if (![...now.values()].some((p) => p.metadata.name === pod.metadata.name)) this.send(Operation.delete, resource, { mirror: true });
+      if (!initial) this.pods?.trigger(uid);
+    }
+  }
+
+  private async list(type: string): Promise<unknown[]> {
+    const reply = await this.deps.bus.request<unknown[]>('metamanager', newMessage({ source: this.name, group: 'meta', operation: Operation.query, resource: `*/${type}`, content: null }));
+    if (reply.operation === Operation.error) throw new Error(`cannot list ${type} objects from the edge store: ${JSON.stringify(reply.content)}`);
+    return reply.content;
+  }
+
+  /** A static pod's status goes to its mirror pod, whose uid the API server chose: no uid check then. */
+  private reportPodStatus(pod: Pod, status: PodStatus): void {
+    const isStatic = pod.metadata.annotations?.[CONFIG_SOURCE_ANNOTATION] === 'file';
+    this.send(Operation.update, `${pod.metadata.namespace ?? 'default'}/podstatus/${pod.metadata.name}`, isStatic ? { status } : { uid: pod.metadata.uid, status });
+  }
+
+  private sendEvent(event: KubeEvent): void {
+    this.send(Operation.insert, `${event.metadata.namespace}/event/${event.metadata.name}`, event);
+  }
+
+  private send(operation: string, resource: string, content: unknown): void {
+    void this.deps.bus.send('edgehub', newMessage({ source: this.name, group: 'resource', operation, resource, content })).catch((err: unknown) => this.deps.logger.warn({ err, resource }, 'report not queued for the cloud'));
   }
 
   private async reportNodeStatus(force: boolean): Promise<void> {
-    const facts = nodeFacts(this.deps.facts);
+    const facts: NodeFacts & { images?: unknown[] } = nodeFacts(this.deps.facts);
+    if (this.cri) {
+      facts.nodeInfo.containerRuntimeVersion = this.runtimeVersion;
+      const images = await this.cri.listImages().catch(() => []);
+      facts.images = images.map((i) => ({ names: [...i.repo_digests, ...i.repo_tags], sizeBytes: Number(i.size) }));
+    }
     const digest = JSON.stringify(facts);
     if (!force && digest === this.lastReported) return;
     this.lastReported = digest;
-    await this.deps.bus.send('edgehub', newMessage({ source: this.name, group: 'resource', operation: Operation.update, resource: `${NULL_NAMESPACE}/nodestatus/${this.deps.nodeName}`, content: facts }));
+    this.send(Operation.update, `${NULL_NAMESPACE}/nodestatus/${this.deps.nodeName}`, facts);
   }
+}
+
+function keyOf(type: string, object: unknown): string {
+  const m = (object as { metadata: { namespace?: string; name: string } }).metadata;
+  return `${m.namespace ?? 'default'}/${type}/${m.name}`;
 }

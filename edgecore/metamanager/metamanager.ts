@@ -7,7 +7,7 @@ import type { ApplyResult, ObjectChange } from '../../shared/object-change.js';
 import { MetaStore, type ApplyOutcome } from './meta-store.js';
 
 /** Which group hears of committed changes of a type; the module re-reads the store at start. */
-const LISTENERS: Readonly<Record<string, string>> = { device: 'twin', devicemodel: 'twin' };
+const LISTENERS: Readonly<Record<string, string>> = { device: 'twin', devicemodel: 'twin', pod: 'edged', configmap: 'edged', secret: 'edged' };
 
 export interface MetaManagerDeps {
   database: SqliteDatabase;

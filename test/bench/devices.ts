@@ -71,7 +71,7 @@ async function setUp(): Promise<System> {
     nodeName: NODE,
     database: { path: edgeDb },
     modules: {
-      edged: { nodeIP: '127.0.0.1' },
+      edged: { nodeIP: '127.0.0.1', runtimeEndpoint: '' },
       eventBus: { internal: { port: mqttPort } },
       edgeHub: { server: `127.0.0.1:${hubPort}`, certServer: `https://127.0.0.1:${certPort}`, caFile: join(dir, 'edge', 'ca.crt'), certFile: join(dir, 'edge', 'node.crt'), keyFile: join(dir, 'edge', 'node.key') },
     },

@@ -190,7 +190,7 @@ export function edgeSetup(dir: string, nodeName: string, cloud: CloudSetup, opts
     database: { path: dbPath },
     modules: {
       // Channel tests count reports exactly; edged's node status joins only where a test asks for it.
-      edged: { enable: false, ...opts.edged },
+      edged: { enable: false, runtimeEndpoint: '', ...opts.edged },
       // Devices (an MQTT broker per edge, on a free port) only where a test asks for them.
       eventBus: { enable: opts.devices ?? false, internal: { port: 0 }, ...opts.eventBus },
       deviceTwin: { enable: opts.devices ?? false },
