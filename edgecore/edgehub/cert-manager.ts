@@ -4,7 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import type { Logger } from '../../shared/logger.js';
 import { AuthError, ConnectionError } from '../../shared/errors.js';
 import { writeFileAtomic } from '../../shared/atomic-file.js';
-import { createNodeCsr, derToPem, NODE_CN_PREFIX } from '../../shared/pki/certificate-authority.js';
+import { NODE_CN_PREFIX } from '../../shared/pki/node-identity.js';
 import { splitBootstrapToken } from '../../shared/pki/bootstrap-token.js';
 
 export interface TlsMaterial {
@@ -149,4 +149,18 @@ export class CertManager {
 function parseMaterial(caPem: string, certPem: string, keyPem: string): TlsMaterial {
   const cert = new X509Certificate(certPem);
   return { caPem, certPem, keyPem, notBefore: new Date(cert.validFrom), notAfter: new Date(cert.validTo) };
+}
+
+/**
+ * A CSR needs the X.509 library, which costs an edge ~15 MB of memory for good: it is loaded only when a node
+ * joins or renews (once a year by default), not by every edgecore start.
+ */
+async function createNodeCsr(nodeName: string): Promise<{ csrDer: Buffer; keyPem: string }> {
+  const { createNodeCsr: create } = await import('../../shared/pki/certificate-authority.js');
+  return create(nodeName);
+}
+
+/** Node's own X.509 code writes PEM. */
+function derToPem(der: Uint8Array): string {
+  return new X509Certificate(Buffer.from(der)).toString();
 }

@@ -1,7 +1,7 @@
 import net from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
-import { Aedes, type AuthenticateError } from 'aedes';
-import mqtt, { type MqttClient } from 'mqtt';
+import type { Aedes, AuthenticateError } from 'aedes';
+import type { MqttClient } from 'mqtt';
 import type { Bus } from '../../shared/bus.js';
 import { ConfigError, asError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
@@ -46,8 +46,9 @@ export class EventBus implements Module {
 
   async start(): Promise<void> {
     const { mode } = this.deps.config;
+    // Each library is loaded only in the mode that uses it: on a small edge host every MB counts.
     if (mode !== 'external') await this.startBroker();
-    if (mode !== 'internal') this.connectExternal();
+    if (mode !== 'internal') await this.connectExternal();
     this.deps.bus.register(this.name, 'bus', (m) => this.handle(m));
   }
 
@@ -62,6 +63,7 @@ export class EventBus implements Module {
   private async startBroker(): Promise<void> {
     const { address, port, username, password } = this.deps.config.internal;
     const logger = this.deps.logger;
+    const { Aedes } = await import('aedes');
     const broker = await Aedes.createBroker(username ? { authenticate: (client, user, pass, done) => {
       if (user === username && pass !== undefined && equal(pass, Buffer.from(password))) return done(null, true);
       logger.warn({ clientId: client.id }, 'mqtt client refused: bad username or password');
@@ -88,7 +90,8 @@ export class EventBus implements Module {
   }
 
   /** KubeEdge retries the external broker every 5 s and keeps serving meanwhile; so does this. */
-  private connectExternal(): void {
+  private async connectExternal(): Promise<void> {
+    const { default: mqtt } = await import('mqtt');
     const { url, username, password } = this.deps.config.external;
     const logger = this.deps.logger;
     const client = mqtt.connect(url, { username: username || undefined, password: password || undefined, reconnectPeriod: 5_000, connectTimeout: 10_000, clientId: `edgecore-${process.pid}-${Date.now().toString(36)}` });

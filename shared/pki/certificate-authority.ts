@@ -13,8 +13,8 @@ const SIGNING = { name: 'ECDSA', hash: 'SHA-256' } as const;
 /** Tolerates small clock differences between cloud and edge, without distorting short lifetimes. */
 const backdateMs = (validityMs: number): number => Math.min(5 * 60_000, Math.floor(validityMs / 10));
 
-export const NODE_CN_PREFIX = 'system:node:';
-export const NODE_ORGANIZATION = 'system:nodes';
+export { NODE_CN_PREFIX, NODE_ORGANIZATION } from './node-identity.js';
+import { NODE_CN_PREFIX, NODE_ORGANIZATION } from './node-identity.js';
 
 export interface PemPair {
   certPem: string;

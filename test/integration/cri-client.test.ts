@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { CriClient, criTarget } from '../../edgecore/edged/cri/cri-client.js';
+import { CriClient, criSocketPath } from '../../edgecore/edged/cri/cri-client.js';
 import type { ContainerConfig, PodSandboxConfig } from '../../edgecore/edged/cri/cri-types.js';
 import { RuntimeError } from '../../edgecore/edged/cri/runtime-error.js';
 import { ConfigError } from '../../shared/errors.js';
@@ -304,9 +304,10 @@ describe('CriClient without a runtime', () => {
   });
 
   it('accepts unix:// URLs and bare socket paths, and refuses anything else', () => {
-    expect(criTarget('unix:///run/containerd/containerd.sock')).toBe('unix:///run/containerd/containerd.sock');
-    expect(criTarget('/run/containerd/containerd.sock')).toBe('unix:///run/containerd/containerd.sock');
-    expect(() => criTarget('tcp://127.0.0.1:1234')).toThrow(ConfigError);
-    expect(() => criTarget('run/containerd.sock')).toThrow(ConfigError);
+    expect(criSocketPath('unix:///run/containerd/containerd.sock')).toBe('/run/containerd/containerd.sock');
+    expect(criSocketPath('unix:/run/containerd/containerd.sock')).toBe('/run/containerd/containerd.sock');
+    expect(criSocketPath('/run/containerd/containerd.sock')).toBe('/run/containerd/containerd.sock');
+    expect(() => criSocketPath('tcp://127.0.0.1:1234')).toThrow(ConfigError);
+    expect(() => criSocketPath('run/containerd.sock')).toThrow(ConfigError);
   });
 });

@@ -1,6 +1,5 @@
 import { fileURLToPath } from 'node:url';
-import grpc from '@grpc/grpc-js';
-import protoLoader from '@grpc/proto-loader';
+import protobuf from 'protobufjs';
 import { ConfigError } from '../../../shared/errors.js';
 import type {
   Container,
@@ -15,6 +14,7 @@ import type {
   PodSandboxStatus,
   RuntimeCondition,
 } from './cri-types.js';
+import { GrpcCallError, GrpcUnaryChannel, GrpcStatus } from './grpc-unary.js';
 import { RuntimeError } from './runtime-error.js';
 
 export interface CriClientOptions {
@@ -29,7 +29,7 @@ export interface CriClientOptions {
 // The kubelet's limit too: ListContainers on a busy node and ExecSync output exceed gRPC's 4 MiB default.
 const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
 
-// What each CRI method answers, as proto-loader decodes it (keepCase, longs and enums as strings, defaults on).
+// What each CRI method answers, decoded with the proto's field names, longs and enums as strings, defaults on.
 // Only the fields read here are named; the mapped objects keep every other field the runtime sent.
 interface Responses {
   Version: { runtime_name: string; runtime_version: string; runtime_api_version: string };
@@ -51,31 +51,40 @@ interface Responses {
   ListImages: { images: Image[] };
 }
 type Method = keyof Responses;
-const IMAGE_METHODS: ReadonlySet<Method> = new Set(['ImageStatus', 'PullImage', 'ListImages']);
 
-type Methods = Record<string, protoLoader.MethodDefinition<object, object>>;
+interface MethodTypes {
+  path: string;
+  request: protobuf.Type;
+  response: protobuf.Type;
+}
 // Loaded on first use, once per process (~30 ms), not at import time.
-let services: { runtime: Methods; image: Methods } | undefined;
+let methods: Map<string, MethodTypes> | undefined;
 
-function loadServices(): { runtime: Methods; image: Methods } {
-  if (services) return services;
-  // ../../../proto resolves to proto/ from the sources and to dist/proto/ once compiled (copy-assets.mjs).
-  const file = fileURLToPath(new URL('../../../proto/cri/api.proto', import.meta.url));
-  const definition = protoLoader.loadSync(file, { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true });
-  services = {
-    runtime: definition['runtime.v1.RuntimeService'] as Methods,
-    image: definition['runtime.v1.ImageService'] as Methods,
-  };
-  return services;
+function methodTypes(method: Method): MethodTypes {
+  if (!methods) {
+    // ../../../proto resolves to proto/ from the sources and to dist/proto/ once compiled (copy-assets.mjs).
+    const file = fileURLToPath(new URL('../../../proto/cri/api.proto', import.meta.url));
+    const root = new protobuf.Root().loadSync(file, { keepCase: true });
+    methods = new Map();
+    for (const name of ['runtime.v1.RuntimeService', 'runtime.v1.ImageService']) {
+      const service = root.lookupService(name);
+      for (const m of Object.values(service.methods)) {
+        methods.set(m.name, { path: `/${name}/${m.name}`, request: root.lookupType(m.requestType), response: root.lookupType(m.responseType) });
+      }
+    }
+  }
+  return methods.get(method)!;
 }
 
-/** `unix:///x.sock`, `unix:/x.sock` or `/x.sock` → the gRPC target `unix:///x.sock`. */
-export function criTarget(endpoint: string): string {
+const TO_OBJECT: protobuf.IConversionOptions = { longs: String, enums: String, defaults: true, oneofs: true };
+
+/** `unix:///x.sock`, `unix:/x.sock` or `/x.sock` → the socket path `/x.sock`. */
+export function criSocketPath(endpoint: string): string {
   const path = endpoint.startsWith('unix://') ? endpoint.slice('unix://'.length) : endpoint.startsWith('unix:') ? endpoint.slice('unix:'.length) : endpoint;
   if (!path.startsWith('/')) {
     throw new ConfigError([`CRI endpoint "${endpoint}" is not a unix socket: use unix:///path/to/runtime.sock or an absolute path`]);
   }
-  return `unix://${path}`;
+  return path;
 }
 
 const asBuffer = (value: Uint8Array | number[] | undefined): Buffer =>
@@ -87,22 +96,17 @@ const asBuffer = (value: Uint8Array | number[] | undefined): Buffer =>
  * channel reconnects by itself (calls fail with ERR_UNAVAILABLE meanwhile).
  */
 export class CriClient implements CriRuntime {
-  readonly target: string;
-  private readonly client: grpc.Client;
+  /** The runtime's socket. */
+  readonly socketPath: string;
+  private readonly channel: GrpcUnaryChannel;
   private readonly callTimeoutMs: number;
   private readonly pullTimeoutMs: number;
 
   constructor(options: CriClientOptions) {
-    this.target = criTarget(options.endpoint);
+    this.socketPath = criSocketPath(options.endpoint);
     this.callTimeoutMs = options.callTimeoutMs ?? 30_000;
     this.pullTimeoutMs = options.pullTimeoutMs ?? 300_000;
-    this.client = new grpc.Client(this.target, grpc.credentials.createInsecure(), {
-      'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
-      'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
-      // A local socket: retry the connection soon after the runtime comes back rather than after up to 2 min.
-      'grpc.initial_reconnect_backoff_ms': 100,
-      'grpc.max_reconnect_backoff_ms': 2_000,
-    });
+    this.channel = new GrpcUnaryChannel(this.socketPath, MAX_MESSAGE_BYTES);
   }
 
   async version(): Promise<Responses['Version']> {
@@ -130,7 +134,7 @@ export class CriClient implements CriRuntime {
 
   async podSandboxStatus(id: string): Promise<PodSandboxStatus> {
     const res = await this.call('PodSandboxStatus', { pod_sandbox_id: id, verbose: false }, { subject: id });
-    if (!res.status) throw new RuntimeError('PodSandboxStatus', grpc.status.UNKNOWN, 'runtime answered without a status', { subject: id });
+    if (!res.status) throw new RuntimeError('PodSandboxStatus', GrpcStatus.UNKNOWN, 'runtime answered without a status', { subject: id });
     return res.status;
   }
 
@@ -174,7 +178,7 @@ export class CriClient implements CriRuntime {
 
   async containerStatus(id: string): Promise<ContainerStatus> {
     const res = await this.call('ContainerStatus', { container_id: id, verbose: false }, { subject: id });
-    if (!res.status) throw new RuntimeError('ContainerStatus', grpc.status.UNKNOWN, 'runtime answered without a status', { subject: id });
+    if (!res.status) throw new RuntimeError('ContainerStatus', GrpcStatus.UNKNOWN, 'runtime answered without a status', { subject: id });
     return res.status;
   }
 
@@ -202,24 +206,23 @@ export class CriClient implements CriRuntime {
 
   /** Closes the channel; calls in flight fail with ERR_UNAVAILABLE. Idempotent. */
   close(): void {
-    this.client.close();
+    this.channel.close();
   }
 
-  private call<M extends Method>(method: M, request: object, options: { subject?: string; timeoutMs?: number } = {}): Promise<Responses[M]> {
-    const service = IMAGE_METHODS.has(method) ? loadServices().image : loadServices().runtime;
-    const definition = service[method]!;
-    const deadline = Date.now() + (options.timeoutMs ?? this.callTimeoutMs);
-    return new Promise((resolve, reject) => {
-      const done = (err: grpc.ServiceError | null, value?: object): void => {
-        if (err) reject(new RuntimeError(method, err.code, err.details || err.message, { cause: err, subject: options.subject }));
-        else resolve(value as Responses[M]);
-      };
-      try {
-        this.client.makeUnaryRequest(definition.path, definition.requestSerialize, definition.responseDeserialize, request, new grpc.Metadata(), { deadline }, done);
-      } catch (err) {
-        // grpc-js throws synchronously on a closed channel.
-        reject(new RuntimeError(method, grpc.status.UNAVAILABLE, (err as Error).message, { cause: err, subject: options.subject }));
-      }
-    });
+  private async call<M extends Method>(method: M, request: object, options: { subject?: string; timeoutMs?: number } = {}): Promise<Responses[M]> {
+    const types = methodTypes(method);
+    let body: Uint8Array;
+    try {
+      body = types.request.encode(types.request.fromObject(request)).finish();
+    } catch (err) {
+      throw new RuntimeError(method, GrpcStatus.INTERNAL, `request cannot be encoded: ${(err as Error).message}`, { cause: err, subject: options.subject });
+    }
+    try {
+      const reply = await this.channel.call(types.path, body, options.timeoutMs ?? this.callTimeoutMs);
+      return types.response.toObject(types.response.decode(reply), TO_OBJECT) as Responses[M];
+    } catch (err) {
+      const e = err as GrpcCallError;
+      throw new RuntimeError(method, e.grpcCode ?? GrpcStatus.INTERNAL, e.details ?? e.message, { cause: err, subject: options.subject });
+    }
   }
 }

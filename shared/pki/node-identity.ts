@@ -1,0 +1,4 @@
+// How a node is named in its certificate (KubeEdge and the kubelet: CN=system:node:<name>, O=system:nodes).
+// Apart from certificate-authority.ts, so an edge reads it without loading the X.509 library.
+export const NODE_CN_PREFIX = 'system:node:';
+export const NODE_ORGANIZATION = 'system:nodes';
