@@ -3,14 +3,15 @@
 // kube-controller-manager, kube-scheduler; built from source once and cached, see docs/control-plane.md),
 // the project's CRDs, cloudcore watching it, one edgecore joined with a token, a demo pod with the
 // ConfigMap it mounts delivered to the edge, and a demo device: the virtual mapper on the edge's MQTT broker
-// reporting a simulated sensor into `kubectl get device`. Prints KUBECONFIG and kubectl commands to try, then a line with
+// reporting a simulated sensor into `kubectl get device`. As root, a private containerd (build/cri) runs the
+// pods for real; otherwise edged only reports the node. Prints KUBECONFIG and kubectl commands to try, then a line with
 // `ready`; Ctrl-C (or SIGTERM) stops everything. State lives in .tmp/up (or $KE_UP_DIR) and survives
 // restarts like a real installation: etcd data, CA, certificates and the edge store are reused.
 //
 //   KUBECONFIG=<file> npm run up   use that cluster instead of starting one (needs cluster-admin)
 //   npm run up -- --local          no Kubernetes: cloudcore serves objects from its local store
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
@@ -27,6 +28,31 @@ const CRDS = join(ROOT, 'build', 'crds');
 const DEMO_DEVICE = join(CRDS, 'examples', 'virtual-device.yaml');
 const VIRTUAL_MAPPER = join(ROOT, 'dist', 'mappers', 'virtual', 'main.js');
 const NODE_NAME = 'edge-1';
+const CRI_SCRIPTS = join(ROOT, 'build', 'cri');
+
+interface Runtime {
+  endpoint: string;
+  cgroupParent: string;
+  stop(): void;
+}
+
+/**
+ * A private containerd with the offline images, as root (mounts, namespaces, cgroups); undefined otherwise.
+ * Its workdir is short (unix socket paths are limited to 108 bytes) and fresh per run.
+ */
+function startRuntime(): Runtime | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  const workdir = mkdtempSync('/tmp/ke-up-');
+  const cgroupParent = `/${workdir.slice('/tmp/'.length)}`;
+  const env = { ...process.env, KE_CRI_CGROUP_PARENT: cgroupParent, KE_CNI_BRIDGE: 'ke-up0' };
+  say('starting containerd (pods on 198.51.100.0/24)');
+  execFileSync(join(CRI_SCRIPTS, 'start-containerd.sh'), [workdir], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+  return {
+    endpoint: `unix://${workdir}/containerd.sock`,
+    cgroupParent,
+    stop: () => execFileSync(join(CRI_SCRIPTS, 'stop-containerd.sh'), ['--purge', workdir], { env, stdio: 'ignore' }),
+  };
+}
 
 interface Daemon {
   name: string;
@@ -131,7 +157,7 @@ function installCrds(cluster: Extract<Cluster, { kind: 'kubernetes' }>): void {
   say(`installed CRDs from ${relative(process.cwd(), CRDS)} (${files.join(', ')})`);
 }
 
-function writeConfigs(cluster: Cluster, ports: { hub: number; cert: number; webhook: number; mqtt: number }): { cloudConfig: string; edgeConfig: string } {
+function writeConfigs(cluster: Cluster, ports: { hub: number; cert: number; webhook: number; mqtt: number }, runtime: Runtime | undefined): { cloudConfig: string; edgeConfig: string } {
   const cloudConfig = join(DIR, 'cloudcore.yaml');
   const edgeConfig = join(DIR, 'edgecore.yaml');
   const edgeController =
@@ -155,7 +181,9 @@ function writeConfigs(cluster: Cluster, ports: { hub: number; cert: number; webh
     nodeName: NODE_NAME,
     database: { path: join(DIR, 'edge', 'edgecore.db') },
     modules: {
-      edged: { nodeIP: '127.0.0.1', runtimeEndpoint: '' },
+      edged: runtime
+        ? { nodeIP: '127.0.0.1', runtimeEndpoint: runtime.endpoint, cgroupParent: runtime.cgroupParent, rootDirectory: join(DIR, 'edge', 'pods'), podLogsDirectory: join(DIR, 'edge', 'logs'), staticPodPath: join(DIR, 'edge', 'manifests') }
+        : { nodeIP: '127.0.0.1', runtimeEndpoint: '' },
       eventBus: { internal: { port: ports.mqtt } },
       edgeHub: { server: `127.0.0.1:${ports.hub}`, certServer: `https://127.0.0.1:${ports.cert}`, caFile: join(DIR, 'edge', 'ca', 'rootCA.crt'), certFile: join(DIR, 'edge', 'certs', 'node.crt'), keyFile: join(DIR, 'edge', 'certs', 'node.key') },
     },
@@ -186,8 +214,9 @@ spec:
   nodeSelector: {node-role.kubernetes.io/edge: ""}
   containers:
   - name: hello
-    image: busybox
-    command: [sh, -c, 'cat /etc/hello/greeting; sleep 3600']
+    image: localhost/lite/busybox:latest
+    imagePullPolicy: IfNotPresent
+    command: [sh, -c, 'cat /etc/hello/greeting; echo; sleep 3600']
     volumeMounts: [{name: greeting, mountPath: /etc/hello}]
   volumes:
   - name: greeting
@@ -213,7 +242,8 @@ Try (in another terminal, from ${process.cwd()}):
   export KUBECONFIG=${cluster.kubeconfig}${alias}
   kubectl get nodes -o wide                 # ${NODE_NAME}: an edge node, Ready
   kubectl get lease -n kube-node-lease      # renewed by cloudcore while the edge is connected
-  kubectl get pod hello -o wide             # scheduled to ${NODE_NAME} (its containers run once edged drives containerd)
+  kubectl get pod hello -o wide             # scheduled to ${NODE_NAME}; Running there when up runs as root (containerd)
+  cat ${join(DIR, 'edge', 'logs')}/default_hello_*/hello/0.log    # what it printed (CRI log format)
   ${ec} objects list    # what the edge holds
   kubectl patch configmap hello -p '{"data":{"greeting":"changed"}}'
   ${ec} objects get default/configmap/hello
@@ -262,6 +292,7 @@ async function main(): Promise<void> {
   mkdirSync(DIR, { recursive: true });
   const daemons: Daemon[] = [];
   let cluster: Cluster | undefined;
+  let runtime: Runtime | undefined;
   let stopping = false;
   const stop = async (code: number): Promise<void> => {
     if (stopping) return;
@@ -274,6 +305,13 @@ async function main(): Promise<void> {
         const t = setTimeout(() => (d.child.kill('SIGKILL'), resolve(undefined)), 15_000);
         d.child.once('exit', () => (clearTimeout(t), resolve(undefined)));
       });
+    }
+    // Containers outlive edgecore (edge autonomy): the demo's containerd and its pods go explicitly.
+    try {
+      runtime?.stop();
+    } catch (err) {
+      process.stdout.write(`containerd stop failed: ${(err as Error).message}\n`);
+      code = 1;
     }
     if (cluster?.kind === 'kubernetes' && cluster.ours) {
       try {
@@ -293,7 +331,9 @@ async function main(): Promise<void> {
     cluster = prepareCluster();
     if (cluster.kind === 'kubernetes') installCrds(cluster);
     const ports = { hub: await portOrFree(10000), cert: await portOrFree(10002), webhook: await portOrFree(10010), mqtt: await portOrFree(1884) };
-    const { cloudConfig, edgeConfig } = writeConfigs(cluster, ports);
+    runtime = cluster.kind === 'kubernetes' ? startRuntime() : undefined;
+    if (cluster.kind === 'kubernetes' && !runtime) say('not root: edged reports the node but runs no pods (containerd needs root)');
+    const { cloudConfig, edgeConfig } = writeConfigs(cluster, ports, runtime);
     if (stopping) return;
 
     const cloud = startDaemon('cloudcore', [CLOUDCORE, '--config', cloudConfig]);

@@ -19,8 +19,9 @@ if (stale || !existsSync(sqliteAddon)) {
   // better-sqlite3 has no prebuilt binary reachable offline; npm compiles it (allowScripts in package.json).
   run('npm', ['ci', '--no-audit', '--no-fund']);
 }
-// Debian packages the tests start for real (an external MQTT broker, containerd). Installed as root with
-// apt-get when their program is missing; elsewhere the tests that need them fail with the name of the package.
+// Debian packages the tests start for real (an external MQTT broker, containerd), and `npm run up` as root
+// (containerd runs its demo pod). Installed as root with apt-get when their program is missing; elsewhere the
+// tests that need them fail with the name of the package.
 const TEST_PACKAGES = [
   { program: '/usr/sbin/mosquitto', pkg: 'mosquitto' },
   // containerd's CRI for edged (docs/cri.md): runtime, OCI runtime, the offline images' busybox, pod network, and

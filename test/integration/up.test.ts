@@ -37,6 +37,12 @@ describe('npm run up', () => {
     expect(kubectl('get', 'nodes', '--no-headers')).toMatch(/^edge-1\s+Ready\s+edge/m);
     expect(kubectl('get', 'pod', 'hello', '-o', 'jsonpath={.spec.nodeName}')).toBe('edge-1');
     expect(edgeObjects()).toMatch(/^default\/pod\/hello\t/m);
+    // As root (CI is) the demo pod runs in containerd and says so in kubectl and in its log.
+    if (process.getuid?.() === 0) {
+      await eventually(() => expect(kubectl('get', 'pod', 'hello', '-o', 'jsonpath={.status.phase}')).toBe('Running'), 60_000, 500);
+      const uid = kubectl('get', 'pod', 'hello', '-o', 'jsonpath={.metadata.uid}');
+      expect(readFileSync(join(dir, 'edge', 'logs', `default_hello_${uid}`, 'hello', '0.log'), 'utf8')).toMatch(/stdout [PF] hello from the cloud/);
+    }
     kubectl('patch', 'configmap', 'hello', '-p', '{"data":{"greeting":"changed"}}');
     const rv = kubectl('get', 'configmap', 'hello', '-o', 'jsonpath={.metadata.resourceVersion}');
     await eventually(() => expect(edgeObjects()).toMatch(new RegExp(`^default/configmap/hello\\t${rv}\\t`, 'm')), 20_000, 200);
