@@ -12,10 +12,10 @@ export interface StatusInputs {
   runtime: PodRuntime;
   /** Why a container is not running now (CrashLoopBackOff, ErrImagePull, CreateContainerConfigError …). */
   waiting: ReadonlyMap<string, Waiting>;
-  /** Readiness probe result of a running container; undefined when it has no readiness probe. */
+  /** Readiness probe result of a running container; undefined when no readiness probe runs for it. */
   ready(container: string, id: string): boolean | undefined;
-  /** Startup probe passed (true when there is none). */
-  started(container: string, id: string): boolean;
+  /** Startup probe result; undefined when no startup probe runs for it. */
+  started(container: string, id: string): boolean | undefined;
   hostIP: string;
   podIP: string;
   nowIso: string;
@@ -70,8 +70,9 @@ function containerStatus(c: Container, inputs: StatusInputs, init: boolean, bloc
     state = { waiting: { reason: waiting.reason, ...(waiting.message ? { message: waiting.message } : {}) } };
   }
   const running = latest?.state === 'CONTAINER_RUNNING';
-  const started = running && inputs.started(c.name, latest.id);
-  const ready = running && started && !init && (inputs.ready(c.name, latest.id) ?? true);
+  // A probe that has not given its verdict yet counts as not passed (a container just started has none).
+  const started = running && (inputs.started(c.name, latest.id) ?? !c.startupProbe);
+  const ready = running && started && !init && (inputs.ready(c.name, latest.id) ?? !c.readinessProbe);
   return {
     name: c.name,
     state,

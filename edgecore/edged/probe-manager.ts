@@ -72,9 +72,10 @@ export class ProbeManager {
     return entry.workers.readiness.result === true;
   }
 
-  started(uid: string, name: string, id: string): boolean {
+  /** Startup probe verdict; undefined when none runs (yet) for this container instance. */
+  started(uid: string, name: string, id: string): boolean | undefined {
     const worker = this.live(uid, name, id)?.workers.startup;
-    return !worker || worker.result === true;
+    return worker ? worker.result === true : undefined;
   }
 
   /** The failure message when the liveness (or a failed startup) probe says the container must restart. */

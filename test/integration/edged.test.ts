@@ -8,6 +8,8 @@ import { eventually, tcpProxy, tempDir, useControlPlane, type TcpProxy } from '.
 import { cloudSetup, edgeSetup, startCloud, startEdgeInProcess, type Cloud, type EdgeSetup } from '../support/daemons.js';
 import type { ControlPlane } from '../support/control-plane.js';
 import { useContainerd } from '../support/containerd.js';
+import { startOciRegistry } from '../support/oci-registry.js';
+import { freePort } from '../support/harness.js';
 
 const controlPlane = useControlPlane({ controllerManagerArgs: ['--node-monitor-grace-period=20s', '--node-monitor-period=2s'] });
 const containerd = useContainerd();
@@ -371,5 +373,45 @@ describe('edged: pods on containerd, driven by a real cluster (scheduler, contro
     await import('node:fs').then((fs) => fs.rmSync(join(manifests, 'agent.yaml')));
     await eventually(async () => expect(await containersOf(uid)).toEqual([]), 40_000, 300);
     await eventually(async () => expect((await e.cp.kubectl(['get', 'pod', name])).code).not.toBe(0), 20_000, 300);
+  });
+
+  it('pulls an image from a registry through CRI, runs host-network pods, and gates readiness on TCP and startup probes', async () => {
+    const e = await edge('pods-edge-h');
+    const registry = await startOciRegistry(join(containerd().workdir, 'images.tar'));
+    const image = `${registry.host}/lite/busybox:v2`;
+    expect(await containerd().client.imageStatus(image)).toBeNull();
+    const port = await freePort();
+    await e.cp.kubectlOk(['apply', '-f', '-'], JSON.stringify({
+      apiVersion: 'v1', kind: 'Pod', metadata: { name: 'hostnet', namespace: 'default' },
+      spec: {
+        nodeName: e.node, hostNetwork: true, terminationGracePeriodSeconds: 1,
+        containers: [{
+          name: 'web', image, imagePullPolicy: 'IfNotPresent',
+          // Listens only after 2 s: the startup probe holds readiness back until then.
+          command: ['sh', '-c', `sleep 2; mkdir -p /www; echo up > /www/index.html; exec busybox httpd -f -p 127.0.0.1:${port} -h /www`],
+          startupProbe: { tcpSocket: { port }, periodSeconds: 1, failureThreshold: 30 },
+          readinessProbe: { tcpSocket: { port }, periodSeconds: 1 },
+        }],
+      },
+    }));
+    const notReadyYet = await eventually(async () => {
+      const p = await json(e.cp, ['get', 'pod', 'hostnet']);
+      expect(p.status.containerStatuses?.[0]?.state?.running).toBeDefined();
+      return p;
+    }, 30_000, 100);
+    expect(notReadyYet.status.containerStatuses[0].ready).toBe(false);
+    await eventually(async () => {
+      const p = await json(e.cp, ['get', 'pod', 'hostnet']);
+      expect(p.status.conditions.find((c: any) => c.type === 'Ready').status).toBe('True');
+      expect(p.status.containerStatuses[0].started).toBe(true);
+      // A host-network pod has the node's address.
+      expect(p.status.podIP).toBe('127.0.0.1');
+    }, 30_000, 200);
+    expect(await httpGet(`http://127.0.0.1:${port}/`)).toBe('up\n');
+    // The image came through the runtime's PullImage from the registry (the blobs were already in containerd's
+    // content store from the offline import, so resolving the manifest is all it needed).
+    expect(registry.requests).toEqual(expect.arrayContaining([expect.stringMatching(/^(HEAD|GET) \/v2\/lite\/busybox\/manifests\/v2$/)]));
+    expect(await containerd().client.imageStatus(image)).not.toBeNull();
+    await e.cp.kubectlOk(['delete', 'pod', 'hostnet', '--wait=true', '--timeout=30s']);
   });
 });

@@ -94,7 +94,7 @@ const sandbox: PodSandbox = { id: 's1', metadata: { name: 'p', uid: 'u1', namesp
 function cs(name: string, attempt: number, state: ContainerStatus['state'], exit = 0): { container: never; status: ContainerStatus } {
   return { container: { metadata: { name, attempt } } as never, status: { id: `${name}-${attempt}`, metadata: { name, attempt }, state, created_at: '1', started_at: '1000000000', finished_at: state === 'CONTAINER_EXITED' ? '2000000000' : '0', exit_code: exit, image: null, image_ref: 'sha256:x', reason: '', message: '', labels: {}, annotations: {}, log_path: '' } };
 }
-const statusOf = (p: Pod, runtime: PodRuntime, waiting = new Map()) => podStatus({ pod: p, runtime, waiting, ready: () => undefined, started: () => true, hostIP: '192.0.2.1', podIP: '198.51.100.7', nowIso: '2026-12-01T00:00:00Z' });
+const statusOf = (p: Pod, runtime: PodRuntime, waiting = new Map()) => podStatus({ pod: p, runtime, waiting, ready: () => undefined, started: () => undefined, hostIP: '192.0.2.1', podIP: '198.51.100.7', nowIso: '2026-12-01T00:00:00Z' });
 
 describe('pod status', () => {
   it('is Running and Ready with a running container, and names the waiting reason of a crashed one', () => {
@@ -105,6 +105,13 @@ describe('pod status', () => {
     const crashed = statusOf(pod(), { uid: 'u1', sandboxes: [sandbox], containers: [cs('c', 2, 'CONTAINER_EXITED', 1), cs('c', 1, 'CONTAINER_EXITED', 1)] }, new Map([['c', { reason: 'CrashLoopBackOff', message: 'back-off' }]]));
     expect(crashed.phase).toBe('Running');
     expect(crashed.containerStatuses![0]).toMatchObject({ ready: false, restartCount: 2, state: { waiting: { reason: 'CrashLoopBackOff' } }, lastState: { terminated: { exitCode: 1, reason: 'Error' } } });
+  });
+
+  it('does not call a container ready or started before its probes have said so', () => {
+    const probed = pod({ containers: [{ name: 'c', image: 'img', readinessProbe: { tcpSocket: { port: 80 } }, startupProbe: { tcpSocket: { port: 80 } } }] });
+    const s = statusOf(probed, { uid: 'u1', sandboxes: [sandbox], containers: [cs('c', 0, 'CONTAINER_RUNNING')] });
+    expect(s.containerStatuses![0]).toMatchObject({ ready: false, started: false });
+    expect(s.conditions!.find((c) => c.type === 'Ready')!.status).toBe('False');
   });
 
   it('follows the restart policy to Succeeded or Failed, and waits for init containers', () => {
