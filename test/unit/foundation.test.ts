@@ -1,6 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Bus } from '../../shared/bus.js';
 import { ModuleRuntime, type Module } from '../../shared/module-runtime.js';
@@ -9,6 +8,7 @@ import { int, oneOf, str } from '../../shared/config/schema.js';
 import { Backoff } from '../../shared/backoff.js';
 import { KeyedWorkQueue } from '../../shared/keyed-queue.js';
 import { silentLogger } from '../../shared/logger.js';
+import { tempDir } from '../support/harness.js';
 import { newMessage, responseTo, compareResourceVersions, parseEdgeResource } from '../../shared/message.js';
 
 const msg = (operation: string, content: unknown = null) => newMessage({ source: 'test', group: 'g', operation, resource: 'default/pod/p', content });
@@ -110,7 +110,7 @@ describe('module runtime', () => {
 describe('config loader', () => {
   const schema = { level: oneOf(['a', 'b'] as const, 'a', 'level'), server: { port: int(10, 'port', { min: 1, max: 100 }), host: str('h', 'host') } };
   const file = (text: string): string => {
-    const path = join(mkdtempSync(join(tmpdir(), 'cfg-')), 'c.yaml');
+    const path = join(tempDir('cfg-'), 'c.yaml');
     writeFileSync(path, text);
     return path;
   };
