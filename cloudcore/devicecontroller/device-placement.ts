@@ -1,3 +1,4 @@
+import { canonicalJson } from '../../shared/canonical-json.js';
 import { DEVICE_MODEL_TYPE, DEVICE_TYPE, type Device, type DeviceModel } from '../../shared/device-types.js';
 import type { DesiredObject } from '../../shared/object-sync.js';
 import { ReferenceIndex } from '../../shared/reference-index.js';
@@ -42,7 +43,7 @@ export class DevicePlacement {
     if (old && old.node !== node) changes.push(...this.unplace(id, old, device));
     if (!node) return changes;
     const sameNode = old?.node === node;
-    const digest = JSON.stringify([device.metadata.labels, device.metadata.annotations, device.spec, (device.metadata as { deletionTimestamp?: unknown }).deletionTimestamp]);
+    const digest = canonicalJson([device.metadata.labels, device.metadata.annotations, device.spec, (device.metadata as { deletionTimestamp?: unknown }).deletionTimestamp]);
     if (sameNode && old.digest === digest && old.device.metadata.uid === device.metadata.uid) {
       old.device = device;
       return changes;

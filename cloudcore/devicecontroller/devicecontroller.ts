@@ -36,9 +36,9 @@ export class DeviceController implements Module {
   private readonly pending = new Map<string, InventoryItem[]>();
 
   constructor(private readonly deps: DeviceControllerDeps) {
-    const { kc, custom } = deps.clients;
-    const list = <T>(plural: string) => () => custom.listClusterCustomObject({ group: DEVICE_API_GROUP, version: DEVICE_API_VERSION, plural }) as Promise<{ items: T[]; metadata?: { resourceVersion?: string } }>;
+    const { kc } = deps.clients;
     const base = `/apis/${DEVICE_API_GROUP}/${DEVICE_API_VERSION}`;
+    const list = <T>(plural: string) => () => deps.clients.rawList<T>(`${base}/${plural}`);
     this.devices = new Watched<Device>({
       name: 'devices', kc, path: `${base}/devices`, list: list<Device>('devices'), logger: deps.logger,
       onAdd: (d) => this.apply(this.placement.upsertDevice(d)),

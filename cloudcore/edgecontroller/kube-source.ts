@@ -64,15 +64,15 @@ export class KubeSource implements ObjectSource {
       kc,
       path: '/api/v1/nodes',
       labelSelector: EDGE_ROLE_LABEL,
-      list: () => core.listNode({ labelSelector: EDGE_ROLE_LABEL }),
+      list: () => options.clients.rawList<V1Node>('/api/v1/nodes', EDGE_ROLE_LABEL),
       logger,
       onAdd: (n) => this.onNode(n, false),
       onUpdate: (n) => this.onNode(n, false),
       onDelete: (n) => this.onNode(n, true),
     });
-    this.pods = new Watched<V1Pod>({ name: 'pods', kc, path: '/api/v1/pods', list: () => core.listPodForAllNamespaces(), logger, onAdd: (p) => this.onPod(p, false), onUpdate: (p) => this.onPod(p, false), onDelete: (p) => this.onPod(p, true) });
-    this.configMaps = new Watched<V1ConfigMap>({ name: 'configmaps', kc, path: '/api/v1/configmaps', list: () => core.listConfigMapForAllNamespaces(), logger, onAdd: (o) => this.onReferenced('configmap', o, false), onUpdate: (o) => this.onReferenced('configmap', o, false), onDelete: (o) => this.onReferenced('configmap', o, true) });
-    this.secrets = new Watched<V1Secret>({ name: 'secrets', kc, path: '/api/v1/secrets', list: () => core.listSecretForAllNamespaces(), logger, onAdd: (o) => this.onReferenced('secret', o, false), onUpdate: (o) => this.onReferenced('secret', o, false), onDelete: (o) => this.onReferenced('secret', o, true) });
+    this.pods = new Watched<V1Pod>({ name: 'pods', kc, path: '/api/v1/pods', list: () => options.clients.rawList<V1Pod>('/api/v1/pods'), logger, onAdd: (p) => this.onPod(p, false), onUpdate: (p) => this.onPod(p, false), onDelete: (p) => this.onPod(p, true) });
+    this.configMaps = new Watched<V1ConfigMap>({ name: 'configmaps', kc, path: '/api/v1/configmaps', list: () => options.clients.rawList<V1ConfigMap>('/api/v1/configmaps'), logger, onAdd: (o) => this.onReferenced('configmap', o, false), onUpdate: (o) => this.onReferenced('configmap', o, false), onDelete: (o) => this.onReferenced('configmap', o, true) });
+    this.secrets = new Watched<V1Secret>({ name: 'secrets', kc, path: '/api/v1/secrets', list: () => options.clients.rawList<V1Secret>('/api/v1/secrets'), logger, onAdd: (o) => this.onReferenced('secret', o, false), onUpdate: (o) => this.onReferenced('secret', o, false), onDelete: (o) => this.onReferenced('secret', o, true) });
     this.keeper = new NodeKeeper({
       core,
       coordination: options.clients.coordination,

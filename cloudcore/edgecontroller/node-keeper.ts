@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { canonicalJson } from '../../shared/canonical-json.js';
 import type { CoordinationV1Api, CoreV1Api, V1Node, V1NodeCondition } from '@kubernetes/client-node';
 import type { Logger } from '../../shared/logger.js';
 import { EdgeError } from '../../shared/errors.js';
@@ -209,15 +210,6 @@ function microTime(d: Date): Date {
 /** Digest of what an edge reports (and a Node status holds): key order does not matter. */
 function statusDigest(status: { addresses?: unknown; capacity?: unknown; allocatable?: unknown; nodeInfo?: unknown; images?: unknown }): string {
   return createHash('sha256').update(canonicalJson([status.addresses ?? [], status.capacity ?? {}, status.allocatable ?? {}, status.nodeInfo ?? {}, status.images ?? []])).digest('hex');
-}
-
-function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (value && typeof value === 'object' && !(value instanceof Date)) {
-    const entries = Object.entries(value).filter(([, v]) => v !== undefined && v !== '').sort(([a], [b]) => (a < b ? -1 : 1));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
-  }
-  return JSON.stringify(value);
 }
 
 /** Epoch ms of an API timestamp (string or Date); 0 when absent. */

@@ -8,6 +8,13 @@ export interface KubeClients {
   coordination: k8s.CoordinationV1Api;
   admission: k8s.AdmissionregistrationV1Api;
   custom: k8s.CustomObjectsApi;
+  /**
+   * A list as the API server wrote it. The typed list calls deserialize into client-node's model classes
+   * (key order, Date objects, fields the model does not know dropped) while watch events are plain JSON: an
+   * informer fed by both would hand edges two shapes of one object, and edged restarts a container whose
+   * spec looks changed. Informers list with this instead.
+   */
+  rawList<T>(path: string, labelSelector?: string): Promise<k8s.KubernetesListObject<T & k8s.KubernetesObject>>;
   /** The API server URL, for logs. */
   server: string;
 }
@@ -27,17 +34,26 @@ export function createKubeClients(opts: { kubeconfig: string }): KubeClients {
   }
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new ConfigError(['kubeAPI: the kubeconfig has no current cluster']);
-  const config = k8s.createConfiguration({
-    baseServer: new k8s.ServerConfiguration(cluster.server, {}),
-    authMethods: { default: kc },
-    httpApi: k8s.wrapHttpLibrary(new KeepAliveHttp()),
-  });
+  const server = new k8s.ServerConfiguration(cluster.server, {});
+  const http = new KeepAliveHttp();
+  const config = k8s.createConfiguration({ baseServer: server, authMethods: { default: kc }, httpApi: k8s.wrapHttpLibrary(http) });
+  const rawList = async <T>(path: string, labelSelector?: string): Promise<k8s.KubernetesListObject<T & k8s.KubernetesObject>> => {
+    const request = server.makeRequestContext(path, k8s.HttpMethod.GET);
+    if (labelSelector) request.setQueryParam('labelSelector', labelSelector);
+    request.setHeaderParam('Accept', 'application/json');
+    await kc.applySecurityAuthentication(request);
+    const response = await http.send(request);
+    const text = await response.body.text();
+    if (response.httpStatusCode !== 200) throw new k8s.ApiException(response.httpStatusCode, `list ${path}`, text, response.headers);
+    return JSON.parse(text) as k8s.KubernetesListObject<T & k8s.KubernetesObject>;
+  };
   return {
     kc,
     core: new k8s.CoreV1Api(config),
     coordination: new k8s.CoordinationV1Api(config),
     admission: new k8s.AdmissionregistrationV1Api(config),
     custom: new k8s.CustomObjectsApi(config),
+    rawList,
     server: cluster.server,
   };
 }
@@ -59,5 +75,18 @@ export function kubeError(err: unknown): EdgeError {
   if (status === 404) return new EdgeError('ERR_NOT_FOUND', detail, { cause: err });
   if (status === 403) return new EdgeError('ERR_FORBIDDEN', detail, { cause: err });
   if (status === undefined || status === 429 || status >= 500) return new EdgeError('ERR_UNAVAILABLE', `API server unavailable (${status ?? 'no response'}): ${detail}`, { cause: err });
+  // The API machinery refuses with a Status object. A bare 4xx (Go's HTTP server answering a request it could
+  // not even parse, on a connection it then closes) is transport trouble: the report is tried again, not dropped.
+  if (!isStatusBody(body)) return new EdgeError('ERR_UNAVAILABLE', `API server connection failed (${status}): ${detail}`, { cause: err });
   return new EdgeError('ERR_INVALID_MESSAGE', `API server refused (${status}): ${detail}`, { cause: err });
+}
+
+function isStatusBody(body: unknown): boolean {
+  if (body && typeof body === 'object') return (body as { kind?: unknown }).kind === 'Status';
+  if (typeof body !== 'string') return false;
+  try {
+    return (JSON.parse(body) as { kind?: unknown }).kind === 'Status';
+  } catch {
+    return false;
+  }
 }

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { ContainerConfig, KeyValue, LinuxContainerResources, Mount, PodSandboxConfig, PortMapping } from './cri/cri-types.js';
+import { canonicalJson } from '../../shared/canonical-json.js';
 import { expand } from './container-env.js';
 import type { Container, Pod } from './pod-types.js';
 import { parseQuantity } from './quantity.js';
@@ -78,10 +79,13 @@ export function containerConfig(pod: Pod, container: Container, options: Contain
   return config;
 }
 
-/** Changes when anything the runtime was given changes: a container with another hash is replaced. */
+/**
+ * Changes when anything the runtime was given changes: a container with another hash is replaced. Key order
+ * and empty fields do not count (the same spec can arrive written differently, e.g. after a cloudcore restart).
+ */
 export function containerHash(container: Container): string {
   const { livenessProbe: _l, readinessProbe: _r, startupProbe: _s, ...runtimeRelevant } = container;
-  return createHash('sha256').update(JSON.stringify(runtimeRelevant)).digest('hex').slice(0, 16);
+  return createHash('sha256').update(canonicalJson(runtimeRelevant)).digest('hex').slice(0, 16);
 }
 
 /** Requests become CPU shares, limits a CFS quota and a memory limit (as the kubelet maps them on cgroup v1). */

@@ -314,6 +314,13 @@ describe('edged: pods on containerd, driven by a real cluster (scheduler, contro
     expect(await containersOf(steady.metadata.uid)).toEqual([running]);
     expect((await json(e.cp, ['get', 'pod', 'steady'])).status.containerStatuses[0].restartCount).toBe(0);
 
+    // 1b. cloudcore restarts: its informers relist and the resync sends the pods again; nothing restarts.
+    await e.cloud.kill('SIGTERM');
+    e.cloud = await startCloud(e.cloud.setup, 'cloudcore-restarted');
+    await eventually(() => expect(e.core().edgeHub.status).toMatchObject({ type: 'connected', synced: true }), 40_000);
+    await new Promise((r) => setTimeout(r, 2_000));
+    expect(await containersOf(steady.metadata.uid)).toEqual([running]);
+
     // 2. The cloud is unreachable for a long while (scaled down here): pods keep running, restarts still happen.
     e.proxy.block();
     e.proxy.cut();

@@ -63,6 +63,8 @@ describe('resources and quantities', () => {
     const base = { name: 'c', image: 'a:1' };
     expect(containerHash(base)).not.toBe(containerHash({ ...base, image: 'a:2' }));
     expect(containerHash(base)).toBe(containerHash({ ...base, readinessProbe: { exec: { command: ['true'] } } }));
+    // The same spec written in another key order, or with empty fields, is the same container.
+    expect(containerHash({ image: 'a:1', name: 'c', command: ['x'], resources: {} } as never)).toBe(containerHash({ name: 'c', command: ['x'], image: 'a:1', workingDir: undefined }));
   });
 
   it('defaults the pull policy as the API server does', () => {
