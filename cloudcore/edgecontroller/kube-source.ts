@@ -4,17 +4,14 @@ import { EdgeError } from '../../shared/errors.js';
 import { NULL_NAMESPACE, Operation, parseEdgeResource, type Message } from '../../shared/message.js';
 import type { KubeClients } from '../kube/kube-client.js';
 import type { TokenBucket } from '../kube/rate-limiter.js';
-import { STRATEGIC_MERGE_PATCH, kubeError } from '../kube/kube-client.js';
 import { Watched } from '../kube/watched.js';
 import { EDGE_ROLE_LABEL, NodeKeeper, type EdgeNodeStatus } from './node-keeper.js';
 import type { DesiredObject, ObjectSource, SourceChange } from './object-source.js';
 import { ReferenceIndex } from '../../shared/reference-index.js';
 import { podReferences, type RefKey } from './pod-references.js';
 import { PodAutonomyWebhook } from './pod-autonomy.js';
+import { PodReports } from './pod-reports.js';
 import type { CaSource } from '../../shared/pki/ca-source.js';
-
-/** Marks a mirror pod: the API's copy of a static pod a node runs from a manifest. */
-const MIRROR_ANNOTATION = 'kubernetes.io/config.mirror';
 
 export interface KubeSourceOptions {
   clients: KubeClients;
@@ -55,6 +52,7 @@ export class KubeSource implements ObjectSource {
   private readonly refs = new ReferenceIndex();
   private emit: ((change: SourceChange) => void) | undefined;
   private webhook: PodAutonomyWebhook | undefined;
+  private readonly podReports: PodReports;
 
   constructor(private readonly options: KubeSourceOptions) {
     const { kc, core } = options.clients;
@@ -73,6 +71,7 @@ export class KubeSource implements ObjectSource {
     this.pods = new Watched<V1Pod>({ name: 'pods', kc, path: '/api/v1/pods', list: () => options.clients.rawList<V1Pod>('/api/v1/pods'), logger, onAdd: (p) => this.onPod(p, false), onUpdate: (p) => this.onPod(p, false), onDelete: (p) => this.onPod(p, true) });
     this.configMaps = new Watched<V1ConfigMap>({ name: 'configmaps', kc, path: '/api/v1/configmaps', list: () => options.clients.rawList<V1ConfigMap>('/api/v1/configmaps'), logger, onAdd: (o) => this.onReferenced('configmap', o, false), onUpdate: (o) => this.onReferenced('configmap', o, false), onDelete: (o) => this.onReferenced('configmap', o, true) });
     this.secrets = new Watched<V1Secret>({ name: 'secrets', kc, path: '/api/v1/secrets', list: () => options.clients.rawList<V1Secret>('/api/v1/secrets'), logger, onAdd: (o) => this.onReferenced('secret', o, false), onUpdate: (o) => this.onReferenced('secret', o, false), onDelete: (o) => this.onReferenced('secret', o, true) });
+    this.podReports = new PodReports({ clients: options.clients, limiter: options.limiter, nodeOfPod: (key) => this.tracked.get(key), pod: (name, namespace) => this.pods.get(name, namespace) });
     this.keeper = new NodeKeeper({
       core,
       coordination: options.clients.coordination,
@@ -144,13 +143,14 @@ export class KubeSource implements ObjectSource {
       if (name !== node) throw new EdgeError('ERR_FORBIDDEN', `node ${node} may not report the status of node ${name}`);
       return this.keeper.report(node, (message.content ?? {}) as EdgeNodeStatus);
     }
-    if (type === 'podstatus' && name !== undefined) return this.podStatus(node, namespace, name, message.content as { uid?: string; status?: unknown });
-    if (type === 'pod' && name !== undefined && message.operation === Operation.insert) return this.mirrorPod(node, namespace, name, message.content as V1Pod);
+    const reports = this.podReports;
+    if (type === 'podstatus' && name !== undefined) return reports.status(node, namespace, name, message.content as { uid?: string; status?: unknown });
+    if (type === 'pod' && name !== undefined && message.operation === Operation.insert) return reports.mirrorPod(node, namespace, name, message.content as V1Pod);
     if (type === 'pod' && name !== undefined && message.operation === Operation.delete) {
       const content = message.content as { uid?: string; mirror?: boolean } | null;
-      return content?.mirror ? this.deleteMirrorPod(node, namespace, name) : this.confirmPodDeletion(node, namespace, name, content?.uid);
+      return content?.mirror ? reports.deleteMirrorPod(node, namespace, name) : reports.confirmDeletion(node, namespace, name, content?.uid);
     }
-    if (type === 'event' && message.operation === Operation.insert) return this.event(node, namespace, message.content as CoreV1Event);
+    if (type === 'event' && message.operation === Operation.insert) return reports.event(node, namespace, message.content as CoreV1Event);
     throw new EdgeError('ERR_INVALID_MESSAGE', `reports of type ${type} (${message.operation}) are not handled`);
   }
 
@@ -160,87 +160,6 @@ export class KubeSource implements ObjectSource {
 
   disconnected(node: string): void {
     this.keeper.disconnected(node);
-  }
-
-  /** Patches the status of a pod bound to the reporting node; any other pod is refused. */
-  private async podStatus(node: string, namespace: string, name: string, content: { uid?: string; status?: unknown } | undefined): Promise<void> {
-    const tracked = this.tracked.get(`${namespace}/${name}`);
-    if (!tracked || tracked.node !== node) throw new EdgeError('ERR_FORBIDDEN', `pod ${namespace}/${name} is not bound to node ${node}`);
-    if (!content?.status) throw new EdgeError('ERR_INVALID_MESSAGE', `pod status report for ${namespace}/${name} has no status`);
-    if (content.uid && content.uid !== tracked.uid) throw new EdgeError('ERR_INVALID_MESSAGE', `pod ${namespace}/${name} was recreated (uid ${tracked.uid}, report for ${content.uid})`);
-    await this.options.limiter.acquire();
-    try {
-      await this.options.clients.core.patchNamespacedPodStatus({ name, namespace, body: { status: replacingIPLists(content.status) } }, STRATEGIC_MERGE_PATCH);
-    } catch (err) {
-      throw kubeError(err);
-    }
-  }
-
-  /**
-   * The edge stopped a pod that is being deleted: the API object goes now (grace 0, as a kubelet confirms).
-   * The uid precondition keeps a confirmation for an old pod from deleting a new one of the same name.
-   */
-  private async confirmPodDeletion(node: string, namespace: string, name: string, uid: string | undefined): Promise<void> {
-    const tracked = this.tracked.get(`${namespace}/${name}`);
-    if (!tracked || tracked.node !== node) throw new EdgeError('ERR_FORBIDDEN', `pod ${namespace}/${name} is not bound to node ${node}`);
-    if (!uid || uid !== tracked.uid) throw new EdgeError('ERR_INVALID_MESSAGE', `deletion of pod ${namespace}/${name} confirmed for uid ${uid}, the pod is ${tracked.uid}`);
-    await this.options.limiter.acquire();
-    try {
-      await this.options.clients.core.deleteNamespacedPod({ name, namespace, gracePeriodSeconds: 0, body: { gracePeriodSeconds: 0, preconditions: { uid } } });
-    } catch (err) {
-      const e = kubeError(err);
-      if (e.code !== 'ERR_NOT_FOUND') throw e;
-    }
-  }
-
-  /**
-   * The API's copy of a static pod the node runs (as a kubelet creates it): only for this node, only marked
-   * as a mirror. A mirror of an older manifest is replaced.
-   */
-  private async mirrorPod(node: string, namespace: string, name: string, pod: V1Pod | null): Promise<void> {
-    const hash = pod?.metadata?.annotations?.[MIRROR_ANNOTATION];
-    if (!pod || pod.spec?.nodeName !== node || !hash || pod.metadata?.name !== name || (pod.metadata.namespace ?? namespace) !== namespace) {
-      throw new EdgeError('ERR_FORBIDDEN', `node ${node} may only create mirror pods of its own static pods (${namespace}/${name})`);
-    }
-    const existing = this.pods.get(name, namespace);
-    if (existing?.metadata?.annotations?.[MIRROR_ANNOTATION] === hash) return;
-    if (existing) await this.deleteMirrorPod(node, namespace, name);
-    await this.options.limiter.acquire();
-    try {
-      await this.options.clients.core.createNamespacedPod({ namespace, body: { ...pod, metadata: { ...pod.metadata, namespace } } });
-    } catch (err) {
-      const e = kubeError(err);
-      if (!/already exists/.test(e.message)) throw e;
-    }
-  }
-
-  private async deleteMirrorPod(node: string, namespace: string, name: string): Promise<void> {
-    const existing = this.pods.get(name, namespace);
-    if (!existing) return;
-    if (existing.spec?.nodeName !== node || !existing.metadata?.annotations?.[MIRROR_ANNOTATION]) throw new EdgeError('ERR_FORBIDDEN', `pod ${namespace}/${name} is not a mirror pod of node ${node}`);
-    await this.options.limiter.acquire();
-    try {
-      await this.options.clients.core.deleteNamespacedPod({ name, namespace, gracePeriodSeconds: 0, body: { gracePeriodSeconds: 0, preconditions: { uid: existing.metadata.uid } } });
-    } catch (err) {
-      const e = kubeError(err);
-      if (e.code !== 'ERR_NOT_FOUND') throw e;
-    }
-  }
-
-  /** An event about one of the node's pods or the node itself (what a kubelet may create). */
-  private async event(node: string, namespace: string, event: CoreV1Event | null): Promise<void> {
-    const about = event?.involvedObject;
-    const ownPod = about?.kind === 'Pod' && about.namespace === namespace && this.tracked.get(`${namespace}/${about.name}`)?.node === node;
-    const ownNode = about?.kind === 'Node' && about.name === node;
-    if (!event || !(ownPod || ownNode) || event.metadata?.namespace !== namespace) throw new EdgeError('ERR_FORBIDDEN', `node ${node} may not record an event about ${about?.kind ?? '?'} ${about?.namespace ?? ''}/${about?.name ?? '?'}`);
-    await this.options.limiter.acquire();
-    try {
-      await this.options.clients.core.createNamespacedEvent({ namespace, body: event });
-    } catch (err) {
-      const e = kubeError(err);
-      // A resent event that was created before is done; a namespace being deleted takes no more events.
-      if (!/already exists|being terminated/.test(e.message)) throw e;
-    }
   }
 
   private onNode(node: V1Node, deleted: boolean): void {
@@ -326,16 +245,6 @@ export class KubeSource implements ObjectSource {
     const [kind, namespace, name] = ref.split('/');
     return kind === 'configmap' ? this.configMaps.get(name!, namespace) : this.secrets.get(name!, namespace);
   }
-}
-
-/**
- * podIPs and hostIPs merge by `ip` under a strategic merge patch: a pod that got a new address (a sandbox
- * recreated after a reboot) would end up with both, which the API server refuses. The edge's lists replace.
- */
-function replacingIPLists(status: unknown): unknown {
-  const s = { ...(status as Record<string, unknown>) };
-  for (const key of ['podIPs', 'hostIPs']) if (Array.isArray(s[key])) s[key] = [{ $patch: 'replace' }, ...(s[key] as unknown[])];
-  return s;
 }
 
 function edgeKey(type: string, namespacedName: string): string {
