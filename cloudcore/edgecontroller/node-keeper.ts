@@ -20,7 +20,12 @@ export interface EdgeNodeStatus {
   labels?: Record<string, string>;
   /** Images present on the node (kubelet's status.images). */
   images?: Array<{ names: string[]; sizeBytes: number }>;
+  /** The node's container runtime; a runtime that is down makes the node not Ready (kubelet's rule). */
+  runtime?: { ready: boolean; message?: string };
 }
+
+/** The Ready status the edge's report asks for. */
+const readyOf = (status: EdgeNodeStatus): 'True' | 'False' => (status.runtime?.ready === false ? 'False' : 'True');
 
 export interface NodeKeeperOptions {
   core: CoreV1Api;
@@ -93,18 +98,19 @@ export class NodeKeeper {
     const digest = statusDigest(status);
     const now = Date.now();
     const last = this.lastStatus.get(node) ?? { digest: statusDigest(existing.status ?? {}), atMs: timeOf(ready?.lastHeartbeatTime) };
-    if (last.digest === digest && ready?.status === 'True' && now - last.atMs < this.options.statusRefreshMs) {
+    const wanted = readyOf(status);
+    if (last.digest === digest && ready?.status === wanted && now - last.atMs < this.options.statusRefreshMs) {
       this.lastStatus.set(node, last);
       return;
     }
     const nowIso = new Date(now).toISOString();
     const readyCondition: V1NodeCondition = {
       type: 'Ready',
-      status: 'True',
-      reason: 'EdgeReady',
-      message: 'edgecore is connected to cloudcore',
+      status: wanted,
+      reason: wanted === 'True' ? 'EdgeReady' : 'KubeletNotReady',
+      message: wanted === 'True' ? 'edgecore is connected to cloudcore' : `container runtime is down: ${status.runtime?.message ?? 'not answering'}`,
       lastHeartbeatTime: nowIso as unknown as Date,
-      lastTransitionTime: (ready?.status === 'True' ? ready.lastTransitionTime : nowIso) as Date,
+      lastTransitionTime: (ready?.status === wanted ? ready.lastTransitionTime : nowIso) as Date,
     };
     await this.write(() =>
       this.options.core.patchNodeStatus(
@@ -157,8 +163,10 @@ export class NodeKeeper {
         const last = this.lastStatus.get(node);
         const cached = this.options.cachedNode(node);
         if (!status || !last || !cached) continue;
-        const notReady = cached.status?.conditions?.find((c) => c.type === 'Ready')?.status !== 'True';
-        if (now - last.atMs >= this.options.statusRefreshMs || (notReady && now - last.atMs >= STALE_READY_MS)) {
+        // The cluster sees another Ready than the edge reported (the node controller marked it while the edge
+        // was away, or a restarted cloudcore trusted a stale cache): patch again, once the cache had time.
+        const disagrees = cached.status?.conditions?.find((c) => c.type === 'Ready')?.status !== readyOf(status);
+        if (now - last.atMs >= this.options.statusRefreshMs || (disagrees && now - last.atMs >= STALE_READY_MS)) {
           this.lastStatus.delete(node);
           work.push(this.patchStatus(node, status, cached).catch((err: unknown) => this.options.logger.warn({ err, nodeId: node }, 'node status refresh failed')));
         }

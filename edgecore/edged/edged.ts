@@ -96,6 +96,7 @@ export class Edged implements Module {
       confirmDeletion: (pod) => this.send(Operation.delete, `${pod.metadata.namespace ?? 'default'}/pod/${pod.metadata.name}`, { uid: pod.metadata.uid }),
       relistIntervalMs: config.relistIntervalMs,
       resyncIntervalMs: 60_000,
+      onRuntimeChange: () => void this.reportNodeStatus(false),
     });
     this.staticPods = new StaticPods({ path: config.staticPodPath, nodeName, logger });
     this.scanStaticPods(true);
@@ -158,8 +159,9 @@ export class Edged implements Module {
   }
 
   private async reportNodeStatus(force: boolean): Promise<void> {
-    const facts: NodeFacts & { images?: unknown[] } = nodeFacts(this.deps.facts);
-    if (this.cri) {
+    const facts: NodeFacts & { images?: unknown[]; runtime?: { ready: boolean; message?: string } } = nodeFacts(this.deps.facts);
+    if (this.cri && this.pods) {
+      facts.runtime = this.pods.runtimeUp ? { ready: true } : { ready: false, message: this.pods.runtimeMessage.slice(0, 300) };
       facts.nodeInfo.containerRuntimeVersion = this.runtimeVersion;
       const images = await this.cri.listImages().catch(() => []);
       facts.images = images.map((i) => ({ names: [...i.repo_digests, ...i.repo_tags], sizeBytes: Number(i.size) }));

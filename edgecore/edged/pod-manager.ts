@@ -17,6 +17,8 @@ export interface PodManagerDeps {
   confirmDeletion(pod: Pod): void;
   hostIP: string;
   relistIntervalMs: number;
+  /** The runtime stopped or started answering. */
+  onRuntimeChange?(up: boolean, message: string): void;
   /** Every pod is synced at least this often (the kubelet's syncFrequency). */
   resyncIntervalMs: number;
   logger: Logger;
@@ -44,6 +46,8 @@ export class PodManager {
   private nextRelist: Promise<void> | undefined;
   private stopped = false;
   private runtimeFailures = 0;
+  /** Why the runtime is not answering, for the node's Ready condition. */
+  runtimeMessage = '';
 
   constructor(private readonly deps: PodManagerDeps) {}
 
@@ -89,13 +93,19 @@ export class PodManager {
     this.relisting ??= this.deps.runtime
       .relist()
       .then((changed) => {
-        if (this.runtimeFailures > 0) this.deps.logger.info({ failedRelists: this.runtimeFailures }, 'container runtime answering again');
-        this.runtimeFailures = 0;
+        if (this.runtimeFailures > 0) {
+          this.deps.logger.info({ failedRelists: this.runtimeFailures }, 'container runtime answering again');
+          this.runtimeFailures = 0;
+          this.runtimeMessage = '';
+          this.deps.onRuntimeChange?.(true, '');
+        }
         changed.forEach((uid) => this.trigger(uid));
       })
       .catch((err: unknown) => {
         // Once when it starts, then once a minute or so: a runtime that is down must not flood the log.
         if (this.runtimeFailures++ % 60 === 0) this.deps.logger.warn({ err, failedRelists: this.runtimeFailures }, 'container runtime not answering');
+        this.runtimeMessage = (err as Error).message;
+        if (this.runtimeFailures === 1) this.deps.onRuntimeChange?.(false, this.runtimeMessage);
       })
       .finally(() => (this.relisting = undefined));
     return this.relisting;

@@ -321,6 +321,17 @@ describe('edged: pods on containerd, driven by a real cluster (scheduler, contro
     await new Promise((r) => setTimeout(r, 2_000));
     expect(await containersOf(steady.metadata.uid)).toEqual([running]);
 
+    // 1c. containerd goes down: the node turns NotReady saying why, the pods are left alone, and it is Ready
+    //     again once containerd is back (its shims kept the containers running meanwhile).
+    await containerd().restart('SIGKILL', async () => {
+      await eventually(async () => {
+        const ready = (await json(e.cp, ['get', 'node', e.node])).status.conditions.find((c: any) => c.type === 'Ready');
+        expect(ready).toMatchObject({ status: 'False', reason: 'KubeletNotReady', message: expect.stringMatching(/^container runtime is down/) });
+      }, 20_000, 200);
+    });
+    await eventually(async () => expect((await json(e.cp, ['get', 'node', e.node])).status.conditions.find((c: any) => c.type === 'Ready').status).toBe('True'), 20_000, 200);
+    expect(await containersOf(steady.metadata.uid)).toEqual([running]);
+
     // 2. The cloud is unreachable for a long while (scaled down here): pods keep running, restarts still happen.
     e.proxy.block();
     e.proxy.cut();

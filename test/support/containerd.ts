@@ -34,7 +34,7 @@ export interface Containerd {
   /** containerd's own pid. */
   pid(): number;
   /** Kills only containerd and starts it again on the same workdir; shims, sandboxes and containers live on. */
-  restart(signal?: NodeJS.Signals): Promise<void>;
+  restart(signal?: NodeJS.Signals, whileDown?: () => Promise<void>): Promise<void>;
   /** Removes every sandbox over CRI, then stop-containerd.sh --purge. Idempotent. */
   stop(): Promise<void>;
 }
@@ -165,10 +165,11 @@ export async function launchContainerd(): Promise<Containerd> {
     podBridge: cni.bridge,
     client,
     pid,
-    async restart(signal = 'SIGTERM') {
+    async restart(signal = 'SIGTERM', whileDown) {
       const old = pid();
       process.kill(old, signal);
       await waitForExit(old, 15_000);
+      await whileDown?.();
       await run('start-containerd.sh', [workdir], env);
     },
     stop() {
