@@ -106,17 +106,18 @@ export class KubeSource implements ObjectSource {
     await Promise.all([this.nodes.stop(), this.pods.stop(), this.configMaps.stop(), this.secrets.stop()]);
   }
 
+  /** The node, then what its pods use, then the pods (the order a resync sends them in). */
   *desired(node: string): Iterable<DesiredObject> {
     const own = this.edgeNodes.has(node) ? this.nodes.get(node) : undefined;
     if (own) yield toDesired(`${NULL_NAMESPACE}/node/${node}`, own);
+    for (const ref of this.refs.refsOf(node)) {
+      const object = this.referenced(ref);
+      if (object) yield toDesired(refToEdgeKey(ref), object);
+    }
     for (const podKey of this.podsByNodeName.get(node) ?? []) {
       if (this.tracked.get(podKey)?.node !== node) continue;
       const pod = this.podFromKey(podKey);
       if (pod) yield toDesired(edgeKey('pod', podKey), pod);
-    }
-    for (const ref of this.refs.refsOf(node)) {
-      const object = this.referenced(ref);
-      if (object) yield toDesired(refToEdgeKey(ref), object);
     }
   }
 
@@ -208,13 +209,14 @@ export class KubeSource implements ObjectSource {
       return;
     }
     const sameNode = old?.node === node;
-    this.send(node, sameNode ? 'update' : 'insert', toDesired(edgeKey('pod', key), pod));
     const added = this.refs.add(node, sameNode ? [...refs].filter((r) => !old!.refs.has(r)) : refs);
     const removed = sameNode ? this.refs.remove(node, [...old!.refs].filter((r) => !refs.has(r))) : [];
+    // What the pod uses goes first: edged, seeing the pod, finds its ConfigMaps and Secrets already there.
     for (const ref of added) {
       const object = this.referenced(ref);
       if (object) this.send(node, 'insert', toDesired(refToEdgeKey(ref), object));
     }
+    this.send(node, sameNode ? 'update' : 'insert', toDesired(edgeKey('pod', key), pod));
     this.dropRefs(node, removed);
     this.tracked.set(key, { node, uid: pod.metadata!.uid!, resourceVersion: pod.metadata!.resourceVersion!, refs });
   }
