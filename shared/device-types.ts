@@ -85,3 +85,8 @@ export interface DeviceStatusReport {
 
 /** Device states a mapper may report (KubeEdge dtcommon). */
 export const DEVICE_STATES = ['online', 'offline', 'ok', 'unknown', 'unhealthy'] as const;
+
+/** `<namespace>/<name>`: how KubeEdge names a device (and a model) in topics and tables. */
+export function deviceId(object: { metadata: { namespace?: string; name?: string } }): string {
+  return `${object.metadata.namespace ?? 'default'}/${object.metadata.name}`;
+}

@@ -1,5 +1,5 @@
 import { canonicalJson } from '../../shared/canonical-json.js';
-import { DEVICE_MODEL_TYPE, DEVICE_TYPE, type Device, type DeviceModel } from '../../shared/device-types.js';
+import { DEVICE_MODEL_TYPE, DEVICE_TYPE, deviceId, type Device, type DeviceModel } from '../../shared/device-types.js';
 import type { DesiredObject } from '../../shared/object-sync.js';
 import { ReferenceIndex } from '../../shared/reference-index.js';
 
@@ -34,7 +34,7 @@ export class DevicePlacement {
   private readonly modelRefs = new ReferenceIndex();
 
   upsertDevice(device: Device): PlacementChange[] {
-    const id = idOf(device);
+    const id = deviceId(device);
     const old = this.placed.get(id);
     const node = device.spec?.nodeName || undefined;
     const modelName = device.spec?.deviceModelRef?.name;
@@ -62,20 +62,20 @@ export class DevicePlacement {
   }
 
   deleteDevice(device: Device): PlacementChange[] {
-    const id = idOf(device);
+    const id = deviceId(device);
     const old = this.placed.get(id);
     return old ? this.unplace(id, old, device) : [];
   }
 
   upsertModel(model: DeviceModel): PlacementChange[] {
-    const id = idOf(model);
+    const id = deviceId(model);
     const existed = this.models.has(id);
     this.models.set(id, model);
     return [...this.modelRefs.nodesFor(id)].map((node) => ({ node, operation: existed ? 'update' : 'insert', object: desiredModel(model) }));
   }
 
   deleteModel(model: DeviceModel): PlacementChange[] {
-    const id = idOf(model);
+    const id = deviceId(model);
     if (!this.models.delete(id)) return [];
     return [...this.modelRefs.nodesFor(id)].map((node) => ({ node, operation: 'delete', object: desiredModel(model) }));
   }
@@ -117,9 +117,6 @@ export class DevicePlacement {
   }
 }
 
-function idOf(object: { metadata: { namespace?: string; name?: string } }): string {
-  return `${object.metadata.namespace ?? 'default'}/${object.metadata.name}`;
-}
 
 function desiredDevice(device: Device): DesiredObject {
   const { status: _status, ...withoutStatus } = device;

@@ -1,5 +1,6 @@
 import type { Bus } from '../../shared/bus.js';
-import { DEVICE_MODEL_TYPE, DEVICE_STATUS_TYPE, DEVICE_TYPE, type Device, type DeviceModel } from '../../shared/device-types.js';
+import { DEVICE_MODEL_TYPE, DEVICE_STATUS_TYPE, DEVICE_TYPE, deviceId, type Device, type DeviceModel } from '../../shared/device-types.js';
+import { listStoredObjects } from '../../shared/store-query.js';
 import type { Logger } from '../../shared/logger.js';
 import { Operation, newMessage, parseEdgeResource, type Message } from '../../shared/message.js';
 import type { Module } from '../../shared/module-runtime.js';
@@ -70,10 +71,10 @@ export class DeviceTwin implements Module {
     const rows = new Map<string, DeviceRow>(store.devices().map((d) => [d.id, d]));
     const twins = group(store.twins(), (t) => [t.name, t.record] as [string, TwinRecord]);
     const attrs = group(store.attributes(), (a) => [a.name, a.attribute] as [string, AttributeRow]);
-    for (const model of await this.list<DeviceModel>(DEVICE_MODEL_TYPE)) this.models.set(idOf(model), model);
-    const devices = await this.list<Device>(DEVICE_TYPE);
+    for (const model of await listStoredObjects<DeviceModel>(this.deps.bus, this.name, DEVICE_MODEL_TYPE)) this.models.set(deviceId(model), model);
+    const devices = await listStoredObjects<Device>(this.deps.bus, this.name, DEVICE_TYPE);
     for (const device of devices) {
-      const id = idOf(device);
+      const id = deviceId(device);
       const row = rows.get(id);
       this.devices.set(id, { id, namespace: device.metadata.namespace ?? 'default', name: device.metadata.name ?? '', device, twins: twins.get(id) ?? new Map(), attributes: attrs.get(id) ?? new Map(), state: row?.state ?? 'unknown', lastOnline: row?.lastOnline ?? '' });
       this.upsertDevice(device, true);
@@ -83,15 +84,9 @@ export class DeviceTwin implements Module {
     this.deps.logger.info({ devices: this.devices.size, models: this.models.size }, 'device twins loaded');
   }
 
-  private async list<T>(type: string): Promise<T[]> {
-    const reply = await this.deps.bus.request<T[]>('metamanager', newMessage({ source: this.name, group: 'meta', operation: Operation.query, resource: `*/${type}`, content: null }));
-    if (reply.operation === Operation.error) throw new Error(`cannot list ${type} objects from the edge store: ${JSON.stringify(reply.content)}`);
-    return reply.content;
-  }
-
   /** A Device arrived or changed: twins follow its properties, desired values become expected ones. */
   private upsertDevice(device: Device, loading = false): void {
-    const id = idOf(device);
+    const id = deviceId(device);
     let entry = this.devices.get(id);
     if (!entry) {
       entry = { id, namespace: device.metadata.namespace ?? 'default', name: device.metadata.name ?? '', device, twins: new Map(), attributes: new Map(), state: 'unknown', lastOnline: '' };
@@ -171,9 +166,6 @@ export class DeviceTwin implements Module {
   }
 }
 
-function idOf(object: { metadata: { namespace?: string; name?: string } }): string {
-  return `${object.metadata.namespace ?? 'default'}/${object.metadata.name}`;
-}
 
 function group<T, V>(rows: Array<T & { deviceId: string }>, entry: (row: T) => [string, V]): Map<string, Map<string, V>> {
   const out = new Map<string, Map<string, V>>();

@@ -2,6 +2,7 @@ import type { Bus } from '../../shared/bus.js';
 import type { Logger } from '../../shared/logger.js';
 import type { Module } from '../../shared/module-runtime.js';
 import { NULL_NAMESPACE, Operation, newMessage, parseEdgeResource, type Message } from '../../shared/message.js';
+import { listStoredObjects } from '../../shared/store-query.js';
 import type { EdgeCoreConfig } from '../config.js';
 import { CrashBackoff } from './crash-backoff.js';
 import { CriClient } from './cri/cri-client.js';
@@ -72,7 +73,7 @@ export class Edged implements Module {
     const { config, nodeName, logger } = this.deps;
     const cri = (this.cri = this.deps.runtime ?? new CriClient({ endpoint: config.runtimeEndpoint }));
     const cache = (this.cache = new ObjectCache(nodeName));
-    for (const type of POD_TYPES) for (const object of await this.list(type)) cache.apply(type as 'pod', keyOf(type, object), object);
+    for (const type of POD_TYPES) for (const object of await listStoredObjects<unknown>(this.deps.bus, this.name, type)) cache.apply(type as 'pod', keyOf(type, object), object);
     const hostIP = nodeFacts(this.deps.facts).addresses[0]!.address;
     const events = new EventRecorder(nodeName, (e) => this.sendEvent(e));
     const probes = (this.probes = new ProbeManager({
@@ -136,12 +137,6 @@ export class Edged implements Module {
       else if (![...now.values()].some((p) => p.metadata.name === pod.metadata.name)) this.send(Operation.delete, resource, { mirror: true });
       if (!initial) this.pods?.trigger(uid);
     }
-  }
-
-  private async list(type: string): Promise<unknown[]> {
-    const reply = await this.deps.bus.request<unknown[]>('metamanager', newMessage({ source: this.name, group: 'meta', operation: Operation.query, resource: `*/${type}`, content: null }));
-    if (reply.operation === Operation.error) throw new Error(`cannot list ${type} objects from the edge store: ${JSON.stringify(reply.content)}`);
-    return reply.content;
   }
 
   /** A static pod's status goes to its mirror pod, whose uid the API server chose: no uid check then. */
