@@ -24,11 +24,17 @@ export class KeepAliveHttp implements k8s.PromiseHttpLibrary {
     const url = new URL(request.getUrl());
     const tls = url.protocol === 'https:';
     const agent = tls ? this.agentFor(request.getAgent()) : this.plain;
-    const body = request.getBody();
+    const raw = request.getBody();
+    const body = raw === undefined ? undefined : Buffer.from(String(raw), 'utf8');
+    // Node's client sends the body of a DELETE (or GET, OPTIONS …) with neither Content-Length nor chunked
+    // encoding. Go's server then reads a bodiless DELETE (the DeleteOptions, grace 0 and uid precondition,
+    // were ignored and the pod stayed terminating) and parses the JSON as the next request on the kept-alive
+    // socket: a bare `400 Bad Request` that the next call on that socket received. Always say the length.
+    const requestHeaders = { ...request.getHeaders(), 'accept-encoding': 'gzip', ...(body ? { 'content-length': String(body.length) } : {}) };
     const { status, headers, data } = await new Promise<{ status: number; headers: Record<string, string>; data: Buffer }>((resolve, reject) => {
       const req = (tls ? https : http).request(
         url,
-        { method: request.getHttpMethod(), headers: { ...request.getHeaders(), 'accept-encoding': 'gzip' }, agent, signal: request.getSignal() },
+        { method: request.getHttpMethod(), headers: requestHeaders, agent, signal: request.getSignal() },
         (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -42,7 +48,7 @@ export class KeepAliveHttp implements k8s.PromiseHttpLibrary {
       );
       req.setTimeout(REQUEST_TIMEOUT_MS, () => req.destroy(new Error(`no answer from ${url.host} within ${REQUEST_TIMEOUT_MS / 1000} s`)));
       req.on('error', reject);
-      req.end(body === undefined ? undefined : String(body));
+      req.end(body);
     });
     const decoded = headers['content-encoding'] === 'gzip' ? await gunzipAsync(data) : data;
     return new k8s.ResponseContext(status, headers, { text: async () => decoded.toString('utf8'), binary: async () => decoded });
