@@ -30,14 +30,18 @@ export class NodeOutbox {
   private markerSeq = 0;
   readonly known = new Map<string, { uid: string; resourceVersion: string }>();
 
-  /** Queues the item unless the edge already has, or will get, that version or a newer one. */
-  offer(item: OutboxItem): boolean {
+  /**
+   * Queues the item unless the edge already has, or will get, that version or a newer one. A delete of an
+   * object the edge is not known to hold is dropped, unless `keepUnknownDeletes` (during a resync, when a
+   * diff computed earlier may still bring that object).
+   */
+  offer(item: OutboxItem, keepUnknownDeletes = false): boolean {
     if (!item.version) {
       (this.pending ??= new Map()).set(`\0marker${++this.markerSeq}`, item);
       return true;
     }
     const latest = this.pending?.get(item.key)?.version ?? this.inflightByKey?.get(item.key)?.version ?? this.knownVersion(item.key);
-    if (latest === undefined ? item.version.deleted : !isNewer(item.version, latest)) return false;
+    if (latest === undefined ? item.version.deleted && !keepUnknownDeletes : !isNewer(item.version, latest)) return false;
     (this.pending ??= new Map()).set(item.key, item);
     return true;
   }

@@ -47,8 +47,8 @@ export interface NodeSessionOptions {
 
 /**
  * One edge node's connection: the channel session, the node's outbox, and the resync that runs when the
- * edge presents its inventory. Live object changes are accepted only once the resync is queued; anything
- * before that is covered by the resync itself, which reads the providers' current state.
+ * edge presents its inventory. Live object changes are kept from the hello on and sent once the resync is
+ * queued; the outbox lets the newest version of each object win, whether it came live or from a diff.
  */
 export class NodeSession implements SessionHandlers, WebSocketEvents {
   readonly channel: ChannelSession;
@@ -79,11 +79,20 @@ export class NodeSession implements SessionHandlers, WebSocketEvents {
     this.channel.start();
   }
 
-  /** Queues an object message (cloud resource) for this node; ignored until the resync has been queued. */
+  /**
+   * Queues a live change (cloud resource) for this node. From the edge's hello on, every change is kept:
+   * the resync's snapshots are taken when each provider answers, at different times, so a change made after
+   * one provider's snapshot but before the last answer is in no diff. The outbox orders a live change and a
+   * diff entry for the same object by version, whichever comes first. Changes before the hello are older than
+   * every snapshot (snapshots are taken after the inventory arrives), so the resync covers them.
+   */
   offerObject(message: Message): boolean {
-    if (this.state !== 'live') return false;
-    const accepted = this.offer(message);
-    if (accepted) this.pump();
+    if (this.state === 'handshaking' || this.state === 'closed') return false;
+    const live = this.state === 'live';
+    // Until the resync is queued, a delete of an object the edge does not hold is kept as a tombstone: a
+    // provider's snapshot taken before the delete may still insert that object, and the tombstone outranks it.
+    const accepted = this.offer(message, !live);
+    if (accepted && live) this.pump();
     return accepted;
   }
 
@@ -220,7 +229,7 @@ export class NodeSession implements SessionHandlers, WebSocketEvents {
     this.pump();
   }
 
-  private offer(message: Message): boolean {
+  private offer(message: Message, keepUnknownDeletes = false): boolean {
     let edgeResource: string;
     try {
       edgeResource = parseCloudResource(message.resource).edgeResource;
@@ -234,7 +243,7 @@ export class NodeSession implements SessionHandlers, WebSocketEvents {
       message: { ...message, resource: edgeResource },
       version: { uid: uidOf(message.content), resourceVersion: message.resourceVersion, deleted: message.operation === Operation.delete },
       enqueuedAtMs: performance.now(),
-    });
+    }, keepUnknownDeletes);
   }
 
   private pump(): void {

@@ -8,17 +8,17 @@ import { KeepAliveHttp } from '../../cloudcore/kube/keep-alive-http.js';
 function rawServer(): Promise<{ port: number; requests: string[]; close: () => void }> {
   const requests: string[] = [];
   const server = net.createServer((socket) => {
-    let buffered = '';
-    socket.on('data', (chunk) => {
-      buffered += chunk.toString('utf8');
+    let buffered = Buffer.alloc(0);
+    socket.on('data', (chunk: Buffer) => {
+      buffered = Buffer.concat([buffered, chunk]);
       for (;;) {
         const end = buffered.indexOf('\r\n\r\n');
         if (end < 0) return;
-        const head = buffered.slice(0, end);
+        const head = buffered.subarray(0, end).toString('latin1');
         const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0);
         if (buffered.length < end + 4 + length) return;
-        requests.push(buffered.slice(0, end + 4 + length));
-        buffered = buffered.slice(end + 4 + length);
+        requests.push(buffered.subarray(0, end + 4 + length).toString('utf8'));
+        buffered = buffered.subarray(end + 4 + length);
         socket.write('HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}');
       }
     });
