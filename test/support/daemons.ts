@@ -9,7 +9,7 @@ import { onTestFailed, onTestFinished } from 'vitest';
 import { LocalObjectStore } from '../../cloudcore/edgecontroller/local-object-store.js';
 import { EdgeCore } from '../../edgecore/edgecore.js';
 import { loadEdgeCoreConfig } from '../../edgecore/config.js';
-import { silentLogger, createLogger, type Logger } from '../../shared/logger.js';
+import { createLogger, type Logger } from '../../shared/logger.js';
 import { freePort } from './harness.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -217,7 +217,7 @@ export function startEdge(setup: EdgeSetup, token?: string): Daemon {
 }
 
 /** An EdgeCore inside the test process (for many edges at once, or to reach its bus). */
-export async function startEdgeInProcess(setup: EdgeSetup, token?: string, logger: Logger = silentLogger()): Promise<EdgeCore> {
+export async function startEdgeInProcess(setup: EdgeSetup, token?: string, logger: Logger = debugLogger(setup.nodeName)): Promise<EdgeCore> {
   const overrides = structuredClone(setup.config) as DeepPartial<{ modules: { edgeHub: { token: string } } }> & Record<string, unknown>;
   if (token) overrides.modules!.edgeHub!.token = token;
   const edge = new EdgeCore({ config: loadEdgeCoreConfig({ overrides }), logger });

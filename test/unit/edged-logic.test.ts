@@ -1,18 +1,22 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { ContainerConfigError, containerEnv, expand, type ConfigSource } from '../../edgecore/edged/container-env.js';
 import { CrashBackoff } from '../../edgecore/edged/crash-backoff.js';
 import type { ContainerStatus, PodSandbox } from '../../edgecore/edged/cri/cri-types.js';
 import { defaultPullPolicy } from '../../edgecore/edged/image-manager.js';
+import { PodManager } from '../../edgecore/edged/pod-manager.js';
 import { podStatus } from '../../edgecore/edged/pod-status.js';
+import type { PodSync } from '../../edgecore/edged/pod-sync.js';
+import type { ProbeManager } from '../../edgecore/edged/probe-manager.js';
 import type { Pod } from '../../edgecore/edged/pod-types.js';
 import { parseQuantity } from '../../edgecore/edged/quantity.js';
 import { containerHash, linuxResources } from '../../edgecore/edged/runtime-config.js';
-import type { PodRuntime } from '../../edgecore/edged/runtime-state.js';
+import type { PodRuntime, RuntimeState } from '../../edgecore/edged/runtime-state.js';
 import { StaticPods } from '../../edgecore/edged/static-pods.js';
 import { silentLogger } from '../../shared/logger.js';
+import { eventually } from '../support/harness.js';
 
 const pod = (spec: Partial<Pod['spec']> = {}): Pod => ({ metadata: { name: 'p', namespace: 'ns', uid: 'u1', labels: { app: 'x' } }, spec: { nodeName: 'n1', containers: [{ name: 'c', image: 'img' }], ...spec } });
 const source = (cms: Record<string, Record<string, string>> = {}, secrets: Record<string, Record<string, string>> = {}): ConfigSource => ({
@@ -139,5 +143,45 @@ describe('static pod manifests', () => {
     expect(pods.map((p) => [p.metadata.name, p.metadata.namespace, p.spec.nodeName, p.metadata.annotations!['kubernetes.io/config.source']])).toEqual([['agent-edge-1', 'default', 'edge-1', 'file']]);
     expect(pods[0]!.metadata.uid).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-/);
     expect(StaticPods.mirrorOf(pods[0]!).metadata.annotations!['kubernetes.io/config.mirror']).toBe(pods[0]!.metadata.uid);
+  });
+});
+
+describe('pod workers', () => {
+  /** A PodManager over a runtime and a sync the test scripts; `syncs` counts sync attempts. */
+  function manager(opts: { relist: () => Promise<Set<string>>; sync: () => Promise<void> }): { pods: PodManager; syncs: () => number } {
+    let syncs = 0;
+    const empty = (uid: string): PodRuntime => ({ uid, sandboxes: [], containers: [] });
+    const pods = new PodManager({
+      runtime: { relist: opts.relist, uids: () => [], pod: empty } as unknown as RuntimeState,
+      sync: { sync: async () => { syncs++; await opts.sync(); return { waiting: new Map(), podIP: '' }; }, kill: async () => undefined } as unknown as PodSync,
+      probes: { ready: () => false, started: () => false } as unknown as ProbeManager,
+      pod: (uid) => (uid === 'u1' ? pod() : undefined),
+      podUids: () => ['u1'],
+      report: () => undefined,
+      confirmDeletion: () => undefined,
+      hostIP: '192.0.2.1',
+      relistIntervalMs: 20,
+      resyncIntervalMs: 3_600_000,
+      logger: silentLogger(),
+    });
+    return { pods, syncs: () => syncs };
+  }
+
+  it('tries a failed sync again by itself, though no relist reports a change', async () => {
+    let fail = true;
+    const m = manager({ relist: async () => new Set(), sync: async () => { if (fail) { fail = false; throw new Error('StopContainer: the runtime went away'); } } });
+    await m.pods.start();
+    onTestFinished(() => m.pods.stop());
+    await eventually(() => expect(m.syncs()).toBe(2), 10_000, 10);
+  });
+
+  it('syncs every pod once the runtime answers again after failing', async () => {
+    let down = true;
+    const m = manager({ relist: async () => { if (down) throw new Error('runtime down'); return new Set(); }, sync: async () => undefined });
+    await m.pods.start();
+    onTestFinished(() => m.pods.stop());
+    await eventually(() => expect(m.syncs()).toBe(1), 10_000, 10);
+    down = false;
+    await eventually(() => expect(m.syncs()).toBe(2), 10_000, 10);
   });
 });
