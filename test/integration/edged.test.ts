@@ -322,12 +322,17 @@ describe('edged: pods on containerd, driven by a real cluster (scheduler, contro
     expect(await containersOf(steady.metadata.uid)).toEqual([running]);
 
     // 1c. containerd goes down: the node turns NotReady saying why, the pods are left alone, and it is Ready
-    //     again once containerd is back (its shims kept the containers running meanwhile).
+    //     again once containerd is back (its shims kept the containers running meanwhile). It goes down while
+    //     `flaky` waits out its crash back-off and stays down past it, so that restart is due while nothing
+    //     answers (a sync that failed then used to be retried only by the 60 s resync).
+    await eventually(async () => expect((await containersOf(flakyUid)).map((c) => c.state)).not.toContain('CONTAINER_RUNNING'), 20_000, 20);
+    await new Promise((r) => setTimeout(r, 400)); // edged's relist (300 ms) sees the exit and starts the back-off (2 s)
     await containerd().restart('SIGKILL', async () => {
       await eventually(async () => {
         const ready = (await json(e.cp, ['get', 'node', e.node])).status.conditions.find((c: any) => c.type === 'Ready');
         expect(ready).toMatchObject({ status: 'False', reason: 'KubeletNotReady', message: expect.stringMatching(/^container runtime is down/) });
       }, 20_000, 200);
+      await new Promise((r) => setTimeout(r, 2_500)); // past crashLoopBackOffMaxMs: the restart falls due while down
     });
     await eventually(async () => expect((await json(e.cp, ['get', 'node', e.node])).status.conditions.find((c: any) => c.type === 'Ready').status).toBe('True'), 20_000, 200);
     expect(await containersOf(steady.metadata.uid)).toEqual([running]);
