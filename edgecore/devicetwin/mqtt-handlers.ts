@@ -86,7 +86,10 @@ export class MqttHandlers {
     entry.state = state;
     entry.lastOnline = lastOnline;
     this.deps.batch.device(entry);
-    return { device: { name: entry.name, state, last_online: lastOnline } };
+    // KubeEdge's DeviceCloudMsg (edge/pkg/devicetwin/dttype/types.go, built by BuildDeviceCloudMsgState in
+    // dtmanager/device.go): `lastOnlineTime`, left out while empty (omitempty). Membership entries keep
+    // `last_online`, as dttype.Device has it.
+    return { device: { name: entry.name, state, ...(lastOnline && { lastOnlineTime: lastOnline }) } };
   }
 
   private attributesUpdate(entry: DeviceEntry, body: Record<string, unknown>): Record<string, unknown> {
