@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { DEVICE_STATES } from '../../shared/device-types.js';
 import type { Logger } from '../../shared/logger.js';
 import { twinDocument, type DeviceEntry } from './device-entry.js';
@@ -44,8 +45,12 @@ export class MqttHandlers {
     }
   }
 
-  /** The document of the changed properties, and a delta when an expected value is not the actual one. */
-  publishDocumentAndDelta(entry: DeviceEntry, changed: string[], previous?: Map<string, MsgTwin>, eventId = '', base = deviceTopicBase(entry.namespace, entry.name)): void {
+  /**
+   * The document of the changed properties, and a delta when an expected value is not the actual one. A change
+   * from the cloud has no event of its own: it gets a fresh id, as KubeEdge's BuildBaseMessage (dttype/types.go)
+   * gives one.
+   */
+  publishDocumentAndDelta(entry: DeviceEntry, changed: string[], previous?: Map<string, MsgTwin>, eventId: string = randomUUID(), base = deviceTopicBase(entry.namespace, entry.name)): void {
     const timestamp = Date.now();
     const twin: Record<string, { last: MsgTwin | null; current: MsgTwin }> = {};
     for (const name of changed) {
