@@ -27,6 +27,12 @@ describe('twin rules (KubeEdge dtmanager)', () => {
     expect(cleared.record.expectedVersion.cloud).toBe(2);
   });
 
+  it("keeps the stored type when a mapper's update names another (KubeEdge dealTwinCompare)", () => {
+    const r = applyEdgeUpdate(emptyTwin('float'), { actual: '21.5', type: 'Updated' }, 1);
+    expect(r.record.type).toBe('float');
+    expect(applyEdgeUpdate(r.record, { type: 'Updated' }, 2)).toEqual({ record: r.record, changed: false });
+  });
+
   it('does not mutate the record it was given', () => {
     const before = emptyTwin('int');
     applyEdgeUpdate(before, { actual: '1', expected: '2' }, 1);
