@@ -54,7 +54,16 @@ export interface Device {
     protocol?: VisitorConfig;
     properties?: DeviceProperty[];
   };
-  status?: { twins?: DeviceTwinStatus[]; state?: string; lastOnlineTime?: string };
+  status?: { twins?: DeviceTwinStatus[]; state?: string; lastOnlineTime?: string; conditions?: DeviceCondition[] };
+}
+
+/** A Kubernetes condition in `status.conditions`, written by cloudcore (ModelResolved). */
+export interface DeviceCondition {
+  type: string;
+  status: 'True' | 'False' | 'Unknown';
+  reason?: string;
+  message?: string;
+  lastTransitionTime?: string;
 }
 
 export interface ModelProperty {

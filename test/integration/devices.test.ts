@@ -205,6 +205,40 @@ describe('devices through a real cluster: kubectl, DeviceController, DeviceTwin,
     }, 10_000, 100);
   });
 
+  it('stores a Device without deviceModelRef and one whose model property has no type, and says in its status and the log why mappers cannot serve it', async () => {
+    const e = await env();
+    const model = { apiVersion: 'devices.kubeedge.io/v1beta1', kind: 'DeviceModel', metadata: { name: 'untyped-model', namespace: 'default' }, spec: { protocol: 'modbus', properties: [{ name: 'temperature', type: 'FLOAT' }, { name: 'mode' }] } };
+    const device = (name: string, ref?: string) => ({
+      apiVersion: 'devices.kubeedge.io/v1beta1', kind: 'Device', metadata: { name, namespace: 'default' },
+      spec: {
+        ...(ref && { deviceModelRef: { name: ref } }), nodeName: 'dev-edge-n', protocol: { protocolName: 'modbus', configData: { ip: '127.0.0.1', port: 1 } },
+        properties: ['temperature', 'mode'].map((p, offset) => ({ name: p, visitors: { protocolName: 'modbus', configData: { register: 'HoldingRegister', offset } } })),
+      },
+    });
+    const { broker } = await e.edge('dev-edge-n');
+    const mapper = spawnDaemon(join(ROOT, 'dist', 'mappers', 'modbus', 'main.js'), ['--broker', broker, '--node-name', 'dev-edge-n'], 'modbus-mapper');
+    await e.cp.kubectlOk(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [model, device('no-model'), device('untyped', 'untyped-model')] }));
+    const condition = async (name: string): Promise<any> => (await json(e.cp, ['get', 'device', name])).status?.conditions?.find((c: any) => c.type === 'ModelResolved');
+    await eventually(async () => {
+      expect(await condition('no-model')).toMatchObject({ status: 'False', reason: 'NoDeviceModelRef' });
+      expect(await condition('untyped')).toMatchObject({ status: 'False', reason: 'PropertyTypeMissing', message: expect.stringContaining('mode') });
+    }, 15_000, 200);
+    const warned = (id: string) => e.cloud.logs.filter((l) => l.msg === 'device cannot be served by mappers' && l.deviceId === id);
+    expect(warned('default/no-model')).toHaveLength(1);
+    expect(warned('default/untyped')[0]).toMatchObject({ reason: 'PropertyTypeMissing' });
+    // The edge hands the devices to mappers anyway; the mapper says which properties it cannot collect.
+    // (The model may reach the edge after its device: wait for the entry that has it.)
+    const problems = async (id: string, count: number): Promise<string[]> =>
+      (await mapper.waitForLog((l) => l.msg === 'membership entry has problems' && l.deviceId === id && (l.problems as string[]).length === count)).problems as string[];
+    expect(await problems('default/no-model', 2)).toEqual([expect.stringContaining('(temperature): no type'), expect.stringContaining('(mode): no type')]);
+    expect(await problems('default/untyped', 1)).toEqual([expect.stringContaining('(mode): no type')]);
+
+    // The model gets its type: the condition turns True.
+    model.spec.properties[1] = { name: 'mode', type: 'STRING' };
+    await e.cp.kubectlOk(['apply', '-f', '-'], JSON.stringify(model));
+    await eventually(async () => expect(await condition('untyped')).toMatchObject({ status: 'True' }), 15_000, 200);
+  });
+
   it('keeps taking reports while the cloud is away and delivers the newest when it is back', async () => {
     const e = await env();
     const { core, broker } = await e.edge('dev-edge-b');
