@@ -27,7 +27,7 @@ export interface DeviceProperty {
   name: string;
   desired?: { value?: string; metadata?: Record<string, string> };
   visitors?: VisitorConfig;
-  /** Milliseconds. */
+  /** Milliseconds, or nanoseconds from NANOSECONDS_FROM up (deviceDurationMs). */
   collectCycle?: number;
   reportCycle?: number;
   reportToCloud?: boolean;
@@ -54,7 +54,16 @@ export interface Device {
     protocol?: VisitorConfig;
     properties?: DeviceProperty[];
   };
-  status?: { twins?: DeviceTwinStatus[]; state?: string; lastOnlineTime?: string };
+  status?: { twins?: DeviceTwinStatus[]; state?: string; lastOnlineTime?: string; conditions?: DeviceCondition[] };
+}
+
+/** A Kubernetes condition in `status.conditions`, written by cloudcore (ModelResolved). */
+export interface DeviceCondition {
+  type: string;
+  status: 'True' | 'False' | 'Unknown';
+  reason?: string;
+  message?: string;
+  lastTransitionTime?: string;
 }
 
 export interface ModelProperty {
@@ -89,4 +98,25 @@ export const DEVICE_STATES = ['online', 'offline', 'ok', 'unknown', 'unhealthy']
 /** `<namespace>/<name>`: how KubeEdge names a device (and a model) in topics and tables. */
 export function deviceId(object: { metadata: { namespace?: string; name?: string } }): string {
   return `${object.metadata.namespace ?? 'default'}/${object.metadata.name}`;
+}
+
+/** Longest delay Node's timers take: setTimeout turns anything above it into 1 ms (TimeoutOverflowWarning). */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+/**
+ * From here up, a Device duration is nanoseconds. KubeEdge's mapper framework counted `collectCycle` and
+ * `reportCycle` in nanoseconds up to 1.17 (its samples say `10000000000` for 10 s) and in milliseconds from
+ * 1.18. 10⁸ ms would be 27.8 hours, a cycle nobody means; 10⁸ ns is 100 ms, one people do mean.
+ */
+export const NANOSECONDS_FROM = 100_000_000;
+
+/**
+ * A duration from a Device (collectCycle, reportCycle, stateReport.reportCycle) in milliseconds, as its
+ * author meant it in either era: below 10⁸ milliseconds, from there nanoseconds; 0, absent or not a number
+ * means `defaultMs`. The result is within [minMs, MAX_TIMER_MS].
+ */
+export function deviceDurationMs(raw: unknown, defaultMs: number, minMs: number): number {
+  const n = typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : raw;
+  if (typeof n !== 'number' || !Number.isFinite(n) || n <= 0) return defaultMs;
+  const ms = n >= NANOSECONDS_FROM ? n / 1_000_000 : n;
+  return Math.min(MAX_TIMER_MS, Math.max(minMs, Math.round(ms)));
 }

@@ -24,6 +24,8 @@ if (stale || !existsSync(sqliteAddon)) {
 // tests that need them fail with the name of the package.
 const TEST_PACKAGES = [
   { program: '/usr/sbin/mosquitto', pkg: 'mosquitto' },
+  // mosquitto_pub/mosquitto_sub: device tests talk to edgecore with MQTT clients nobody here wrote.
+  { program: '/usr/bin/mosquitto_sub', pkg: 'mosquitto-clients' },
   // containerd's CRI for edged (docs/cri.md): runtime, OCI runtime, the offline images' busybox, pod network, and
   // jq for build/cri/build-images.sh.
   { program: '/usr/bin/containerd', pkg: 'containerd' },

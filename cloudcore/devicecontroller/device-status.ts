@@ -10,7 +10,7 @@ export function statusPatch(device: Device, content: unknown): { status: DeviceS
   const report = content as Partial<DeviceStatusReport> | null;
   const where = `devicestatus ${device.metadata.namespace}/${device.metadata.name}`;
   if (!report || typeof report !== 'object' || !Array.isArray(report.twins)) throw invalid(`${where}: twins must be a list`);
-  const known = new Set((device.spec.properties ?? []).map((p) => p.name));
+  const known = new Set((device.spec?.properties ?? []).map((p) => p.name));
   const twins: DeviceTwinStatus[] = [];
   report.twins.forEach((twin: Partial<DeviceTwinStatus>, i) => {
     if (!twin || typeof twin.propertyName !== 'string') throw invalid(`${where}: twins[${i}].propertyName must be a string`);

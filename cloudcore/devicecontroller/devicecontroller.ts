@@ -1,6 +1,6 @@
 import type { Bus } from '../../shared/bus.js';
 import type { InventoryItem } from '../../shared/channel/frame.js';
-import { DEVICE_API_GROUP, DEVICE_API_VERSION, DEVICE_MODEL_TYPE, DEVICE_STATUS_TYPE, DEVICE_TYPE, type Device, type DeviceModel } from '../../shared/device-types.js';
+import { DEVICE_API_GROUP, DEVICE_API_VERSION, DEVICE_MODEL_TYPE, DEVICE_STATUS_TYPE, DEVICE_TYPE, deviceId, type Device, type DeviceCondition, type DeviceModel } from '../../shared/device-types.js';
 import { EdgeError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import { Operation, errorResponseTo, parseCloudResource, parseEdgeResource, responseTo, type Message } from '../../shared/message.js';
@@ -11,6 +11,7 @@ import type { TokenBucket } from '../kube/rate-limiter.js';
 import { Watched } from '../kube/watched.js';
 import { DevicePlacement, type PlacementChange } from './device-placement.js';
 import { statusPatch } from './device-status.js';
+import { conditionsUpdate, modelVerdict } from './model-condition.js';
 
 export interface DeviceControllerDeps {
   clients: KubeClients;
@@ -32,6 +33,8 @@ export class DeviceController implements Module {
   private readonly models: Watched<DeviceModel>;
   private readonly placement = new DevicePlacement();
   private ready = false;
+  /** The ModelResolved problem last logged per device, so each is logged once, not at every event. */
+  private readonly logged = new Map<string, string>();
   /** Inventories of nodes that resynced before the caches were filled, for the diff once they are. */
   private readonly pending = new Map<string, InventoryItem[]>();
 
@@ -41,15 +44,15 @@ export class DeviceController implements Module {
     const list = <T>(plural: string) => () => deps.clients.rawList<T>(`${base}/${plural}`);
     this.devices = new Watched<Device>({
       name: 'devices', kc, path: `${base}/devices`, list: list<Device>('devices'), logger: deps.logger,
-      onAdd: (d) => this.apply(this.placement.upsertDevice(d)),
-      onUpdate: (d) => this.apply(this.placement.upsertDevice(d)),
-      onDelete: (d) => this.apply(this.placement.deleteDevice(d)),
+      onAdd: (d) => (this.apply(this.placement.upsertDevice(d)), this.checkModel(d)),
+      onUpdate: (d) => (this.apply(this.placement.upsertDevice(d)), this.checkModel(d)),
+      onDelete: (d) => (this.apply(this.placement.deleteDevice(d)), this.logged.delete(deviceId(d))),
     });
     this.models = new Watched<DeviceModel>({
       name: 'devicemodels', kc, path: `${base}/devicemodels`, list: list<DeviceModel>('devicemodels'), logger: deps.logger,
-      onAdd: (m) => this.apply(this.placement.upsertModel(m)),
-      onUpdate: (m) => this.apply(this.placement.upsertModel(m)),
-      onDelete: (m) => this.apply(this.placement.deleteModel(m)),
+      onAdd: (m) => (this.apply(this.placement.upsertModel(m)), this.checkDevicesOf(m)),
+      onUpdate: (m) => (this.apply(this.placement.upsertModel(m)), this.checkDevicesOf(m)),
+      onDelete: (m) => (this.apply(this.placement.deleteModel(m)), this.checkDevicesOf(m)),
     });
   }
 
@@ -91,6 +94,34 @@ export class DeviceController implements Module {
   private apply(changes: PlacementChange[]): void {
     if (!this.ready) return; // The first lists are answered by the resyncs (or onReady).
     for (const c of changes) void this.deps.bus.send('cloudhub', objectMessage(this.name, c.node, c.object, c.operation)).catch(() => undefined);
+  }
+
+  /** Devices using this model (by name, in its namespace) are checked again: it came, changed or went. */
+  private checkDevicesOf(model: DeviceModel): void {
+    for (const d of this.devices.list(model.metadata.namespace)) if (d.spec?.deviceModelRef?.name === model.metadata.name) this.checkModel(d);
+  }
+
+  /** Says in the Device's status and in the log when mappers cannot serve it (model-condition.ts). */
+  private checkModel(device: Device): void {
+    const ref = device.spec?.deviceModelRef?.name;
+    const verdict = modelVerdict(device, ref ? this.models.get(ref, device.metadata.namespace) : undefined);
+    const id = deviceId(device);
+    const key = verdict ? `${verdict.reason}: ${verdict.message}` : '';
+    if (verdict && this.logged.get(id) !== key) this.deps.logger.warn({ deviceId: id, reason: verdict.reason, problem: verdict.message }, 'device cannot be served by mappers');
+    this.logged.set(id, key);
+    const conditions = conditionsUpdate(device, verdict, new Date());
+    if (conditions) void this.patchConditions(device, conditions);
+  }
+
+  private async patchConditions(device: Device, conditions: DeviceCondition[]): Promise<void> {
+    const { namespace = 'default', name = '' } = device.metadata;
+    await this.deps.limiter.acquire();
+    try {
+      await this.deps.clients.custom.patchNamespacedCustomObjectStatus({ group: DEVICE_API_GROUP, version: DEVICE_API_VERSION, namespace, plural: 'devices', name, body: { status: { conditions } } }, MERGE_PATCH);
+    } catch (err) {
+      const e = kubeError(err);
+      if (e.code !== 'ERR_NOT_FOUND') this.deps.logger.warn({ deviceId: `${namespace}/${name}`, err: e }, 'device condition not written');
+    }
   }
 
   private async handle(message: Message): Promise<void> {

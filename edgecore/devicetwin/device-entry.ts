@@ -60,7 +60,9 @@ export function membershipDevice(entry: DeviceEntry, model: DeviceModel | undefi
       const m = modelProps.get(p.name);
       return {
         name: p.name,
-        type: m?.type ?? 'STRING',
+        // Empty without a model or a model type: the mapper then says why it does not collect the property
+        // (cloudcore says it in the Device's status, condition ModelResolved).
+        type: m?.type ?? '',
         accessMode: m?.accessMode ?? 'ReadWrite',
         unit: m?.unit ?? '',
         minimum: m?.minimum ?? '',

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Bus } from '../../shared/bus.js';
 import { DEVICE_MODEL_TYPE, DEVICE_STATUS_TYPE, DEVICE_TYPE, deviceId, type Device, type DeviceModel } from '../../shared/device-types.js';
 import { listStoredObjects } from '../../shared/store-query.js';
@@ -150,7 +151,7 @@ export class DeviceTwin implements Module {
   }
 
   private publishMembership(added: DeviceEntry[], removed: DeviceEntry[]): void {
-    const payload = { event_id: '', timestamp: Date.now(), added_devices: added.map((e) => membershipDevice(e, this.modelOf(e))), removed_devices: removed.map((e) => membershipDevice(e, this.modelOf(e))) };
+    const payload = { event_id: randomUUID(), timestamp: Date.now(), added_devices: added.map((e) => membershipDevice(e, this.modelOf(e))), removed_devices: removed.map((e) => membershipDevice(e, this.modelOf(e))) };
     this.publish(`${membershipTopicBase(this.deps.nodeName)}/updated`, payload);
   }
 

@@ -1,9 +1,10 @@
+import { randomUUID } from 'node:crypto';
 import { DEVICE_STATES } from '../../shared/device-types.js';
 import type { Logger } from '../../shared/logger.js';
 import { twinDocument, type DeviceEntry } from './device-entry.js';
 import type { TwinBatch } from './twin-batch.js';
 import { TwinPayloadError, applyEdgeUpdate, deltaOf, parsePayload, parseTwinUpdate, toMsgTwin, type MsgTwin } from './twin-rules.js';
-import { deviceTopicBase, parseInboundTopic } from './twin-topics.js';
+import { deviceTopicBases, parseInboundTopic } from './twin-topics.js';
 
 /** Operation of EventBus messages: an MQTT message in, or one to publish. */
 export const PUBLISH = 'publish';
@@ -34,7 +35,7 @@ export class MqttHandlers {
     const entry = this.deps.devices.get(`${parsed.namespace}/${parsed.name}`);
     switch (parsed.action) {
       case 'twin-update':
-        return this.answer(`${parsed.base}/twin/update/result`, payload, (body, eventId) => this.twinUpdate(known(entry, parsed), body, eventId, parsed.base), true);
+        return this.answer(`${parsed.base}/twin/update/result`, payload, (body, eventId) => this.twinUpdate(known(entry, parsed), body, eventId), true);
       case 'twin-get':
         return this.answer(`${parsed.base}/twin/get/result`, payload, () => ({ twin: twinDocument(known(entry, parsed), false) }));
       case 'state-update':
@@ -44,20 +45,27 @@ export class MqttHandlers {
     }
   }
 
-  /** The document of the changed properties, and a delta when an expected value is not the actual one. */
-  publishDocumentAndDelta(entry: DeviceEntry, changed: string[], previous?: Map<string, MsgTwin>, eventId = '', base = deviceTopicBase(entry.namespace, entry.name)): void {
+  /**
+   * The document of the changed properties, and a delta when an expected value is not the actual one, on
+   * every topic form of the device. A change from the cloud has no event of its own: it gets a fresh id, as
+   * KubeEdge's BuildBaseMessage (dttype/types.go) gives one.
+   */
+  publishDocumentAndDelta(entry: DeviceEntry, changed: string[], previous?: Map<string, MsgTwin>, eventId: string = randomUUID()): void {
     const timestamp = Date.now();
     const twin: Record<string, { last: MsgTwin | null; current: MsgTwin }> = {};
     for (const name of changed) {
       const record = entry.twins.get(name);
       if (record) twin[name] = { last: previous?.get(name) ?? null, current: toMsgTwin(record, true) };
     }
-    this.deps.publish(`${base}/twin/update/document`, { event_id: eventId, timestamp, twin });
     const delta = deltaOf(entry.twins);
-    if (Object.keys(delta).length > 0) this.deps.publish(`${base}/twin/update/delta`, { event_id: eventId, timestamp, twin: twinDocument(entry, false), delta });
+    const hasDelta = Object.keys(delta).length > 0;
+    for (const base of deviceTopicBases(entry.namespace, entry.name)) {
+      this.deps.publish(`${base}/twin/update/document`, { event_id: eventId, timestamp, twin });
+      if (hasDelta) this.deps.publish(`${base}/twin/update/delta`, { event_id: eventId, timestamp, twin: twinDocument(entry, false), delta });
+    }
   }
 
-  private twinUpdate(entry: DeviceEntry, body: Record<string, unknown>, eventId: string, base: string): Record<string, unknown> {
+  private twinUpdate(entry: DeviceEntry, body: Record<string, unknown>, eventId: string): Record<string, unknown> {
     const updates = parseTwinUpdate(body, new Set(entry.twins.keys()));
     const now = Date.now();
     const changed: string[] = [];
@@ -73,7 +81,7 @@ export class MqttHandlers {
     }
     if (changed.length > 0) {
       this.deps.batch.report(entry);
-      this.deps.batch.then(() => this.publishDocumentAndDelta(entry, changed, previous, eventId, base));
+      this.deps.batch.then(() => this.publishDocumentAndDelta(entry, changed, previous, eventId));
     }
     return { twin: twinDocument(entry, false, updates.keys()) };
   }
@@ -86,7 +94,10 @@ export class MqttHandlers {
     entry.state = state;
     entry.lastOnline = lastOnline;
     this.deps.batch.device(entry);
-    return { device: { name: entry.name, state, last_online: lastOnline } };
+    // KubeEdge's DeviceCloudMsg (edge/pkg/devicetwin/dttype/types.go, built by BuildDeviceCloudMsgState in
+    // dtmanager/device.go): `lastOnlineTime`, left out while empty (omitempty). Membership entries keep
+    // `last_online`, as dttype.Device has it.
+    return { device: { name: entry.name, state, ...(lastOnline && { lastOnlineTime: lastOnline }) } };
   }
 
   private attributesUpdate(entry: DeviceEntry, body: Record<string, unknown>): Record<string, unknown> {

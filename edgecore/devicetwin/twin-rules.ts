@@ -112,7 +112,8 @@ export function applyEdgeUpdate(current: TwinRecord, update: { expected?: string
     record.expectedVersion.edge++;
     changed = true;
   }
-  if (update.type !== undefined && update.type !== current.type) (record.type = update.type), (changed = true);
+  // A mapper's metadata.type never replaces the stored type: KubeEdge's dealTwinCompare (dtmanager/twin.go)
+  // takes it only for a twin whose type is "deleted". The type comes from the DeviceModel.
   if (update.optional !== undefined) record.optional = update.optional;
   return { record, changed };
 }

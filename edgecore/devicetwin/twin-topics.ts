@@ -1,5 +1,6 @@
-// KubeEdge's device and node MQTT topics. A device id is `<namespace>/<name>` (two topic segments); the
-// older one-segment form names a device in `default`. Replies go to the form the request used.
+// KubeEdge's device and node MQTT topics. A device id is `<namespace>/<name>` (two topic segments, KubeEdge
+// ≥ 1.17); the older one-segment form names a device in `default`. Replies go to the form the request used;
+// documents and deltas to both (deviceTopicBases).
 
 export type DeviceAction = 'twin-update' | 'twin-get' | 'state-update' | 'attributes-update';
 
@@ -35,5 +36,17 @@ export function parseInboundTopic(topic: string): InboundTopic | undefined {
 }
 
 export const deviceTopicBase = (namespace: string, name: string): string => `${DEVICE_PREFIX}${namespace}/${name}`;
+
+/**
+ * Where what edgecore says on its own (documents, deltas) goes: the two-segment form, and for a device in
+ * `default` also the one-segment form. KubeEdge before 1.17 named devices by name alone, so mappers of that
+ * era subscribe `$hw/events/device/<name>/twin/update/delta`; one that has never published (a pure actuator)
+ * cannot be told apart, so both forms get it.
+ */
+export function deviceTopicBases(namespace: string, name: string): string[] {
+  const bases = [deviceTopicBase(namespace, name)];
+  if (namespace === 'default') bases.push(`${DEVICE_PREFIX}${name}`);
+  return bases;
+}
 
 export const membershipTopicBase = (node: string): string => `${NODE_PREFIX}${node}/membership`;

@@ -1,3 +1,4 @@
+import { deviceDurationMs } from '../../shared/device-types.js';
 import { normalizeType, type PropertyType } from './value-codec.js';
 
 export const DEFAULT_COLLECT_CYCLE_MS = 1000;
@@ -89,6 +90,10 @@ function parseProperty(raw: unknown, protocolName: string, where: string, proble
   const otherProtocol = typeof visitors.protocolName === 'string' && visitors.protocolName !== '' && visitors.protocolName !== protocolName;
   if (!isRecord(visitors.configData) || otherProtocol) return undefined;
   const type = normalizeType(raw.type);
+  if (raw.type === undefined || raw.type === '') {
+    problems.push(`${at}: no type (the Device has no DeviceModel, or its model gives the property no type); not collected`);
+    return undefined;
+  }
   if (!type) {
     problems.push(`${at}: type ${JSON.stringify(raw.type)} is not one of INT, FLOAT, DOUBLE, STRING, BOOLEAN, BYTES`);
     return undefined;
@@ -106,9 +111,10 @@ function parseProperty(raw: unknown, protocolName: string, where: string, proble
   };
 }
 
-/** docs/devices.md: milliseconds; 0 or absent means 1000. */
+/**
+ * The Device's collectCycle in milliseconds (docs/devices.md, "Durations"): nanoseconds from 10⁸ up, as
+ * KubeEdge before 1.18 counted them; 0 or absent means 1000; never below 10 ms nor above the timer limit.
+ */
 export function collectCycleOf(raw: unknown): number {
-  const n = typeof raw === 'string' ? Number(raw) : raw;
-  if (typeof n !== 'number' || !Number.isFinite(n) || n <= 0) return DEFAULT_COLLECT_CYCLE_MS;
-  return Math.max(MIN_COLLECT_CYCLE_MS, Math.round(n));
+  return deviceDurationMs(raw, DEFAULT_COLLECT_CYCLE_MS, MIN_COLLECT_CYCLE_MS);
 }

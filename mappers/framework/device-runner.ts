@@ -1,4 +1,5 @@
 import { Backoff, type BackoffOptions } from '../../shared/backoff.js';
+import { MAX_TIMER_MS } from '../../shared/device-types.js';
 import { ConfigError, asError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import type { DeviceConfig, PropertyConfig } from './device-config.js';
@@ -86,7 +87,8 @@ export class DeviceRunner {
 
   private setTimer(fn: () => void, delayMs: number): void {
     clearTimeout(this.timer);
-    this.timer = setTimeout(fn, Math.max(0, delayMs));
+    // Above the limit Node would fire after 1 ms: a far-off collect would turn into a busy loop.
+    this.timer = setTimeout(fn, Math.min(MAX_TIMER_MS, Math.max(0, delayMs)));
   }
 
   private async connect(): Promise<void> {

@@ -1,5 +1,5 @@
 // KubeEdge's MQTT topics (docs/devices.md, section 3). Device ids are `<namespace>/<name>`, so device topics
-// carry two id segments, as in KubeEdge ≥ 1.15.
+// carry two id segments, as in KubeEdge ≥ 1.17 (its EventBus subscribes `$hw/events/device/+/+/twin/+` from then on).
 
 const DEVICE_PREFIX = '$hw/events/device/';
 const DELTA_SUFFIX = '/twin/update/delta';

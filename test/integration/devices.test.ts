@@ -6,7 +6,7 @@ import { Operation, newMessage } from '../../shared/message.js';
 import { eventually, freePort, tcpProxy, tempDir, useControlPlane } from '../support/harness.js';
 import { cloudSetup, edgeSetup, readEdgeStore, spawnDaemon, startCloud, startEdgeInProcess, type Cloud, type EdgeSetup } from '../support/daemons.js';
 import { startModbusServer } from '../support/modbus-server.js';
-import { startMosquitto } from '../support/mosquitto.js';
+import { mosquittoPub, mosquittoSub, startMosquitto } from '../support/mosquitto.js';
 import type { ControlPlane } from '../support/control-plane.js';
 import { mqttPeer } from '../support/mqtt-peer.js';
 
@@ -72,6 +72,7 @@ function thermometer(namespace: string, name: string, node: string, desiredSetpo
   });
 }
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 const json = async (cp: ControlPlane, args: string[]): Promise<any> => JSON.parse(await cp.kubectlOk([...args, '-o', 'json']));
 const reported = (device: any, property: string): string | undefined => device.status?.twins?.find((t: any) => t.propertyName === property)?.reported?.value;
 const twinUpdate = (values: Record<string, string>): unknown => ({ event_id: `e-${Date.now()}`, timestamp: Date.now(), twin: Object.fromEntries(Object.entries(values).map(([k, v]) => [k, { actual: { value: v }, metadata: { type: 'float' } }])) });
@@ -162,6 +163,80 @@ describe('devices through a real cluster: kubectl, DeviceController, DeviceTwin,
       const twin = (await json(e.cp, ['get', 'device', 'thermo-a'])).status.twins.find((t: any) => t.propertyName === 'setpoint');
       expect(twin).toMatchObject({ reported: { value: '30' }, observedDesired: { value: '30' } });
     }, 10_000, 100);
+  });
+
+  it("speaks KubeEdge's payloads to mosquitto_pub/mosquitto_sub on both device id forms, keeping twin types and giving cloud deltas an event id", async () => {
+    const e = await env();
+    const { core, broker } = await e.edge('dev-edge-k');
+    await e.cp.kubectlOk(['apply', '-f', '-'], thermometer('default', 'thermo-k', 'dev-edge-k'));
+    await eventually(() => expect(core.deviceTwin!.devices.has('default/thermo-k')).toBe(true));
+    // A mapper of KubeEdge < 1.17 (one id segment) and one of today (two), as command-line clients.
+    const legacy = await mosquittoSub(broker, ['$hw/events/device/thermo-k/twin/update/delta', '$hw/events/device/thermo-k/+/update/result']);
+    const current = await mosquittoSub(broker, ['$hw/events/device/default/thermo-k/twin/update/delta']);
+
+    // state/update/result is KubeEdge's DeviceMsg: device {name, state, lastOnlineTime}.
+    await mosquittoPub(broker, '$hw/events/device/thermo-k/state/update', { event_id: 'st-1', timestamp: Date.now(), state: 'online' });
+    const state = await legacy.next('$hw/events/device/thermo-k/state/update/result', (p) => p.event_id === 'st-1');
+    expect(Object.keys(state.device).sort()).toEqual(['lastOnlineTime', 'name', 'state']);
+    expect(state.device).toMatchObject({ name: 'thermo-k', state: 'online', lastOnlineTime: expect.stringMatching(/^\d{4}-\d\d-\d\dT/) });
+
+    // A mapper's metadata.type does not replace the model's type (KubeEdge dealTwinCompare).
+    await mosquittoPub(broker, '$hw/events/device/thermo-k/twin/update', { event_id: 'tw-1', timestamp: Date.now(), twin: { temperature: { actual: { value: '21.5' }, metadata: { type: 'Updated' } } } });
+    expect((await legacy.next('$hw/events/device/thermo-k/twin/update/result', (p) => p.event_id === 'tw-1')).twin.temperature.metadata).toEqual({ type: 'float' });
+    const typeOf = (device: any): string | undefined => device.status?.twins?.find((t: any) => t.propertyName === 'temperature')?.reported?.metadata?.type;
+    await eventually(async () => {
+      const device = await json(e.cp, ['get', 'device', 'thermo-k']);
+      expect(reported(device, 'temperature')).toBe('21.5');
+      expect(typeOf(device)).toBe('float');
+    }, 10_000, 100);
+
+    // A desired value from the cloud reaches both forms, under one fresh event id.
+    await e.cp.kubectlOk(['patch', 'device', 'thermo-k', '--type=json', '-p', JSON.stringify([{ op: 'add', path: '/spec/properties/1/desired', value: { value: '30' } }])]);
+    const oldForm = await legacy.next('$hw/events/device/thermo-k/twin/update/delta', (p) => p.delta?.setpoint === '30');
+    const newForm = await current.next('$hw/events/device/default/thermo-k/twin/update/delta', (p) => p.delta?.setpoint === '30');
+    expect(oldForm.event_id).toMatch(UUID);
+    expect(newForm.event_id).toBe(oldForm.event_id);
+    // The legacy mapper writes it and reports back on its own form; the status shows both sides and kept its type.
+    await mosquittoPub(broker, '$hw/events/device/thermo-k/twin/update', { event_id: '', timestamp: Date.now(), twin: { setpoint: { actual: { value: '30' }, metadata: { type: 'int' } } } });
+    await eventually(async () => {
+      const device = await json(e.cp, ['get', 'device', 'thermo-k']);
+      expect(device.status.twins.find((t: any) => t.propertyName === 'setpoint')).toMatchObject({ reported: { value: '30' }, observedDesired: { value: '30' } });
+      expect(typeOf(device)).toBe('float');
+    }, 10_000, 100);
+  });
+
+  it('stores a Device without deviceModelRef and one whose model property has no type, and says in its status and the log why mappers cannot serve it', async () => {
+    const e = await env();
+    const model = { apiVersion: 'devices.kubeedge.io/v1beta1', kind: 'DeviceModel', metadata: { name: 'untyped-model', namespace: 'default' }, spec: { protocol: 'modbus', properties: [{ name: 'temperature', type: 'FLOAT' }, { name: 'mode' }] } };
+    const device = (name: string, ref?: string) => ({
+      apiVersion: 'devices.kubeedge.io/v1beta1', kind: 'Device', metadata: { name, namespace: 'default' },
+      spec: {
+        ...(ref && { deviceModelRef: { name: ref } }), nodeName: 'dev-edge-n', protocol: { protocolName: 'modbus', configData: { ip: '127.0.0.1', port: 1 } },
+        properties: ['temperature', 'mode'].map((p, offset) => ({ name: p, visitors: { protocolName: 'modbus', configData: { register: 'HoldingRegister', offset } } })),
+      },
+    });
+    const { broker } = await e.edge('dev-edge-n');
+    const mapper = spawnDaemon(join(ROOT, 'dist', 'mappers', 'modbus', 'main.js'), ['--broker', broker, '--node-name', 'dev-edge-n'], 'modbus-mapper');
+    await e.cp.kubectlOk(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [model, device('no-model'), device('untyped', 'untyped-model')] }));
+    const condition = async (name: string): Promise<any> => (await json(e.cp, ['get', 'device', name])).status?.conditions?.find((c: any) => c.type === 'ModelResolved');
+    await eventually(async () => {
+      expect(await condition('no-model')).toMatchObject({ status: 'False', reason: 'NoDeviceModelRef' });
+      expect(await condition('untyped')).toMatchObject({ status: 'False', reason: 'PropertyTypeMissing', message: expect.stringContaining('mode') });
+    }, 15_000, 200);
+    const warned = (id: string) => e.cloud.logs.filter((l) => l.msg === 'device cannot be served by mappers' && l.deviceId === id);
+    expect(warned('default/no-model')).toHaveLength(1);
+    expect(warned('default/untyped')[0]).toMatchObject({ reason: 'PropertyTypeMissing' });
+    // The edge hands the devices to mappers anyway; the mapper says which properties it cannot collect.
+    // (The model may reach the edge after its device: wait for the entry that has it.)
+    const problems = async (id: string, count: number): Promise<string[]> =>
+      (await mapper.waitForLog((l) => l.msg === 'membership entry has problems' && l.deviceId === id && (l.problems as string[]).length === count)).problems as string[];
+    expect(await problems('default/no-model', 2)).toEqual([expect.stringContaining('(temperature): no type'), expect.stringContaining('(mode): no type')]);
+    expect(await problems('default/untyped', 1)).toEqual([expect.stringContaining('(mode): no type')]);
+
+    // The model gets its type: the condition turns True.
+    model.spec.properties[1] = { name: 'mode', type: 'STRING' };
+    await e.cp.kubectlOk(['apply', '-f', '-'], JSON.stringify(model));
+    await eventually(async () => expect(await condition('untyped')).toMatchObject({ status: 'True' }), 15_000, 200);
   });
 
   it('keeps taking reports while the cloud is away and delivers the newest when it is back', async () => {

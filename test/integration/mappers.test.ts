@@ -219,6 +219,36 @@ describe('modbus mapper', () => {
 });
 
 describe('mapper processes', () => {
+  it("takes KubeEdge's nanosecond collectCycle sample as 10 s: no busy loop, no TimeoutOverflowWarning", async () => {
+    const broker = await startBroker(0);
+    const modbusPort = await freePort();
+    await startModbusServer(modbusPort, { holding: [235, 21], coils: [] });
+    // collectCycle 10000000000 is "10 seconds, in nanoseconds" (KubeEdge < 1.18); 10^17 ns is beyond any timer.
+    const slow = (name: string, offset: number, cycle: number) => ({
+      ...property(name, 'INT', 'ReadOnly', 'modbus', { register: 'HoldingRegister', offset, limit: 1 }), collectCycle: cycle, reportCycle: cycle,
+    });
+    const device = modbusDevice('slow-1', modbusPort, [slow('temperature', 0, 10_000_000_000), slow('setpoint', 1, 1e17)]);
+    const peer = await edgePeer(broker.url, [device]);
+    const child = spawn(process.execPath, [`${ROOT}dist/mappers/modbus/main.js`, '--broker', broker.url, '--node-name', NODE], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    onTestFinished(() => void (child.exitCode === null && child.signalCode === null && child.kill('SIGKILL')));
+    onTestFailed(() => console.error(`--- modbus mapper ---\n${(stdout + stderr).slice(-4000)}`));
+
+    // The first collect reads both; the next one, 10 s on, only the temperature.
+    await eventually(() => expect(peer.reports('default/slow-1')).toHaveLength(1), 15_000);
+    const first = Date.now();
+    await eventually(() => expect(peer.reports('default/slow-1')).toHaveLength(2), 30_000, 100);
+    expect(Date.now() - first).toBeGreaterThanOrEqual(9_000);
+    expect(Object.keys(peer.reports('default/slow-1')[1].twin)).toEqual(['temperature']);
+    expect(stderr).not.toContain('TimeoutOverflowWarning');
+    child.kill('SIGTERM');
+    await new Promise((resolve) => child.once('exit', resolve));
+    expect(stderr).not.toContain('TimeoutOverflowWarning');
+  });
+
   it('the compiled modbus and virtual mappers log in, report their devices and exit 0 on SIGTERM', async () => {
     const credentials = { username: 'mapper', password: 's3cret' };
     const broker = await startBroker(0, credentials);

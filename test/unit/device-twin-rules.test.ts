@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { TwinPayloadError, applyDesired, applyEdgeUpdate, deltaOf, emptyTwin, parsePayload, parseTwinUpdate, toMsgTwin } from '../../edgecore/devicetwin/twin-rules.js';
-import { parseInboundTopic } from '../../edgecore/devicetwin/twin-topics.js';
+import { deviceTopicBases, parseInboundTopic } from '../../edgecore/devicetwin/twin-topics.js';
 
 const props = new Set(['temperature', 'setpoint']);
 const payload = (v: unknown): Buffer => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v));
@@ -25,6 +25,12 @@ describe('twin rules (KubeEdge dtmanager)', () => {
     const cleared = applyDesired(set.record, '', 7);
     expect(cleared.record.expected).toBeUndefined();
     expect(cleared.record.expectedVersion.cloud).toBe(2);
+  });
+
+  it("keeps the stored type when a mapper's update names another (KubeEdge dealTwinCompare)", () => {
+    const r = applyEdgeUpdate(emptyTwin('float'), { actual: '21.5', type: 'Updated' }, 1);
+    expect(r.record.type).toBe('float');
+    expect(applyEdgeUpdate(r.record, { type: 'Updated' }, 2)).toEqual({ record: r.record, changed: false });
   });
 
   it('does not mutate the record it was given', () => {
@@ -85,6 +91,11 @@ describe('device topics', () => {
     expect(parseInboundTopic('$hw/events/device/plant/thermo/twin/update')).toEqual({ kind: 'device', action: 'twin-update', namespace: 'plant', name: 'thermo', base: '$hw/events/device/plant/thermo' });
     expect(parseInboundTopic('$hw/events/device/thermo/state/update')).toEqual({ kind: 'device', action: 'state-update', namespace: 'default', name: 'thermo', base: '$hw/events/device/thermo' });
     expect(parseInboundTopic('$hw/events/node/edge-1/membership/get')).toEqual({ kind: 'membership-get', node: 'edge-1', base: '$hw/events/node/edge-1/membership' });
+  });
+
+  it('publishes on its own on both forms for a device in default, and on the two-segment form elsewhere', () => {
+    expect(deviceTopicBases('default', 'thermo')).toEqual(['$hw/events/device/default/thermo', '$hw/events/device/thermo']);
+    expect(deviceTopicBases('plant', 'thermo')).toEqual(['$hw/events/device/plant/thermo']);
   });
 
   it('ignores topics it does not answer', () => {

@@ -8,6 +8,7 @@ import {
   stateUpdatePayload,
   twinUpdatePayload,
 } from '../../mappers/framework/payloads.js';
+import { MAX_TIMER_MS, deviceDurationMs } from '../../shared/device-types.js';
 import { DELTA_SUBSCRIPTION, deviceIdOfDeltaTopic, membershipGetTopic, stateUpdateTopic, twinUpdateTopic } from '../../mappers/framework/topics.js';
 
 const entry = {
@@ -103,5 +104,26 @@ describe('mapper device config', () => {
     expect(collectCycleOf(0)).toBe(1000);
     expect(collectCycleOf('250')).toBe(250);
     expect(collectCycleOf(1)).toBe(10);
+    expect(collectCycleOf(86_400_000)).toBe(86_400_000);
+  });
+
+  it("reads KubeEdge's nanosecond cycles (before 1.18) as nanoseconds and never leaves the timer's range", () => {
+    // The documented sample: "10 seconds, in nanoseconds".
+    expect(collectCycleOf(10_000_000_000)).toBe(10_000);
+    expect(collectCycleOf(1_000_000_000)).toBe(1_000);
+    expect(collectCycleOf(100_000_000)).toBe(100);
+    expect(collectCycleOf(99_999_999)).toBe(99_999_999);
+    expect(collectCycleOf(100_000_001)).toBe(100);
+    // Beyond what setTimeout takes (2^31 - 1 ms), in either unit.
+    expect(collectCycleOf(9e18)).toBe(MAX_TIMER_MS);
+    expect(deviceDurationMs(Number.MAX_SAFE_INTEGER, 1000, 10)).toBe(MAX_TIMER_MS);
+    expect(deviceDurationMs(-5, 1000, 10)).toBe(1000);
+    expect(deviceDurationMs('x', 1000, 10)).toBe(1000);
+  });
+
+  it('leaves out a property without a type (a Device with no model), saying why', () => {
+    const { device, problems } = parseDeviceEntry({ ...entry, properties: [{ ...entry.properties[0], type: '' }] });
+    expect(device?.properties).toEqual([]);
+    expect(problems).toEqual([expect.stringContaining('(temperature): no type')]);
   });
 });
