@@ -7,8 +7,10 @@ import type { ControlPlane } from '../support/control-plane.js';
 
 // An edge may write to the cluster only what a kubelet may (issue 10 §2). The attacker is an in-process
 // edgecore holding its own node certificate and sending crafted upstream messages, as a tampered edge would.
-// cloudcore runs as build/rbac/cloudcore.yaml's ServiceAccount: it cannot write pods, events, Node status or
-// Leases itself, so every accepted write below went out as the node and passed Node,RBAC and NodeRestriction.
+// cloudcore runs as build/rbac/cloudcore.yaml's ServiceAccount, which cannot write pods, events, Node status
+// or Leases itself: every accepted write went out as the node and passed Node,RBAC and NodeRestriction. The
+// forging tests give cloudcore the admin's credentials instead (the issue's setup), so nothing but the node
+// identity and cloudcore's own checks stands in the attacker's way.
 
 const controlPlane = useControlPlane();
 const MIRROR = 'kubernetes.io/config.mirror';
@@ -19,10 +21,10 @@ interface Env {
   edge(name: string, nodeLabels?: string[]): Promise<{ core: EdgeCore; setup: EdgeSetup }>;
 }
 
-async function env(): Promise<Env> {
+async function env(credentials: 'cloudcore' | 'admin' = 'cloudcore'): Promise<Env> {
   const cp = controlPlane();
   const dir = tempDir();
-  const cloud = await startCloud(await cloudSetup(dir, { kubeconfig: await cp.cloudcoreKubeconfig() }));
+  const cloud = await startCloud(await cloudSetup(dir, { kubeconfig: credentials === 'admin' ? cp.kubeconfig : await cp.cloudcoreKubeconfig() }));
   const token = await cloud.token();
   const nodes: string[] = [];
   onTestFinished(async () => {
@@ -61,7 +63,7 @@ async function refusals(cloud: Cloud, node: string, count: number): Promise<stri
 
 describe('an edge writes to the cluster only what a kubelet may', () => {
   it('refuses mirror pods that reference another node\'s ConfigMap or the cluster\'s client CA, and ships neither down', async () => {
-    const e = await env();
+    const e = await env('admin');
     const { core: attacker, setup: attackerSetup } = await e.edge('nr-attacker');
     const { setup: victimSetup } = await e.edge('nr-victim');
     await e.cp.kubectlOk(['create', 'namespace', 'victim']);
@@ -110,7 +112,7 @@ describe('an edge writes to the cluster only what a kubelet may', () => {
   });
 
   it('refuses mirror pods bound to another node, and deleting another node\'s mirror pod', async () => {
-    const e = await env();
+    const e = await env('admin');
     const { core: attacker } = await e.edge('nr-attacker-b');
     const { core: victim, setup: victimSetup } = await e.edge('nr-victim-b');
     await report(victim, Operation.insert, 'default/pod/victim-static', mirrorPod('default', 'victim-static', 'nr-victim-b'));
