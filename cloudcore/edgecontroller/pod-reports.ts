@@ -71,7 +71,8 @@ export class PodReports {
     // The node's report registers its Node before any pod report; a cache that has not seen it yet catches up.
     if (!nodeUid) throw new EdgeError('ERR_UNAVAILABLE', `node ${node} is not in the cache yet`);
     const existing = this.deps.pod(name, namespace);
-    if (existing?.metadata?.annotations?.[MIRROR_ANNOTATION] === hash) return;
+    // Already there; another node's pod of this name is refused by the delete below, whatever its hash.
+    if (existing?.spec?.nodeName === node && existing.metadata?.annotations?.[MIRROR_ANNOTATION] === hash) return;
     if (existing) await this.deleteMirrorPod(node, namespace, name);
     // As a kubelet does (and NodeRestriction requires): the node's Node is the one controlling owner.
     const owner = { apiVersion: 'v1', kind: 'Node', name: node, uid: nodeUid, controller: true };

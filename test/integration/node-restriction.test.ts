@@ -121,9 +121,13 @@ describe('an edge writes to the cluster only what a kubelet may', () => {
 
     await report(attacker, Operation.insert, 'default/pod/planted', mirrorPod('default', 'planted', 'nr-victim-b'));
     await report(attacker, Operation.delete, 'default/pod/victim-static', { mirror: true });
-    expect(await refusals(e.cloud, 'nr-attacker-b', 2)).toEqual(['ERR_FORBIDDEN', 'ERR_FORBIDDEN']);
+    // Its own mirror of the same name and manifest hash would replace the victim's.
+    await report(attacker, Operation.insert, 'default/pod/victim-static', mirrorPod('default', 'victim-static', 'nr-attacker-b'));
+    expect(await refusals(e.cloud, 'nr-attacker-b', 3)).toEqual(['ERR_FORBIDDEN', 'ERR_FORBIDDEN', 'ERR_FORBIDDEN']);
     expect((await e.cp.kubectl(['get', 'pod', 'planted'])).code).not.toBe(0);
-    expect((await json(e.cp, ['get', 'pod', 'victim-static'])).metadata.deletionTimestamp).toBeUndefined();
+    const kept = await json(e.cp, ['get', 'pod', 'victim-static']);
+    expect(kept.metadata.deletionTimestamp).toBeUndefined();
+    expect(kept.spec.nodeName).toBe('nr-victim-b');
     await e.cp.kubectl(['delete', 'pod', 'victim-static', '--grace-period=0', '--force']);
   });
 
