@@ -8,7 +8,7 @@ import { Watched } from '../kube/watched.js';
 import { EDGE_ROLE_LABEL, NodeKeeper, type EdgeNodeStatus } from './node-keeper.js';
 import type { DesiredObject, ObjectSource, SourceChange } from './object-source.js';
 import { ReferenceIndex } from '../../shared/reference-index.js';
-import { podReferences, type RefKey } from './pod-references.js';
+import { isMirrorPod, podReferences, type RefKey } from './pod-references.js';
 import { PodAutonomyWebhook } from './pod-autonomy.js';
 import { PodReports } from './pod-reports.js';
 import type { CaSource } from '../../shared/pki/ca-source.js';
@@ -71,10 +71,11 @@ export class KubeSource implements ObjectSource {
     this.pods = new Watched<V1Pod>({ name: 'pods', kc, path: '/api/v1/pods', list: () => options.clients.rawList<V1Pod>('/api/v1/pods'), logger, onAdd: (p) => this.onPod(p, false), onUpdate: (p) => this.onPod(p, false), onDelete: (p) => this.onPod(p, true) });
     this.configMaps = new Watched<V1ConfigMap>({ name: 'configmaps', kc, path: '/api/v1/configmaps', list: () => options.clients.rawList<V1ConfigMap>('/api/v1/configmaps'), logger, onAdd: (o) => this.onReferenced('configmap', o, false), onUpdate: (o) => this.onReferenced('configmap', o, false), onDelete: (o) => this.onReferenced('configmap', o, true) });
     this.secrets = new Watched<V1Secret>({ name: 'secrets', kc, path: '/api/v1/secrets', list: () => options.clients.rawList<V1Secret>('/api/v1/secrets'), logger, onAdd: (o) => this.onReferenced('secret', o, false), onUpdate: (o) => this.onReferenced('secret', o, false), onDelete: (o) => this.onReferenced('secret', o, true) });
-    this.podReports = new PodReports({ clients: options.clients, limiter: options.limiter, nodeOfPod: (key) => this.tracked.get(key), pod: (name, namespace) => this.pods.get(name, namespace) });
+    const asNode = (node: string) => options.clients.asNode(node);
+    this.podReports = new PodReports({ asNode, limiter: options.limiter, nodeUid: (node) => this.nodes.get(node)?.metadata?.uid, nodeOfPod: (key) => this.tracked.get(key), pod: (name, namespace) => this.pods.get(name, namespace) });
     this.keeper = new NodeKeeper({
       core,
-      coordination: options.clients.coordination,
+      asNode,
       limiter: options.limiter,
       logger,
       cachedNode: (name) => this.nodes.get(name),
@@ -193,12 +194,17 @@ export class KubeSource implements ObjectSource {
     this.reconcilePod(key, deleted ? undefined : pod, deleted ? pod : undefined);
   }
 
-  /** Brings the edge view of one pod (and what it references) in line with the cluster. */
+  /**
+   * Brings the edge view of one pod (and what it references) in line with the cluster. A mirror pod counts for
+   * nothing it references: one the node created is accepted (as the node) only without references, so any it
+   * has were put there by another hand (an older cloudcore writing with its own credentials, say), not by
+   * the cluster binding a workload to the node.
+   */
   private reconcilePod(key: string, pod: V1Pod | undefined, lastSeen?: V1Pod): void {
     const old = this.tracked.get(key);
     const nodeName = pod?.spec?.nodeName;
     const node = nodeName && this.edgeNodes.has(nodeName) ? nodeName : undefined;
-    const refs = node && pod ? podReferences(pod) : new Set<RefKey>();
+    const refs = node && pod && !isMirrorPod(pod) ? podReferences(pod) : new Set<RefKey>();
     if (old && old.node !== node) {
       const final = lastSeen ?? pod;
       this.send(old.node, 'delete', { key: edgeKey('pod', key), uid: old.uid, resourceVersion: final?.metadata?.resourceVersion ?? old.resourceVersion, content: final ?? { metadata: { uid: old.uid } } });

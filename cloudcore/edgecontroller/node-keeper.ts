@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
 import { canonicalJson } from '../../shared/canonical-json.js';
-import type { CoordinationV1Api, CoreV1Api, V1Node, V1NodeCondition } from '@kubernetes/client-node';
+import type { CoreV1Api, V1Node, V1NodeCondition } from '@kubernetes/client-node';
 import type { Logger } from '../../shared/logger.js';
 import { EdgeError } from '../../shared/errors.js';
-import { MERGE_PATCH, STRATEGIC_MERGE_PATCH, kubeError } from '../kube/kube-client.js';
+import { MERGE_PATCH, STRATEGIC_MERGE_PATCH, kubeError, type NodeClients } from '../kube/kube-client.js';
 import type { TokenBucket } from '../kube/rate-limiter.js';
+import { kubeletLabels } from './kubelet-labels.js';
 
 export const EDGE_ROLE_LABEL = 'node-role.kubernetes.io/edge';
 const LEASE_NAMESPACE = 'kube-node-lease';
@@ -28,8 +29,10 @@ export interface EdgeNodeStatus {
 const readyOf = (status: EdgeNodeStatus): 'True' | 'False' => (status.runtime?.ready === false ? 'False' : 'True');
 
 export interface NodeKeeperOptions {
+  /** cloudcore's own identity: registering the Node and giving it the edge role. */
   core: CoreV1Api;
-  coordination: CoordinationV1Api;
+  /** The node's kubelet identity: its status and its Lease (the edge's connection is its heartbeat). */
+  asNode(node: string): NodeClients;
   limiter: TokenBucket;
   logger: Logger;
   /** The Node as the informer last saw it (edge-labelled nodes). */
@@ -40,7 +43,9 @@ export interface NodeKeeperOptions {
 }
 
 /**
- * Registers edge nodes and keeps them alive in the cluster. The connection is the heartbeat: while an edge
+ * Registers edge nodes and keeps them alive in the cluster. Registration (with the edge role label, which no
+ * kubelet may set) is cloudcore's act; status and Lease are written as the node, so NodeRestriction judges
+ * them as it would a kubelet's. The connection is the heartbeat: while an edge
  * is connected the cloud renews its Lease (one sweep for all nodes, so an idle edge sends nothing extra;
  * the first renewal follows the edge's node status report on connect);
  * when the edge goes, renewals stop and kube-controller-manager marks the node NotReady. Node status is
@@ -113,7 +118,7 @@ export class NodeKeeper {
       lastTransitionTime: (ready?.status === wanted ? ready.lastTransitionTime : nowIso) as Date,
     };
     await this.write(() =>
-      this.options.core.patchNodeStatus(
+      this.options.asNode(node).core.patchNodeStatus(
         { name: node, body: { status: { addresses: status.addresses, capacity: status.capacity, allocatable: status.allocatable, nodeInfo: status.nodeInfo, ...(status.images ? { images: status.images } : {}), conditions: [readyCondition] } } },
         STRATEGIC_MERGE_PATCH,
       ),
@@ -130,7 +135,7 @@ export class NodeKeeper {
     } catch (err) {
       if (!(err instanceof EdgeError && err.code === 'ERR_NOT_FOUND')) throw err;
     }
-    const labels = { ...status.labels, [EDGE_ROLE_LABEL]: '', 'kubernetes.io/hostname': node, 'kubernetes.io/os': status.nodeInfo?.operatingSystem ?? 'linux', 'kubernetes.io/arch': status.nodeInfo?.architecture ?? 'amd64' };
+    const labels = { ...this.ownLabels(node, status.labels), [EDGE_ROLE_LABEL]: '', 'kubernetes.io/hostname': node, 'kubernetes.io/os': status.nodeInfo?.operatingSystem ?? 'linux', 'kubernetes.io/arch': status.nodeInfo?.architecture ?? 'amd64' };
     if (existing) {
       if (existing.metadata?.labels?.[EDGE_ROLE_LABEL] === undefined) {
         // A Node created beforehand (by an operator): it becomes an edge node now that its edge joined.
@@ -141,6 +146,17 @@ export class NodeKeeper {
     const created = await this.write(() => this.options.core.createNode({ body: { metadata: { name: node, labels }, spec: {} } }));
     this.options.logger.info({ nodeId: node }, 'registered edge node');
     return created;
+  }
+
+  /**
+   * The labels the edge asks for, as NodeRestriction would let a kubelet set them: the Node is created with
+   * cloudcore's credentials, which the cluster does not restrict, so cloudcore applies the kubelet's rule.
+   * The rest of the report still lands.
+   */
+  private ownLabels(node: string, labels: Record<string, string> | undefined): Record<string, string> {
+    const { allowed, refused } = kubeletLabels(labels);
+    if (refused.length > 0) this.options.logger.warn({ nodeId: node, labels: refused }, 'node labels a kubelet may not set dropped from the node report');
+    return allowed;
   }
 
   /**
@@ -181,13 +197,14 @@ export class NodeKeeper {
     if (!this.connectedSince.has(node)) return;
     const renewTime = microTime(new Date());
     const spec = { holderIdentity: node, leaseDurationSeconds: this.options.leaseDurationSeconds, renewTime };
+    const { coordination } = this.options.asNode(node);
     try {
-      await this.write(() => this.options.coordination.patchNamespacedLease({ name: node, namespace: LEASE_NAMESPACE, body: { spec } }, MERGE_PATCH));
+      await this.write(() => coordination.patchNamespacedLease({ name: node, namespace: LEASE_NAMESPACE, body: { spec } }, MERGE_PATCH));
     } catch (err) {
       if (!(err instanceof EdgeError && err.code === 'ERR_NOT_FOUND')) throw err;
       const owner = this.options.cachedNode(node)?.metadata;
       await this.write(() =>
-        this.options.coordination.createNamespacedLease({
+        coordination.createNamespacedLease({
           namespace: LEASE_NAMESPACE,
           body: {
             metadata: { name: node, namespace: LEASE_NAMESPACE, ...(owner?.uid ? { ownerReferences: [{ apiVersion: 'v1', kind: 'Node', name: node, uid: owner.uid }] } : {}) },

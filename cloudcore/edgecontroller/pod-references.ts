@@ -35,3 +35,31 @@ export function podReferences(pod: V1Pod): Set<RefKey> {
   for (const s of spec?.imagePullSecrets ?? []) secret(s.name);
   return refs;
 }
+
+/** Marks a mirror pod: the API's copy of a static pod a node runs from a manifest. */
+export const MIRROR_ANNOTATION = 'kubernetes.io/config.mirror';
+
+export const isMirrorPod = (pod: V1Pod): boolean => pod.metadata?.annotations?.[MIRROR_ANNOTATION] !== undefined;
+
+/**
+ * The kinds of API objects a pod refers to that a node's mirror pod must not: a static pod comes from a file
+ * on the node, and a reference would make the cluster hand the node that object. NodeRestriction refuses such
+ * mirror pods from a node (plugin/pkg/admission/noderestriction/admission.go `admitPodCreate`: service
+ * account, Secrets, ConfigMaps, ClusterTrustBundles, PVCs); cloudcore checks the same, plus generic ephemeral
+ * volumes (a PVC made for the pod) and resource claims, before the write goes out as the node.
+ */
+export function mirrorPodReferences(pod: V1Pod): string[] {
+  const found = new Set<string>();
+  for (const ref of podReferences(pod)) found.add(ref.slice(0, ref.indexOf('/')));
+  const spec = pod.spec;
+  if (spec?.serviceAccountName || spec?.serviceAccount) found.add('serviceaccount');
+  for (const v of spec?.volumes ?? []) {
+    if (v.persistentVolumeClaim || v.ephemeral) found.add('persistentvolumeclaim');
+    for (const source of v.projected?.sources ?? []) {
+      if (source.clusterTrustBundle) found.add('clustertrustbundle');
+      if (source.serviceAccountToken) found.add('serviceaccount');
+    }
+  }
+  if (spec?.resourceClaims?.length) found.add('resourceclaim');
+  return [...found].sort();
+}

@@ -1,14 +1,15 @@
 import type { CoreV1Event, V1Pod } from '@kubernetes/client-node';
 import { EdgeError } from '../../shared/errors.js';
-import { STRATEGIC_MERGE_PATCH, kubeError, type KubeClients } from '../kube/kube-client.js';
+import { STRATEGIC_MERGE_PATCH, kubeError, type NodeClients } from '../kube/kube-client.js';
 import type { TokenBucket } from '../kube/rate-limiter.js';
-
-/** Marks a mirror pod: the API's copy of a static pod a node runs from a manifest. */
-const MIRROR_ANNOTATION = 'kubernetes.io/config.mirror';
+import { MIRROR_ANNOTATION, mirrorPodReferences } from './pod-references.js';
 
 export interface PodReportsDeps {
-  clients: KubeClients;
+  /** The node's kubelet identity: every write here is the node's own. */
+  asNode(node: string): NodeClients;
   limiter: TokenBucket;
+  /** The uid of an edge Node as the informer has it (a mirror pod is owned by its Node). */
+  nodeUid(node: string): string | undefined;
   /** The edge node a pod (`<namespace>/<name>`) is bound to, and its uid, when it is on an edge node. */
   nodeOfPod(key: string): { node: string; uid: string } | undefined;
   /** The pod as the informer has it. */
@@ -17,7 +18,9 @@ export interface PodReportsDeps {
 
 /**
  * What an edge writes about pods, as a kubelet would: status, deletion confirmations, events and mirror pods,
- * each only for the reporting node's own objects (anything else is refused with ERR_FORBIDDEN).
+ * each only for the reporting node's own objects (anything else is refused with ERR_FORBIDDEN). The writes go
+ * out as the node (`system:node:<name>`), so the cluster's Node authorizer and NodeRestriction admission judge
+ * them as a kubelet's; the checks here come first, so a refusal names the rule and costs no API call.
  */
 export class PodReports {
   constructor(private readonly deps: PodReportsDeps) {}
@@ -30,7 +33,7 @@ export class PodReports {
     if (content.uid && content.uid !== tracked.uid) throw new EdgeError('ERR_INVALID_MESSAGE', `pod ${namespace}/${name} was recreated (uid ${tracked.uid}, report for ${content.uid})`);
     await this.deps.limiter.acquire();
     try {
-      await this.deps.clients.core.patchNamespacedPodStatus({ name, namespace, body: { status: replacingIPLists(content.status) } }, STRATEGIC_MERGE_PATCH);
+      await this.deps.asNode(node).core.patchNamespacedPodStatus({ name, namespace, body: { status: replacingIPLists(content.status) } }, STRATEGIC_MERGE_PATCH);
     } catch (err) {
       throw kubeError(err);
     }
@@ -46,7 +49,7 @@ export class PodReports {
     if (!uid || uid !== tracked.uid) throw new EdgeError('ERR_INVALID_MESSAGE', `deletion of pod ${namespace}/${name} confirmed for uid ${uid}, the pod is ${tracked.uid}`);
     await this.deps.limiter.acquire();
     try {
-      await this.deps.clients.core.deleteNamespacedPod({ name, namespace, gracePeriodSeconds: 0, body: { gracePeriodSeconds: 0, preconditions: { uid } } });
+      await this.deps.asNode(node).core.deleteNamespacedPod({ name, namespace, gracePeriodSeconds: 0, body: { gracePeriodSeconds: 0, preconditions: { uid } } });
     } catch (err) {
       const e = kubeError(err);
       if (e.code !== 'ERR_NOT_FOUND') throw e;
@@ -55,19 +58,27 @@ export class PodReports {
 
   /**
    * The API's copy of a static pod the node runs (as a kubelet creates it): only for this node, only marked
-   * as a mirror. A mirror of an older manifest is replaced.
+   * as a mirror, referencing no API object, owned by the node's Node. A mirror of an older manifest is replaced.
    */
   async mirrorPod(node: string, namespace: string, name: string, pod: V1Pod | null): Promise<void> {
     const hash = pod?.metadata?.annotations?.[MIRROR_ANNOTATION];
     if (!pod || pod.spec?.nodeName !== node || !hash || pod.metadata?.name !== name || (pod.metadata.namespace ?? namespace) !== namespace) {
       throw new EdgeError('ERR_FORBIDDEN', `node ${node} may only create mirror pods of its own static pods (${namespace}/${name})`);
     }
+    const references = mirrorPodReferences(pod);
+    if (references.length > 0) throw new EdgeError('ERR_FORBIDDEN', `node ${node} may not create mirror pod ${namespace}/${name}: it references ${references.join(', ')}`);
+    const nodeUid = this.deps.nodeUid(node);
+    // The node's report registers its Node before any pod report; a cache that has not seen it yet catches up.
+    if (!nodeUid) throw new EdgeError('ERR_UNAVAILABLE', `node ${node} is not in the cache yet`);
     const existing = this.deps.pod(name, namespace);
-    if (existing?.metadata?.annotations?.[MIRROR_ANNOTATION] === hash) return;
+    // Already there; another node's pod of this name is refused by the delete below, whatever its hash.
+    if (existing?.spec?.nodeName === node && existing.metadata?.annotations?.[MIRROR_ANNOTATION] === hash) return;
     if (existing) await this.deleteMirrorPod(node, namespace, name);
+    // As a kubelet does (and NodeRestriction requires): the node's Node is the one controlling owner.
+    const owner = { apiVersion: 'v1', kind: 'Node', name: node, uid: nodeUid, controller: true };
     await this.deps.limiter.acquire();
     try {
-      await this.deps.clients.core.createNamespacedPod({ namespace, body: { ...pod, metadata: { ...pod.metadata, namespace } } });
+      await this.deps.asNode(node).core.createNamespacedPod({ namespace, body: { ...pod, metadata: { ...pod.metadata, namespace, ownerReferences: [owner] } } });
     } catch (err) {
       const e = kubeError(err);
       if (!/already exists/.test(e.message)) throw e;
@@ -80,7 +91,7 @@ export class PodReports {
     if (existing.spec?.nodeName !== node || !existing.metadata?.annotations?.[MIRROR_ANNOTATION]) throw new EdgeError('ERR_FORBIDDEN', `pod ${namespace}/${name} is not a mirror pod of node ${node}`);
     await this.deps.limiter.acquire();
     try {
-      await this.deps.clients.core.deleteNamespacedPod({ name, namespace, gracePeriodSeconds: 0, body: { gracePeriodSeconds: 0, preconditions: { uid: existing.metadata.uid } } });
+      await this.deps.asNode(node).core.deleteNamespacedPod({ name, namespace, gracePeriodSeconds: 0, body: { gracePeriodSeconds: 0, preconditions: { uid: existing.metadata.uid } } });
     } catch (err) {
       const e = kubeError(err);
       if (e.code !== 'ERR_NOT_FOUND') throw e;
@@ -95,7 +106,7 @@ export class PodReports {
     if (!event || !(ownPod || ownNode) || event.metadata?.namespace !== namespace) throw new EdgeError('ERR_FORBIDDEN', `node ${node} may not record an event about ${about?.kind ?? '?'} ${about?.namespace ?? ''}/${about?.name ?? '?'}`);
     await this.deps.limiter.acquire();
     try {
-      await this.deps.clients.core.createNamespacedEvent({ namespace, body: event });
+      await this.deps.asNode(node).core.createNamespacedEvent({ namespace, body: event });
     } catch (err) {
       const e = kubeError(err);
       // A resent event that was created before is done; a namespace being deleted takes no more events.

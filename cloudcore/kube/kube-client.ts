@@ -5,7 +5,6 @@ import { KeepAliveHttp } from './keep-alive-http.js';
 export interface KubeClients {
   kc: k8s.KubeConfig;
   core: k8s.CoreV1Api;
-  coordination: k8s.CoordinationV1Api;
   admission: k8s.AdmissionregistrationV1Api;
   custom: k8s.CustomObjectsApi;
   /**
@@ -15,9 +14,24 @@ export interface KubeClients {
    * spec looks changed. Informers list with this instead.
    */
   rawList<T>(path: string, labelSelector?: string): Promise<k8s.KubernetesListObject<T & k8s.KubernetesObject>>;
+  /**
+   * Clients that act as the kubelet of `node` (user `system:node:<node>`, group `system:nodes`): what cloudcore
+   * writes on an edge's behalf goes through these, so the cluster's Node authorizer and NodeRestriction
+   * admission give it exactly a kubelet's limits. Cached per node.
+   */
+  asNode(node: string): NodeClients;
   /** The API server URL, for logs. */
   server: string;
 }
+
+/** The API groups an edge writes to through cloudcore. */
+export interface NodeClients {
+  core: k8s.CoreV1Api;
+  coordination: k8s.CoordinationV1Api;
+}
+
+export const NODE_USER_PREFIX = 'system:node:';
+export const NODES_GROUP = 'system:nodes';
 
 /**
  * Clients for the cluster: from a kubeconfig file, or in-cluster (service account) when none is given and
@@ -36,7 +50,8 @@ export function createKubeClients(opts: { kubeconfig: string }): KubeClients {
   if (!cluster) throw new ConfigError(['kubeAPI: the kubeconfig has no current cluster']);
   const server = new k8s.ServerConfiguration(cluster.server, {});
   const http = new KeepAliveHttp();
-  const config = k8s.createConfiguration({ baseServer: server, authMethods: { default: kc }, httpApi: k8s.wrapHttpLibrary(http) });
+  const httpApi = k8s.wrapHttpLibrary(http);
+  const config = k8s.createConfiguration({ baseServer: server, authMethods: { default: kc }, httpApi });
   const rawList = async <T>(path: string, labelSelector?: string): Promise<k8s.KubernetesListObject<T & k8s.KubernetesObject>> => {
     const request = server.makeRequestContext(path, k8s.HttpMethod.GET);
     if (labelSelector) request.setQueryParam('labelSelector', labelSelector);
@@ -47,15 +62,44 @@ export function createKubeClients(opts: { kubeconfig: string }): KubeClients {
     if (response.httpStatusCode !== 200) throw new k8s.ApiException(response.httpStatusCode, `list ${path}`, text, response.headers);
     return JSON.parse(text) as k8s.KubernetesListObject<T & k8s.KubernetesObject>;
   };
+  const nodeClients = new Map<string, NodeClients>();
+  const asNode = (node: string): NodeClients => {
+    let clients = nodeClients.get(node);
+    if (!clients) {
+      // Per-call options (a patch's Content-Type) are appended to these middlewares, not put in their place.
+      const nodeConfig = k8s.createConfiguration({ baseServer: server, authMethods: { default: kc }, httpApi, promiseMiddleware: impersonating(node) });
+      clients = { core: new k8s.CoreV1Api(nodeConfig), coordination: new k8s.CoordinationV1Api(nodeConfig) };
+      nodeClients.set(node, clients);
+    }
+    return clients;
+  };
   return {
     kc,
     core: new k8s.CoreV1Api(config),
-    coordination: new k8s.CoordinationV1Api(config),
     admission: new k8s.AdmissionregistrationV1Api(config),
     custom: new k8s.CustomObjectsApi(config),
     rawList,
+    asNode,
     server: cluster.server,
   };
+}
+
+/**
+ * Impersonation headers for a node's kubelet identity. Only `system:nodes` is named: for any user but
+ * system:anonymous the API server adds `system:authenticated` itself, without an authorization check
+ * (k8s.io/apiserver pkg/endpoints/filters/impersonation.go), so cloudcore's RBAC needs no grant for it.
+ */
+export function impersonating(node: string): k8s.Middleware[] {
+  return [
+    {
+      pre: async (request) => {
+        request.setHeaderParam('Impersonate-User', `${NODE_USER_PREFIX}${node}`);
+        request.setHeaderParam('Impersonate-Group', NODES_GROUP);
+        return request;
+      },
+      post: async (response) => response,
+    },
+  ];
 }
 
 /** HTTP status of a failed API call (404, 409, 410 …), or undefined for transport errors. */

@@ -65,11 +65,16 @@ export class SecretCa implements CaSource {
     return CertificateAuthority.fromPem(derToPem(Buffer.from(cert, 'base64')), keyPem);
   }
 
+  /**
+   * build/rbac/cloudcore.yaml creates the namespace and grants cloudcore no namespace creation (403): then the
+   * Secret's own create says whether the namespace is there.
+   */
   private async ensureNamespace(): Promise<void> {
     try {
       await this.options.core.createNamespace({ body: { metadata: { name: NAMESPACE } } });
     } catch (err) {
-      if (apiStatus(err) !== 409) throw err;
+      const status = apiStatus(err);
+      if (status !== 409 && status !== 403) throw err;
     }
   }
 }

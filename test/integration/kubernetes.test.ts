@@ -27,7 +27,8 @@ interface Env {
 async function env(): Promise<Env> {
   const cp = controlPlane();
   const dir = tempDir();
-  const cloud = await startCloud(await cloudSetup(dir, { kubeconfig: cp.kubeconfig }));
+  // cloudcore as deployed: its ServiceAccount bound to build/rbac/cloudcore.yaml, not the admin.
+  const cloud = await startCloud(await cloudSetup(dir, { kubeconfig: await cp.cloudcoreKubeconfig() }));
   const token = await cloud.token();
   const nodes: string[] = [];
   onTestFinished(async () => {

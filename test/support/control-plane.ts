@@ -1,5 +1,5 @@
 import { execFile, execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +16,11 @@ export interface ControlPlane {
   kubectl(args: string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }>;
   /** kubectl that must succeed; returns stdout. */
   kubectlOk(args: string[], input?: string): Promise<string>;
+  /**
+   * A kubeconfig for cloudcore as it is deployed: ServiceAccount kubeedge/cloudcore bound only to
+   * build/rbac/cloudcore.yaml (applied on first use), never the admin's. Proves that RBAC is enough.
+   */
+  cloudcoreKubeconfig(): Promise<string>;
   stop(): void;
 }
 
@@ -60,16 +65,35 @@ export function startControlPlane(options: ControlPlaneOptions = {}): ControlPla
       child.stdin?.end(input ?? '');
     });
   let stopped = false;
+  let cloudcoreKubeconfig: Promise<string> | undefined;
+  const kubectlOk = async (args: string[], input?: string): Promise<string> => {
+    const r = await kubectl(args, input);
+    if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
+    return r.stdout;
+  };
+  const restrictedKubeconfig = async (): Promise<string> => {
+    await kubectlOk(['apply', '-f', join(ROOT, 'build', 'rbac', 'cloudcore.yaml')]);
+    const token = (await kubectlOk(['-n', 'kubeedge', 'create', 'token', 'cloudcore', '--duration=24h'])).trim();
+    const path = join(dir, 'cloudcore.kubeconfig');
+    const ca = readFileSync(vars.KE_CP_CA_FILE!).toString('base64');
+    writeFileSync(path, JSON.stringify({
+      apiVersion: 'v1', kind: 'Config', 'current-context': 'cloudcore',
+      clusters: [{ name: 'kubeedge-ts', cluster: { server: vars.KE_CP_SERVER, 'certificate-authority-data': ca } }],
+      users: [{ name: 'cloudcore', user: { token } }],
+      contexts: [{ name: 'cloudcore', context: { cluster: 'kubeedge-ts', user: 'cloudcore' } }],
+    }), { mode: 0o600 });
+    return path;
+  };
   return {
     dir,
     kubeconfig,
     server: vars.KE_CP_SERVER!,
     binDir,
     kubectl,
-    async kubectlOk(args, input) {
-      const r = await kubectl(args, input);
-      if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
-      return r.stdout;
+    kubectlOk,
+    cloudcoreKubeconfig() {
+      cloudcoreKubeconfig ??= restrictedKubeconfig();
+      return cloudcoreKubeconfig;
     },
     stop() {
       if (stopped) return;
