@@ -2,11 +2,11 @@ import https from 'node:https';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
-import type { AddressInfo } from 'node:net';
-import { constants } from 'node:crypto';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from '../../shared/logger.js';
 import { closeServer, listen } from './listening.js';
 import { nodeNameFromCommonName, type PemPair } from '../../shared/pki/certificate-authority.js';
+import { SERVER_TLS_OPTIONS } from '../../shared/pki/server-tls.js';
 import { WebSocketConnection, acceptUpgrade } from './websocket-connection.js';
 
 export interface EdgeConnection {
@@ -25,6 +25,7 @@ export interface HubServerOptions {
   port: number;
   /** Largest WebSocket message; the channel batches at most ~64 KiB, so anything far beyond is hostile. */
   maxPayloadBytes: number;
+  /** From TCP accept to a valid upgrade request: TLS and the HTTP upgrade share this one deadline. */
   handshakeTimeoutMs: number;
   logger: Logger;
   admit(nodeName: string): Admission;
@@ -38,6 +39,8 @@ export interface HubServerOptions {
  */
 export class HubServer {
   private readonly server: https.Server;
+  /** Connections not yet upgraded, by peer address:port (unique while the TCP connection lives). */
+  private readonly pending = new Map<string, { timer: NodeJS.Timeout; socket: Socket; secure: boolean }>();
 
   constructor(private readonly options: HubServerOptions) {
     this.server = https.createServer({
@@ -47,14 +50,16 @@ export class HubServer {
       requestCert: true,
       // Verified below instead: with automatic rejection Node drops the reason and logs only "socket hang up".
       rejectUnauthorized: false,
-      minVersion: 'TLSv1.2',
+      ...SERVER_TLS_OPTIONS,
       handshakeTimeout: options.handshakeTimeoutMs,
-      // No session tickets: the channel never resumes TLS sessions, and an issued TLS 1.3 ticket keeps a copy
-      // of the session (peer certificate included) alive: about 12 KiB per connection.
-      secureOptions: constants.SSL_OP_NO_TICKET,
     });
+    // Node's own HTTP timeouts (headersTimeout 60 s, checked every 30 s) would hold a client that finishes TLS
+    // and never sends the upgrade for up to 90 s; one timer per pending connection enforces the deadline.
+    this.server.prependListener('connection', (socket: Socket) => this.armDeadline(socket));
     // Runs before the HTTP machinery reads a byte: an unverified client never gets a request parsed.
     this.server.prependListener('secureConnection', (socket: TLSSocket) => {
+      const entry = this.pending.get(peerOf(socket));
+      if (entry) entry.secure = true;
       if (socket.authorized) return;
       options.logger.warn({ peer: `${socket.remoteAddress}:${socket.remotePort}`, reason: String(socket.authorizationError ?? 'no client certificate') }, 'edge tls handshake refused');
       socket.destroy();
@@ -73,11 +78,32 @@ export class HubServer {
   }
 
   close(): Promise<void> {
+    for (const { socket } of this.pending.values()) socket.destroy();
     return closeServer(this.server);
   }
 
+  private armDeadline(socket: Socket): void {
+    const peer = peerOf(socket);
+    const timer = setTimeout(() => {
+      const stage = this.pending.get(peer)?.secure ? 'websocket upgrade' : 'tls handshake';
+      this.pending.delete(peer);
+      this.options.logger.warn({ peer, stage, handshakeTimeoutMs: this.options.handshakeTimeoutMs }, 'edge handshake timed out');
+      socket.destroy();
+    }, this.options.handshakeTimeoutMs);
+    this.pending.set(peer, { timer, socket, secure: false });
+    socket.once('close', () => this.settle(peer));
+  }
+
+  private settle(peer: string): void {
+    const entry = this.pending.get(peer);
+    if (!entry) return;
+    clearTimeout(entry.timer);
+    this.pending.delete(peer);
+  }
+
   private upgrade(req: IncomingMessage, socket: TLSSocket, head: Buffer): void {
-    const peer = `${socket.remoteAddress}:${socket.remotePort}`;
+    const peer = peerOf(socket);
+    this.settle(peer);
     // Measured: the first read of a peer certificate costs ~120 us with getPeerCertificate() and ~200 us with
     // getPeerX509Certificate() (OpenSSL 3 does lazy per-certificate work); read it once, keep two fields.
     const cert = socket.getPeerCertificate();
@@ -104,6 +130,8 @@ export class HubServer {
     ws.push(head);
   }
 }
+
+const peerOf = (socket: Socket): string => `${socket.remoteAddress}:${socket.remotePort}`;
 
 function refuse(socket: Duplex, status: number, reason: string): void {
   const body = `${reason}\n`;
