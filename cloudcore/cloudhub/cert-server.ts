@@ -1,9 +1,10 @@
 import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from '../../shared/logger.js';
 import { closeServer, listen } from './listening.js';
+import { ConnectionDeadlines } from './connection-deadline.js';
 import { AuthError, EdgeError } from '../../shared/errors.js';
 import { CertificateAuthority, nodeNameFromCommonName, type PemPair } from '../../shared/pki/certificate-authority.js';
 import { verifyBootstrapJwt, type JoinTokenClaims } from '../../shared/pki/bootstrap-token.js';
@@ -38,10 +39,12 @@ type Authenticated = { how: 'certificate' } | { how: 'token'; claims: JoinTokenC
 export class CertServer {
   private readonly server: https.Server;
   private readonly tokenSecret: Buffer;
+  private readonly deadlines: ConnectionDeadlines;
 
   constructor(private readonly options: CertServerOptions) {
     this.tokenSecret = options.ca.tokenSecret();
     const timeoutMs = options.requestTimeoutMs ?? 15_000;
+    this.deadlines = new ConnectionDeadlines(timeoutMs, (peer, stage) => options.logger.warn({ peer, stage, timeoutMs }, 'certificate request timed out'));
     this.server = https.createServer(
       {
         ...SERVER_TLS_OPTIONS,
@@ -56,8 +59,15 @@ export class CertServer {
         requestTimeout: timeoutMs,
         connectionsCheckingInterval: Math.max(50, Math.min(1_000, timeoutMs / 4)),
       },
-      (req, res) => void this.handle(req, res),
+      (req, res) => {
+        this.deadlines.settle(req.socket);
+        void this.handle(req, res);
+      },
     );
+    // Until the headers are in: Node's headersTimeout starts at the first byte. From there, its header and
+    // request timeouts (checked often enough to matter) bound a drip.
+    this.server.prependListener('connection', (socket: Socket) => this.deadlines.arm(socket));
+    this.server.prependListener('secureConnection', (socket: TLSSocket) => this.deadlines.secured(socket));
     this.server.on('tlsClientError', (err, socket) => {
       options.logger.warn({ err, peer: socket.remoteAddress }, 'certificate server tls handshake failed');
     });
@@ -68,6 +78,7 @@ export class CertServer {
   }
 
   close(): Promise<void> {
+    this.deadlines.destroyAll();
     return closeServer(this.server);
   }
 

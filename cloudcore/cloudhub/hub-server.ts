@@ -8,6 +8,7 @@ import { closeServer, listen } from './listening.js';
 import { nodeNameFromCommonName, type PemPair } from '../../shared/pki/certificate-authority.js';
 import { SERVER_TLS_OPTIONS } from '../../shared/pki/server-tls.js';
 import { WebSocketConnection, acceptUpgrade } from './websocket-connection.js';
+import { ConnectionDeadlines, peerOf } from './connection-deadline.js';
 
 export interface EdgeConnection {
   ws: WebSocketConnection;
@@ -39,10 +40,12 @@ export interface HubServerOptions {
  */
 export class HubServer {
   private readonly server: https.Server;
-  /** Connections not yet upgraded, by peer address:port (unique while the TCP connection lives). */
-  private readonly pending = new Map<string, { timer: NodeJS.Timeout; socket: Socket; secure: boolean }>();
+  private readonly deadlines: ConnectionDeadlines;
 
   constructor(private readonly options: HubServerOptions) {
+    this.deadlines = new ConnectionDeadlines(options.handshakeTimeoutMs, (peer, stage) => {
+      options.logger.warn({ peer, stage: stage === 'request' ? 'websocket upgrade' : stage, handshakeTimeoutMs: options.handshakeTimeoutMs }, 'edge handshake timed out');
+    });
     this.server = https.createServer({
       cert: options.serving.certPem,
       key: options.serving.keyPem,
@@ -53,13 +56,10 @@ export class HubServer {
       ...SERVER_TLS_OPTIONS,
       handshakeTimeout: options.handshakeTimeoutMs,
     });
-    // Node's own HTTP timeouts (headersTimeout 60 s, checked every 30 s) would hold a client that finishes TLS
-    // and never sends the upgrade for up to 90 s; one timer per pending connection enforces the deadline.
-    this.server.prependListener('connection', (socket: Socket) => this.armDeadline(socket));
+    this.server.prependListener('connection', (socket: Socket) => this.deadlines.arm(socket));
     // Runs before the HTTP machinery reads a byte: an unverified client never gets a request parsed.
     this.server.prependListener('secureConnection', (socket: TLSSocket) => {
-      const entry = this.pending.get(peerOf(socket));
-      if (entry) entry.secure = true;
+      this.deadlines.secured(socket);
       if (socket.authorized) return;
       options.logger.warn({ peer: `${socket.remoteAddress}:${socket.remotePort}`, reason: String(socket.authorizationError ?? 'no client certificate') }, 'edge tls handshake refused');
       socket.destroy();
@@ -78,32 +78,13 @@ export class HubServer {
   }
 
   close(): Promise<void> {
-    for (const { socket } of this.pending.values()) socket.destroy();
+    this.deadlines.destroyAll();
     return closeServer(this.server);
-  }
-
-  private armDeadline(socket: Socket): void {
-    const peer = peerOf(socket);
-    const timer = setTimeout(() => {
-      const stage = this.pending.get(peer)?.secure ? 'websocket upgrade' : 'tls handshake';
-      this.pending.delete(peer);
-      this.options.logger.warn({ peer, stage, handshakeTimeoutMs: this.options.handshakeTimeoutMs }, 'edge handshake timed out');
-      socket.destroy();
-    }, this.options.handshakeTimeoutMs);
-    this.pending.set(peer, { timer, socket, secure: false });
-    socket.once('close', () => this.settle(peer));
-  }
-
-  private settle(peer: string): void {
-    const entry = this.pending.get(peer);
-    if (!entry) return;
-    clearTimeout(entry.timer);
-    this.pending.delete(peer);
   }
 
   private upgrade(req: IncomingMessage, socket: TLSSocket, head: Buffer): void {
     const peer = peerOf(socket);
-    this.settle(peer);
+    this.deadlines.settle(socket);
     // Measured: the first read of a peer certificate costs ~120 us with getPeerCertificate() and ~200 us with
     // getPeerX509Certificate() (OpenSSL 3 does lazy per-certificate work); read it once, keep two fields.
     const cert = socket.getPeerCertificate();
@@ -130,8 +111,6 @@ export class HubServer {
     ws.push(head);
   }
 }
-
-const peerOf = (socket: Socket): string => `${socket.remoteAddress}:${socket.remotePort}`;
 
 function refuse(socket: Duplex, status: number, reason: string): void {
   const body = `${reason}\n`;
