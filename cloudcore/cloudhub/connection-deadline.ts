@@ -19,6 +19,8 @@ export class ConnectionDeadlines {
 
   /** At TCP accept. */
   arm(socket: Socket): void {
+    // Already gone (reset before the server saw it): nothing to wait for.
+    if (socket.remoteAddress === undefined) return;
     const peer = peerOf(socket);
     const timer = setTimeout(() => {
       const stage = this.pending.get(peer)?.secure ? 'request' : 'tls handshake';
