@@ -12,7 +12,7 @@
 //   npm run up -- --local          no Kubernetes: cloudcore serves objects from its local store
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import net from 'node:net';
@@ -336,7 +336,8 @@ async function main(): Promise<void> {
     const { cloudConfig, edgeConfig } = writeConfigs(cluster, ports, runtime);
     if (stopping) return;
 
-    const cloud = startDaemon('cloudcore', [CLOUDCORE, '--config', cloudConfig]);
+    // As installed: OpenSSL told to send no TLS 1.3 session tickets (docs/channel.md).
+    const cloud = startDaemon('cloudcore', [`--openssl-config=${join(dirname(CLOUDCORE), 'openssl.cnf')}`, CLOUDCORE, '--config', cloudConfig]);
     daemons.push(cloud);
     await cloud.waitFor('cloudcore ready', 60_000);
     const joined = existsSync(join(DIR, 'edge', 'certs', 'node.crt'));

@@ -5,7 +5,8 @@ import { configOrExit, fatal } from '../shared/cli.js';
 import { parseDuration } from '../shared/duration.js';
 import { LOG_LEVELS, createLogger } from '../shared/logger.js';
 import { stopOnSignals } from '../shared/module-runtime.js';
-import { createBootstrapToken } from '../shared/pki/bootstrap-token.js';
+import { createBootstrapToken, type TokenScope } from '../shared/pki/bootstrap-token.js';
+import { isValidNodeName } from '../shared/pki/node-identity.js';
 import { softwareVersion } from '../shared/version.js';
 import { defaultCloudCoreConfigText, loadCloudCoreConfig, type CloudCoreConfig } from './config.js';
 import { CloudCore, caSource } from './cloudcore.js';
@@ -56,9 +57,11 @@ const program = new Command()
 const token = program.command('token').description('join tokens for edge nodes');
 token
   .command('create')
-  .description('print a join token (CA hash + signed JWT) for `edgecore --token`')
+  .description('print a join token (CA hash + signed JWT) for `edgecore --token`; without --node and --uses it enrols any node, any number of times, until it expires (KubeEdge\'s token)')
   .option('--ttl <duration>', 'lifetime, e.g. 30m, 24h, 7d (default: modules.cloudHub.tokenTtlMinutes)')
-  .action(async (opts: { ttl?: string }) => {
+  .option('--node <name>', 'only this node may join with the token')
+  .option('--uses <n>', 'the token obtains at most n certificates (counted by every cloudcore sharing the CA)')
+  .action(async (opts: { ttl?: string; node?: string; uses?: string }) => {
     const config = loadConfig(program.opts<GlobalOptions>());
     const hub = config.modules.cloudHub;
     const ttlMs = opts.ttl === undefined ? hub.tokenTtlMinutes * 60_000 : parseDuration(opts.ttl);
@@ -66,16 +69,29 @@ token
       process.stderr.write(`${PROGRAM}: --ttl "${opts.ttl}" is not a duration like 30m, 24h or 7d\n`);
       process.exit(2);
     }
+    const scope = tokenScopeOrExit(opts);
     const logger = createLogger({ name: PROGRAM, level: 'warn' });
     // The same CA as the daemon's: its files, or the cluster's Secret.
     const kube = config.modules.edgeController.source === 'kubernetes' ? configOrExit(PROGRAM, () => createKubeClients({ kubeconfig: config.kubeAPI.kubeconfig })) : undefined;
     try {
       const ca = await caSource(config, kube, logger).obtain();
-      process.stdout.write(`${createBootstrapToken(ca.hash, ca.tokenSecret(), ttlMs)}\n`);
+      process.stdout.write(`${createBootstrapToken(ca.hash, ca.tokenSecret(), ttlMs, Date.now(), scope)}\n`);
     } catch (err) {
       fatal(PROGRAM, err);
     }
   });
+
+function tokenScopeOrExit(opts: { node?: string; uses?: string }): TokenScope {
+  const problems: string[] = [];
+  if (opts.node !== undefined && !isValidNodeName(opts.node)) problems.push(`--node "${opts.node}" is not a valid node name (lower-case DNS subdomain)`);
+  const uses = opts.uses === undefined ? undefined : Number(opts.uses);
+  if (uses !== undefined && (!Number.isSafeInteger(uses) || uses < 1)) problems.push(`--uses "${opts.uses}" is not a positive integer`);
+  if (problems.length > 0) {
+    process.stderr.write(problems.map((p) => `${PROGRAM}: ${p}\n`).join(''));
+    process.exit(2);
+  }
+  return { nodeName: opts.node, uses };
+}
 
 const objects = program.command('objects').description('edit the local object store (edgeController.source: local)');
 const withStore = <T>(fn: (store: LocalObjectStore) => T): T => {

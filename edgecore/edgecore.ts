@@ -1,8 +1,9 @@
+import { dirname } from 'node:path';
 import { Bus } from '../shared/bus.js';
 import type { Logger } from '../shared/logger.js';
 import { ModuleRuntime, type Module } from '../shared/module-runtime.js';
 import { softwareVersion } from '../shared/version.js';
-import { openDatabase, type SqliteDatabase } from '../shared/sqlite.js';
+import { directoryOpenToOthers, openDatabase, type SqliteDatabase } from '../shared/sqlite.js';
 import type { EdgeCoreConfig } from './config.js';
 import { DeviceTwin } from './devicetwin/devicetwin.js';
 import { Edged } from './edged/edged.js';
@@ -33,6 +34,10 @@ export class EdgeCore {
     const { config, logger } = options;
     this.bus = new Bus({ logger: logger.child({ module: 'bus' }) });
     this.database = openDatabase(config.database.path, { synchronous: config.database.synchronous });
+    // A directory that exists already keeps its mode: it may be shared (/tmp), so it is pointed out, not changed.
+    if (directoryOpenToOthers(config.database.path)) {
+      logger.warn({ directory: dirname(config.database.path), fix: 'chmod 700' }, 'data directory is open to other users');
+    }
     this.metaManager = new MetaManager({ database: this.database, bus: this.bus, logger: logger.child({ module: 'metamanager' }) });
     this.edgeHub = new EdgeHub({ config: config.modules.edgeHub, nodeName: config.nodeName, database: this.database, bus: this.bus, logger: logger.child({ module: 'edgehub', nodeId: config.nodeName }), random: options.random });
     const modules: Module[] = [this.metaManager];

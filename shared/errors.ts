@@ -15,6 +15,8 @@ export type ErrorCode =
   | 'ERR_TOKEN_MALFORMED'
   | 'ERR_TOKEN_EXPIRED'
   | 'ERR_TOKEN_SIGNATURE'
+  | 'ERR_TOKEN_WRONG_NODE'
+  | 'ERR_TOKEN_USED_UP'
   | 'ERR_CA_MISMATCH'
   | 'ERR_CERTIFICATE'
   | 'ERR_TIMEOUT'
@@ -83,6 +85,8 @@ export class AuthError extends EdgeError {
       | 'ERR_TOKEN_MALFORMED'
       | 'ERR_TOKEN_EXPIRED'
       | 'ERR_TOKEN_SIGNATURE'
+      | 'ERR_TOKEN_WRONG_NODE'
+      | 'ERR_TOKEN_USED_UP'
       | 'ERR_CA_MISMATCH'
       | 'ERR_CERTIFICATE'
     > = 'ERR_AUTH',

@@ -1,11 +1,13 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
 import { networkInterfaces } from 'node:os';
+import { dirname, join } from 'node:path';
 import type { Logger } from '../../shared/logger.js';
 import { AuthError } from '../../shared/errors.js';
 import { writeFileAtomic } from '../../shared/atomic-file.js';
 import { CertificateAuthority, type PemPair } from '../../shared/pki/certificate-authority.js';
 import type { CaSource } from '../../shared/pki/ca-source.js';
+import { FileTokenUses } from './token-uses-file.js';
 
 export interface CaFiles {
   caCertFile: string;
@@ -49,8 +51,11 @@ export class FileCa implements CaSource {
     this.description = `files ${files.caCertFile}, ${files.caKeyFile}`;
   }
 
-  obtain(): Promise<CertificateAuthority> {
-    return loadOrCreateCa(this.files, this.logger);
+  async obtain(): Promise<CertificateAuthority> {
+    const ca = await loadOrCreateCa(this.files, this.logger);
+    // Beside the key: whoever can read the key shares the CA, and must share the record of token uses.
+    ca.tokenUses = new FileTokenUses(join(dirname(this.files.caKeyFile), 'token-uses.db'));
+    return ca;
   }
 }
 

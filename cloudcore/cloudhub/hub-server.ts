@@ -2,12 +2,13 @@ import https from 'node:https';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
-import type { AddressInfo } from 'node:net';
-import { constants } from 'node:crypto';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from '../../shared/logger.js';
 import { closeServer, listen } from './listening.js';
 import { nodeNameFromCommonName, type PemPair } from '../../shared/pki/certificate-authority.js';
+import { SERVER_TLS_OPTIONS } from '../../shared/pki/server-tls.js';
 import { WebSocketConnection, acceptUpgrade } from './websocket-connection.js';
+import { ConnectionDeadlines, peerOf } from './connection-deadline.js';
 
 export interface EdgeConnection {
   ws: WebSocketConnection;
@@ -25,6 +26,7 @@ export interface HubServerOptions {
   port: number;
   /** Largest WebSocket message; the channel batches at most ~64 KiB, so anything far beyond is hostile. */
   maxPayloadBytes: number;
+  /** From TCP accept to a valid upgrade request: TLS and the HTTP upgrade share this one deadline. */
   handshakeTimeoutMs: number;
   logger: Logger;
   admit(nodeName: string): Admission;
@@ -38,8 +40,12 @@ export interface HubServerOptions {
  */
 export class HubServer {
   private readonly server: https.Server;
+  private readonly deadlines: ConnectionDeadlines;
 
   constructor(private readonly options: HubServerOptions) {
+    this.deadlines = new ConnectionDeadlines(options.handshakeTimeoutMs, (peer, stage) => {
+      options.logger.warn({ peer, stage: stage === 'request' ? 'websocket upgrade' : stage, handshakeTimeoutMs: options.handshakeTimeoutMs }, 'edge handshake timed out');
+    });
     this.server = https.createServer({
       cert: options.serving.certPem,
       key: options.serving.keyPem,
@@ -47,14 +53,13 @@ export class HubServer {
       requestCert: true,
       // Verified below instead: with automatic rejection Node drops the reason and logs only "socket hang up".
       rejectUnauthorized: false,
-      minVersion: 'TLSv1.2',
+      ...SERVER_TLS_OPTIONS,
       handshakeTimeout: options.handshakeTimeoutMs,
-      // No session tickets: the channel never resumes TLS sessions, and an issued TLS 1.3 ticket keeps a copy
-      // of the session (peer certificate included) alive: about 12 KiB per connection.
-      secureOptions: constants.SSL_OP_NO_TICKET,
     });
+    this.server.prependListener('connection', (socket: Socket) => this.deadlines.arm(socket));
     // Runs before the HTTP machinery reads a byte: an unverified client never gets a request parsed.
     this.server.prependListener('secureConnection', (socket: TLSSocket) => {
+      this.deadlines.secured(socket);
       if (socket.authorized) return;
       options.logger.warn({ peer: `${socket.remoteAddress}:${socket.remotePort}`, reason: String(socket.authorizationError ?? 'no client certificate') }, 'edge tls handshake refused');
       socket.destroy();
@@ -73,11 +78,13 @@ export class HubServer {
   }
 
   close(): Promise<void> {
+    this.deadlines.destroyAll();
     return closeServer(this.server);
   }
 
   private upgrade(req: IncomingMessage, socket: TLSSocket, head: Buffer): void {
-    const peer = `${socket.remoteAddress}:${socket.remotePort}`;
+    const peer = peerOf(socket);
+    this.deadlines.settle(socket);
     // Measured: the first read of a peer certificate costs ~120 us with getPeerCertificate() and ~200 us with
     // getPeerX509Certificate() (OpenSSL 3 does lazy per-certificate work); read it once, keep two fields.
     const cert = socket.getPeerCertificate();

@@ -6,6 +6,7 @@ import { AuthError } from '../../shared/errors.js';
 import type { CaSource } from '../../shared/pki/ca-source.js';
 import { CertificateAuthority, derToPem } from '../../shared/pki/certificate-authority.js';
 import { apiStatus } from './kube-client.js';
+import { ConfigMapTokenUses } from './token-uses-configmap.js';
 
 const NAMESPACE = 'kubeedge';
 const SECRET = 'casecret';
@@ -27,7 +28,14 @@ export class SecretCa implements CaSource {
 
   constructor(private readonly options: SecretCaOptions) {}
 
+  /** The CA, with token uses counted in the cluster, where every replica sees them. */
   async obtain(): Promise<CertificateAuthority> {
+    const ca = await this.load();
+    ca.tokenUses = new ConfigMapTokenUses({ core: this.options.core });
+    return ca;
+  }
+
+  private async load(): Promise<CertificateAuthority> {
     const { files } = this.options;
     if (existsSync(files.certFile) && existsSync(files.keyFile)) return files.load();
     const stored = await this.read();

@@ -132,7 +132,7 @@ export class CertManager {
             const body = Buffer.concat(chunks);
             if (res.statusCode === 200) return resolve(body);
             const reason = body.toString('utf8').trim();
-            const error = res.statusCode === 401 || res.statusCode === 400
+            const error = res.statusCode === 400 || res.statusCode === 401 || res.statusCode === 403
               ? new AuthError(`certificate server refused ${path} (${res.statusCode}): ${reason}`, 'ERR_AUTH')
               : new ConnectionError(`certificate server answered ${path} with ${res.statusCode}: ${reason}`);
             reject(error);

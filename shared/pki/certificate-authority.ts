@@ -15,6 +15,7 @@ const backdateMs = (validityMs: number): number => Math.min(5 * 60_000, Math.flo
 
 export { NODE_CN_PREFIX, NODE_ORGANIZATION } from './node-identity.js';
 import { NODE_CN_PREFIX, NODE_ORGANIZATION } from './node-identity.js';
+import { MemoryTokenUses, type TokenUses } from './token-uses.js';
 
 export interface PemPair {
   certPem: string;
@@ -46,6 +47,8 @@ export class CertificateAuthority {
   readonly certDer: Buffer;
   /** sha256 of the CA certificate DER, hex: the first part of a join token. */
   readonly hash: string;
+  /** Where uses of limited join tokens are counted; the CA source replaces it with a record it shares. */
+  tokenUses: TokenUses = new MemoryTokenUses();
 
   private constructor(
     readonly certPem: string,

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Operation, newMessage } from '../../shared/message.js';
 import { eventually, tempDir } from '../support/harness.js';
-import { cloudSetup, desiredFor, edgeSetup, readEdgeStore, startCloud, startEdge, startEdgeInProcess } from '../support/daemons.js';
+import { CLOUDCORE_BIN, cloudSetup, desiredFor, edgeSetup, readEdgeStore, runCli, startCloud, startEdge, startEdgeInProcess } from '../support/daemons.js';
 
 describe('joining and syncing (real cloudcore and edgecore processes)', () => {
   it('joins with a token, then receives objects and their updates and deletes', async () => {
@@ -14,6 +14,10 @@ describe('joining and syncing (real cloudcore and edgecore processes)', () => {
     const daemon = startEdge(edge, await cloud.token());
     await daemon.waitForLog((l) => l.msg === 'resynced with cloud', 20_000, 'resync');
     expect(existsSync(join(edge.dir, 'node.crt'))).toBe(true);
+    // The store holds Secrets in clear: owner-only, like the node's key.
+    const mode = (path: string): number => statSync(path).mode & 0o777;
+    expect(mode(edge.dir)).toBe(0o700);
+    for (const file of [edge.dbPath, `${edge.dbPath}-wal`, join(edge.dir, 'node.key')]) expect(mode(file), file).toBe(0o600);
 
     cloud.store.put('edge-1', 'default/pod/web', { spec: { containers: [{ name: 'c', image: 'busybox' }] } });
     cloud.store.put('edge-1', 'default/configmap/before-join', { data: { a: '2' } });
@@ -100,5 +104,40 @@ describe('joining and syncing (real cloudcore and edgecore processes)', () => {
     expect(cloud.logs.filter((l) => l.msg === 'certificate request refused').length).toBeGreaterThanOrEqual(2);
     const ok = startEdge(edgeSetup(dir, 'edge-good', cloud.setup), good);
     await ok.waitForLog((l) => l.msg === 'resynced with cloud', 20_000, 'resync');
+  });
+
+  it('enrols only the named node with a bound token, and only once with a single-use token', async () => {
+    const dir = tempDir();
+    const cloud = await startCloud(await cloudSetup(dir));
+    const token = async (...args: string[]): Promise<string> => {
+      const r = await runCli(CLOUDCORE_BIN, ['--config', cloud.setup.configPath, 'token', 'create', '--ttl', '1h', ...args]);
+      expect(r.code, r.stderr).toBe(0);
+      return r.stdout.trim();
+    };
+    const refused = async (nodeName: string, joinToken: string, reason: RegExp, code: string): Promise<void> => {
+      const edge = startEdge(edgeSetup(dir, nodeName, cloud.setup), joinToken);
+      expect((await edge.exited).code, nodeName).not.toBe(0);
+      expect(edge.stderr.join('\n'), nodeName).toMatch(reason);
+      await cloud.waitForLog((l) => l.msg === 'certificate request refused' && l.nodeId === nodeName && (l.err as { code?: string })?.code === code, 10_000, `refusal of ${nodeName}`);
+    };
+
+    const bound = await token('--node', 'edge-a');
+    await refused('edge-b', bound, /bound to node "edge-a", not "edge-b"/, 'ERR_TOKEN_WRONG_NODE');
+    const a = startEdge(edgeSetup(dir, 'edge-a', cloud.setup), bound);
+    await a.waitForLog((l) => l.msg === 'resynced with cloud', 20_000, 'edge-a resync');
+
+    const once = await token('--uses', '1');
+    const c = startEdge(edgeSetup(dir, 'edge-c', cloud.setup), once);
+    await c.waitForLog((l) => l.msg === 'resynced with cloud', 20_000, 'edge-c resync');
+    await refused('edge-d', once, /used 1 time, its limit/, 'ERR_TOKEN_USED_UP');
+    expect(cloud.logs.find((l) => l.msg === 'signed node certificate' && l.nodeId === 'edge-c')).toMatchObject({ how: 'token', use: '1/1' });
+
+    // The unscoped form still enrols anyone, and bad flags exit 2 before touching the CA.
+    const e = startEdge(edgeSetup(dir, 'edge-e', cloud.setup), await cloud.token());
+    await e.waitForLog((l) => l.msg === 'resynced with cloud', 20_000, 'edge-e resync');
+    const bad = await runCli(CLOUDCORE_BIN, ['--config', cloud.setup.configPath, 'token', 'create', '--node', 'Bad_Name', '--uses', '0']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--node "Bad_Name" is not a valid node name/);
+    expect(bad.stderr).toMatch(/--uses "0" is not a positive integer/);
   });
 });

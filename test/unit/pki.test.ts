@@ -1,9 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { X509Certificate, createHash } from 'node:crypto';
+import { X509Certificate, createHash, createHmac } from 'node:crypto';
+import { join } from 'node:path';
 import tls from 'node:tls';
 import { once } from 'node:events';
 import { CertificateAuthority, createNodeCsr, nodeNameFromCommonName } from '../../shared/pki/certificate-authority.js';
 import { createBootstrapToken, splitBootstrapToken, verifyBootstrapJwt } from '../../shared/pki/bootstrap-token.js';
+import { MemoryTokenUses } from '../../shared/pki/token-uses.js';
+import { FileTokenUses } from '../../cloudcore/cloudhub/token-uses-file.js';
+import { tempDir } from '../support/harness.js';
 
 describe('certificate authority', () => {
   it('signs a node CSR into a client certificate chained to the CA', async () => {
@@ -71,7 +75,7 @@ describe('bootstrap token', () => {
     const token = createBootstrapToken(hash, secret, 3_600_000, now);
     const { caHash, jwt } = splitBootstrapToken(token);
     expect(caHash).toBe(hash);
-    expect(verifyBootstrapJwt(jwt, secret, now).getTime()).toBe(Math.floor((now + 3_600_000) / 1000) * 1000);
+    expect(verifyBootstrapJwt(jwt, secret, now).expiresAt.getTime()).toBe(Math.floor((now + 3_600_000) / 1000) * 1000);
   });
 
   it('rejects expired, forged, malformed and alg=none tokens with distinct codes', () => {
@@ -83,5 +87,58 @@ describe('bootstrap token', () => {
     expect(() => splitBootstrapToken('abc.def')).toThrow(expect.objectContaining({ code: 'ERR_TOKEN_MALFORMED' }));
     const none = `${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from('{"exp":9999999999}').toString('base64url')}.`;
     expect(() => verifyBootstrapJwt(none, secret, now)).toThrow(expect.objectContaining({ code: 'ERR_TOKEN_SIGNATURE' }));
+  });
+});
+
+describe('scoped join tokens', () => {
+  const secret = Buffer.from('a-secret');
+  const hash = 'ab'.repeat(32);
+  const sign = (claims: object): string => {
+    const head = Buffer.from(JSON.stringify({ alg: 'HS256', typ: 'JWT' })).toString('base64url');
+    const body = Buffer.from(JSON.stringify(claims)).toString('base64url');
+    return `${head}.${body}.${createHmac('sha256', secret).update(`${head}.${body}`).digest('base64url')}`;
+  };
+
+  it('keeps the unscoped form byte-compatible: exp is the only claim', () => {
+    const { jwt } = splitBootstrapToken(createBootstrapToken(hash, secret, 60_000));
+    expect(Object.keys(JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString()))).toEqual(['exp']);
+    expect(verifyBootstrapJwt(jwt, secret)).not.toHaveProperty('nodeName');
+  });
+
+  it('carries the node as sub and a use limit as jti + uses', () => {
+    const { jwt } = splitBootstrapToken(createBootstrapToken(hash, secret, 60_000, Date.now(), { nodeName: 'edge-7', uses: 1 }));
+    const claims = verifyBootstrapJwt(jwt, secret);
+    expect(claims.nodeName).toBe('edge-7');
+    expect(claims.limit).toMatchObject({ uses: 1, jti: expect.stringMatching(/^[A-Za-z0-9_-]{22}$/) });
+    expect(JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString())).toMatchObject({ sub: 'system:node:edge-7', uses: 1 });
+  });
+
+  it('refuses a signed but malformed scope instead of ignoring it', () => {
+    const exp = Math.floor(Date.now() / 1000) + 60;
+    for (const claims of [{ exp, sub: 'edge-7' }, { exp, sub: 7 }, { exp, uses: 1 }, { exp, jti: 'x' }, { exp, jti: 'x', uses: 0 }, { exp, jti: 'a b', uses: 1 }]) {
+      expect(() => verifyBootstrapJwt(sign(claims), secret), JSON.stringify(claims)).toThrow(expect.objectContaining({ code: 'ERR_TOKEN_MALFORMED' }));
+    }
+  });
+
+  it('counts uses up to the limit, in memory and in a file two cloudcores share', async () => {
+    const expiresAt = new Date(Date.now() + 60_000);
+    const memory = new MemoryTokenUses();
+    await expect(memory.consume('t1', 2, expiresAt)).resolves.toBe(1);
+    await expect(memory.consume('t1', 2, expiresAt)).resolves.toBe(2);
+    await expect(memory.consume('t1', 2, expiresAt)).rejects.toMatchObject({ code: 'ERR_TOKEN_USED_UP' });
+    const path = join(tempDir(), 'ca', 'token-uses.db');
+    const [a, b] = [new FileTokenUses(path), new FileTokenUses(path)];
+    try {
+      const results = await Promise.allSettled([a, b, a, b].map((r) => r.consume('t2', 3, expiresAt)));
+      expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(3);
+      expect(results.find((r) => r.status === 'rejected')).toMatchObject({ reason: { code: 'ERR_TOKEN_USED_UP' } });
+      // An expired entry is forgotten (the token itself is refused as expired by then).
+      await expect(a.consume('old', 1, new Date(Date.now() - 1))).resolves.toBe(1);
+      await expect(b.consume('t3', 1, expiresAt)).resolves.toBe(1);
+      await expect(b.consume('old', 1, expiresAt)).resolves.toBe(1);
+    } finally {
+      a.close();
+      b.close();
+    }
   });
 });
