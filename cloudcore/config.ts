@@ -30,7 +30,7 @@ export function cloudCoreSchema() {
         nodeLimit: int(20_000, 'Most edge connections this replica serves; further connections are refused with 503.', { min: 1 }),
         heartbeatIntervalMs: int(30_000, 'The hub probes an edge silent for 1.5x this. Edges ping every heartbeat; 30 s keeps an idle edge under 750 bytes a minute.', { min: 100 }),
         sessionTimeoutMs: int(90_000, 'A session with no frame for this long is closed (KubeEdge keepaliveInterval).', { min: 200 }),
-        handshakeTimeoutMs: int(15_000, 'Time an edge has to finish TLS and the WebSocket upgrade.', { min: 100 }),
+        handshakeTimeoutMs: int(15_000, 'Time an edge has to finish TLS and the WebSocket upgrade at the hub, or TLS and its request at the certificate server.', { min: 100 }),
         streamWindowBytes: int(1 * MiB, 'Bytes an edge may send on one stream before it waits for credit.', { min: 16 * 1024 }),
         maxMessageBytes: int(32 * MiB, 'Largest single message accepted from an edge (KubeEdge: 32 MiB).', { min: 64 * 1024 }),
         upstreamWorkers: int(64, 'Edge reports processed at once across all nodes (keyed: one at a time per object).', { min: 1 }),

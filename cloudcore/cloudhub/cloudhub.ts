@@ -70,7 +70,7 @@ export class CloudHub implements Module, SessionHost {
     const files = { caCertFile: c.caCertFile, caKeyFile: c.caKeyFile, serverCertFile: c.serverCertFile, serverKeyFile: c.serverKeyFile };
     this.ca = await this.deps.caSource.obtain();
     const serving = await loadOrIssueServerCert(this.ca, files, serverCertHosts(c.advertiseAddresses, c.dnsNames), this.deps.logger);
-    this.certServer = new CertServer({ ca: this.ca, serving, address: c.certServerAddress, port: c.certServerPort, edgeCertValidityMs: c.edgeCertValiditySeconds * 1000, logger: this.deps.logger });
+    this.certServer = new CertServer({ ca: this.ca, serving, address: c.certServerAddress, port: c.certServerPort, edgeCertValidityMs: c.edgeCertValiditySeconds * 1000, requestTimeoutMs: c.handshakeTimeoutMs, logger: this.deps.logger });
     this.certServerPort = (await this.certServer.listen()).port;
     this.hubServer = new HubServer({
       serving,

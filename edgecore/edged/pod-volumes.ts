@@ -18,7 +18,12 @@ type Files = Map<string, { content: Buffer; mode?: number }>;
  */
 export function preparePodVolumes(pod: Pod, podsRoot: string, source: ConfigSource, addresses: PodAddresses): Map<string, string> {
   const paths = new Map<string, string>();
-  const base = join(podsRoot, pod.metadata.uid, 'volumes');
+  // Secret volumes are files here: the pod's folder is root's alone. Containers are unaffected (each volume is
+  // bind-mounted by itself, so only its own folder's mode counts inside the container).
+  const podDir = join(podsRoot, pod.metadata.uid);
+  mkdirSync(podDir, { recursive: true, mode: 0o700 });
+  chmodSync(podDir, 0o700);
+  const base = join(podDir, 'volumes');
   for (const volume of pod.spec.volumes ?? []) {
     const dir = join(base, volume.name);
     if (volume.hostPath) paths.set(volume.name, hostPath(volume));

@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
@@ -192,6 +192,8 @@ describe('edged: pods on containerd, driven by a real cluster (scheduler, contro
     expect(await sh('cat /work/ready')).toBe('prepared');
     expect(await sh('echo $PLAIN $GREETING $PW $MY_POD $COMBINED $CFG_mode')).toBe('plain-value hello s3cret full plain-value-full fast');
     expect(await sh('cat /cfg/greeting /sec/pw /host/motd /proj/mode.txt /proj/labels')).toBe('hellos3cretfrom the hostfasttier="demo"');
+    // The Secret's files on the host are root's alone; the container still reads them (above).
+    expect(statSync(join(e.dir, 'pods', pod.metadata.uid)).mode & 0o777).toBe(0o700);
     expect(await sh('cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max')).toBe(String(64 * 1024 * 1024));
     expect(await sh('cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us 2>/dev/null || cut -d" " -f1 /sys/fs/cgroup/cpu.max')).toBe('50000');
     // Logs in CRI format at <podLogsDirectory>/<namespace>_<pod>_<uid>/<container>/<restart>.log.
