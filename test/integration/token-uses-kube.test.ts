@@ -26,7 +26,8 @@ describe('token uses shared by cloudcore replicas (ConfigMap kubeedge/tokenuses,
   it('counts a single-use token in the cluster when cloudcore runs in kubernetes mode', async () => {
     const cp = controlPlane();
     const dir = tempDir();
-    const cloud = await startCloud(await cloudSetup(dir, { kubeconfig: cp.kubeconfig }));
+    // As deployed: cloudcore's ServiceAccount (build/rbac/cloudcore.yaml) must be allowed to count the uses.
+    const cloud = await startCloud(await cloudSetup(dir, { kubeconfig: await cp.cloudcoreKubeconfig() }));
     const created = await runCli(CLOUDCORE_BIN, ['--config', cloud.setup.configPath, 'token', 'create', '--ttl', '1h', '--uses', '1']);
     expect(created.code, created.stderr).toBe(0);
     const token = created.stdout.trim();
