@@ -27,7 +27,7 @@ export type ErrorCode =
   | 'ERR_FORBIDDEN'
   | 'ERR_UNAVAILABLE';
 
-export class EdgeError extends Error {
+export class CoreError extends Error {
   readonly code: ErrorCode;
 
   constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
@@ -37,7 +37,7 @@ export class EdgeError extends Error {
   }
 }
 
-export class ConfigError extends EdgeError {
+export class ConfigError extends CoreError {
   /** Every problem found, so the operator can fix the file in one pass. */
   readonly problems: readonly string[];
 
@@ -47,7 +47,7 @@ export class ConfigError extends EdgeError {
   }
 }
 
-export class ProtocolError extends EdgeError {
+export class ProtocolError extends CoreError {
   constructor(
     message: string,
     code: Extract<
@@ -66,7 +66,7 @@ export class ProtocolError extends EdgeError {
   }
 }
 
-export class ConnectionError extends EdgeError {
+export class ConnectionError extends CoreError {
   constructor(
     message: string,
     code: Extract<ErrorCode, 'ERR_CONNECTION' | 'ERR_SESSION_TIMEOUT' | 'ERR_GOAWAY'> = 'ERR_CONNECTION',
@@ -76,7 +76,7 @@ export class ConnectionError extends EdgeError {
   }
 }
 
-export class AuthError extends EdgeError {
+export class AuthError extends CoreError {
   constructor(
     message: string,
     code: Extract<
@@ -96,19 +96,19 @@ export class AuthError extends EdgeError {
   }
 }
 
-export class TimeoutError extends EdgeError {
+export class TimeoutError extends CoreError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('ERR_TIMEOUT', message, options);
   }
 }
 
-export class NotFoundError extends EdgeError {
+export class NotFoundError extends CoreError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('ERR_NOT_FOUND', message, options);
   }
 }
 
-export class IllegalStateError extends EdgeError {
+export class IllegalStateError extends CoreError {
   constructor(message: string, code: Extract<ErrorCode, 'ERR_ILLEGAL_STATE' | 'ERR_BUS_CLOSED'> = 'ERR_ILLEGAL_STATE') {
     super(code, message);
   }

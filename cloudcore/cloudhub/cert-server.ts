@@ -5,7 +5,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from '../../shared/logger.js';
 import { closeServer, listen } from './listening.js';
 import { ConnectionDeadlines } from './connection-deadline.js';
-import { AuthError, EdgeError } from '../../shared/errors.js';
+import { AuthError, CoreError } from '../../shared/errors.js';
 import { CertificateAuthority, nodeNameFromCommonName, type PemPair } from '../../shared/pki/certificate-authority.js';
 import { verifyBootstrapJwt, type JoinTokenClaims } from '../../shared/pki/bootstrap-token.js';
 import { isValidNodeName } from '../../shared/pki/node-identity.js';
@@ -138,7 +138,7 @@ function statusOf(err: unknown): number {
     if (err.code === 'ERR_CERTIFICATE') return 400;
     return err.code === 'ERR_TOKEN_WRONG_NODE' || err.code === 'ERR_TOKEN_USED_UP' ? 403 : 401;
   }
-  return err instanceof EdgeError && err.code === 'ERR_INVALID_MESSAGE' ? 413 : 500;
+  return err instanceof CoreError && err.code === 'ERR_INVALID_MESSAGE' ? 413 : 500;
 }
 
 function reply(res: ServerResponse, status: number, body: string | Buffer): void {
@@ -151,7 +151,7 @@ async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   let size = 0;
   for await (const chunk of req) {
     size += (chunk as Buffer).length;
-    if (size > limit) throw new EdgeError('ERR_INVALID_MESSAGE', `request body exceeds ${limit} bytes`);
+    if (size > limit) throw new CoreError('ERR_INVALID_MESSAGE', `request body exceeds ${limit} bytes`);
     chunks.push(chunk as Buffer);
   }
   return Buffer.concat(chunks);

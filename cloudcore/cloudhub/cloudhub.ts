@@ -6,7 +6,7 @@ import { GoAwayCode, StreamId, type Settings } from '../../shared/channel/frame.
 import { KeyedWorkQueue } from '../../shared/keyed-queue.js';
 import { Operation, newMessage, parseCloudResource, parseEdgeResource, toCloudResource, type Message } from '../../shared/message.js';
 import { CONTROLLERS_GROUP, type ConnectionEvent } from '../../shared/object-sync.js';
-import type { EdgeError } from '../../shared/errors.js';
+import type { CoreError } from '../../shared/errors.js';
 import type { CertificateAuthority } from '../../shared/pki/certificate-authority.js';
 import type { CaSource } from '../../shared/pki/ca-source.js';
 import type { CloudCoreConfig } from '../config.js';
@@ -143,7 +143,7 @@ export class CloudHub implements Module, SessionHost {
     this.notifyControllers(Operation.connect, session);
   }
 
-  sessionClosed(session: NodeSession, error: EdgeError | undefined): void {
+  sessionClosed(session: NodeSession, error: CoreError | undefined): void {
     const log = session.logger;
     if (error) log.warn({ err: error, peer: session.options.peer }, 'edge session closed with error');
     else log.info({ peer: session.options.peer }, 'edge session closed');

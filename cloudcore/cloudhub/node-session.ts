@@ -4,7 +4,7 @@ import { ChannelSession, type SessionHandlers, type Transport } from '../../shar
 import { decodeInventory, encodeMessage } from '../../shared/channel/codec.js';
 import { GoAwayCode, PROTOCOL_VERSION, StreamId, type Hello, type InventoryItem, type Settings } from '../../shared/channel/frame.js';
 import type { ReceivedMessage } from '../../shared/channel/streams.js';
-import { ConnectionError, EdgeError, ProtocolError } from '../../shared/errors.js';
+import { ConnectionError, CoreError, ProtocolError } from '../../shared/errors.js';
 import { NULL_NAMESPACE, Operation, newMessage, parseCloudResource, parseEdgeResource, toCloudResource, type Message } from '../../shared/message.js';
 import { ANY_TYPE, SYNC_OPERATION, typeOfKey, uidOf, type SyncRequest, type SyncResponse } from '../../shared/object-sync.js';
 import { NodeOutbox, type OutboxItem } from './node-outbox.js';
@@ -21,7 +21,7 @@ export interface SessionHost {
   submitUpstream(work: UpstreamWork): void;
   /** The edge's hello was accepted: controllers learn of the connection before any of its reports. */
   sessionOpened(session: NodeSession): void;
-  sessionClosed(session: NodeSession, error: EdgeError | undefined): void;
+  sessionClosed(session: NodeSession, error: CoreError | undefined): void;
   delivered?(session: NodeSession, items: OutboxItem[]): void;
 }
 
@@ -199,7 +199,7 @@ export class NodeSession implements SessionHandlers, WebSocketEvents {
       );
     } catch (err) {
       this.logger.error({ err }, 'resync failed');
-      this.channel.fail(err instanceof EdgeError ? err : new ConnectionError(String(err)));
+      this.channel.fail(err instanceof CoreError ? err : new ConnectionError(String(err)));
       return;
     }
     if (this.state !== 'syncing') return;
@@ -269,7 +269,7 @@ export class NodeSession implements SessionHandlers, WebSocketEvents {
       const cloudMessage = { ...message, resource: toCloudResource(this.nodeName, message.resource) };
       reply = await this.options.host.bus.request(target, cloudMessage, this.options.requestTimeoutMs);
     } catch (err) {
-      reply = newMessage({ source: 'cloudhub', group: message.group, operation: Operation.error, resource: message.resource, parentId: message.id, content: { code: (err as EdgeError).code ?? 'ERR_UNKNOWN', message: (err as Error).message } });
+      reply = newMessage({ source: 'cloudhub', group: message.group, operation: Operation.error, resource: message.resource, parentId: message.id, content: { code: (err as CoreError).code ?? 'ERR_UNKNOWN', message: (err as Error).message } });
     }
     if (this.channel.status !== 'open') return;
     this.channel.write(StreamId.rpc, encodeMessage({ ...reply, parentId: message.id, resource: message.resource }));
@@ -283,7 +283,7 @@ export class NodeSession implements SessionHandlers, WebSocketEvents {
     void this.options.host.bus.send(target, { ...message, resource: toCloudResource(this.nodeName, message.resource) });
   }
 
-  onClose(error: EdgeError | undefined): void {
+  onClose(error: CoreError | undefined): void {
     this.state = 'closed';
     this.options.host.sessionClosed(this, error);
   }

@@ -1,4 +1,4 @@
-import { EdgeError } from '../../shared/errors.js';
+import { CoreError } from '../../shared/errors.js';
 import { DEVICE_STATES, type Device, type DeviceStatusReport, type DeviceTwinStatus, type TwinValue } from '../../shared/device-types.js';
 
 /**
@@ -40,6 +40,6 @@ function twinValue(value: unknown, where: string): TwinValue {
   return { value: v.value, metadata };
 }
 
-function invalid(message: string): EdgeError {
-  return new EdgeError('ERR_INVALID_MESSAGE', message);
+function invalid(message: string): CoreError {
+  return new CoreError('ERR_INVALID_MESSAGE', message);
 }

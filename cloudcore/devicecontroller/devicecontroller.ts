@@ -1,7 +1,7 @@
 import type { Bus } from '../../shared/bus.js';
 import type { InventoryItem } from '../../shared/channel/frame.js';
 import { DEVICE_API_GROUP, DEVICE_API_VERSION, DEVICE_MODEL_TYPE, DEVICE_STATUS_TYPE, DEVICE_TYPE, deviceId, type Device, type DeviceCondition, type DeviceModel } from '../../shared/device-types.js';
-import { EdgeError } from '../../shared/errors.js';
+import { CoreError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import { Operation, errorResponseTo, parseCloudResource, parseEdgeResource, responseTo, type Message } from '../../shared/message.js';
 import type { Module } from '../../shared/module-runtime.js';
@@ -155,12 +155,12 @@ export class DeviceController implements Module {
       nodeName = parsed.nodeName;
       const { namespace, type, name } = parseEdgeResource(parsed.edgeResource);
       if (type !== DEVICE_STATUS_TYPE || name === undefined || message.operation !== Operation.update) {
-        throw new EdgeError('ERR_INVALID_MESSAGE', `${message.operation} ${parsed.edgeResource} is not a device status report`);
+        throw new CoreError('ERR_INVALID_MESSAGE', `${message.operation} ${parsed.edgeResource} is not a device status report`);
       }
       await this.patchStatus(nodeName, namespace, name, message.content);
       this.deps.bus.respond(message, responseTo(message, this.name, 'OK'));
     } catch (err) {
-      const e = err as EdgeError;
+      const e = err as CoreError;
       if (e.code !== 'ERR_UNAVAILABLE') this.deps.logger.warn({ nodeId: nodeName, resource: message.resource, err: e }, 'device report refused');
       this.deps.bus.respond(message, errorResponseTo(message, this.name, { code: e.code ?? 'ERR_INVALID_MESSAGE', message: e.message }));
     }
@@ -168,9 +168,9 @@ export class DeviceController implements Module {
 
   /** Only the node a Device is bound to may write its status. */
   private async patchStatus(node: string, namespace: string, name: string, content: unknown): Promise<void> {
-    if (!this.ready) throw new EdgeError('ERR_UNAVAILABLE', 'device caches not filled yet');
+    if (!this.ready) throw new CoreError('ERR_UNAVAILABLE', 'device caches not filled yet');
     const device = this.placement.device(namespace, name);
-    if (!device || this.placement.nodeOf(namespace, name) !== node) throw new EdgeError('ERR_FORBIDDEN', `device ${namespace}/${name} is not bound to node ${node}`);
+    if (!device || this.placement.nodeOf(namespace, name) !== node) throw new CoreError('ERR_FORBIDDEN', `device ${namespace}/${name} is not bound to node ${node}`);
     const body = statusPatch(device, content);
     await this.deps.limiter.acquire();
     try {

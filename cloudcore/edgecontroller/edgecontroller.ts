@@ -1,7 +1,7 @@
 import type { Bus } from '../../shared/bus.js';
 import type { Logger } from '../../shared/logger.js';
 import type { Module } from '../../shared/module-runtime.js';
-import { EdgeError } from '../../shared/errors.js';
+import { CoreError } from '../../shared/errors.js';
 import { Operation, errorResponseTo, parseCloudResource, responseTo, type Message } from '../../shared/message.js';
 import { ANY_TYPE, CONTROLLERS_GROUP, SYNC_OPERATION, diffInventory, objectMessage, typeOfKey, type ConnectionEvent, type SyncRequest, type SyncResponse } from '../../shared/object-sync.js';
 import type { ObjectSource, SourceChange } from './object-source.js';
@@ -83,7 +83,7 @@ export class EdgeController implements Module {
     } catch (err) {
       const e = err as Error & { code?: string };
       this.deps.logger.warn({ nodeId: nodeName, resource: edgeResource, err: e }, 'edge report refused');
-      this.deps.bus.respond(message, errorResponseTo(message, this.name, { code: err instanceof EdgeError ? err.code : (e.code ?? 'ERR_REPORT'), message: e.message }));
+      this.deps.bus.respond(message, errorResponseTo(message, this.name, { code: err instanceof CoreError ? err.code : (e.code ?? 'ERR_REPORT'), message: e.message }));
     }
   }
 

@@ -1,6 +1,6 @@
 import type { CoreV1Event, KubernetesObject, V1ConfigMap, V1Node, V1Pod, V1Secret } from '@kubernetes/client-node';
 import type { Logger } from '../../shared/logger.js';
-import { EdgeError } from '../../shared/errors.js';
+import { CoreError } from '../../shared/errors.js';
 import { NULL_NAMESPACE, Operation, parseEdgeResource, type Message } from '../../shared/message.js';
 import type { KubeClients } from '../kube/kube-client.js';
 import type { TokenBucket } from '../kube/rate-limiter.js';
@@ -142,7 +142,7 @@ export class KubeSource implements ObjectSource {
   async report(node: string, edgeResource: string, message: Message): Promise<void> {
     const { namespace, type, name } = parseEdgeResource(edgeResource);
     if (type === 'nodestatus') {
-      if (name !== node) throw new EdgeError('ERR_FORBIDDEN', `node ${node} may not report the status of node ${name}`);
+      if (name !== node) throw new CoreError('ERR_FORBIDDEN', `node ${node} may not report the status of node ${name}`);
       return this.keeper.report(node, (message.content ?? {}) as EdgeNodeStatus);
     }
     const reports = this.podReports;
@@ -153,7 +153,7 @@ export class KubeSource implements ObjectSource {
       return content?.mirror ? reports.deleteMirrorPod(node, namespace, name) : reports.confirmDeletion(node, namespace, name, content?.uid);
     }
     if (type === 'event' && message.operation === Operation.insert) return reports.event(node, namespace, message.content as CoreV1Event);
-    throw new EdgeError('ERR_INVALID_MESSAGE', `reports of type ${type} (${message.operation}) are not handled`);
+    throw new CoreError('ERR_INVALID_MESSAGE', `reports of type ${type} (${message.operation}) are not handled`);
   }
 
   connected(node: string): void {

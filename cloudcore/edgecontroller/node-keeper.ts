@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { canonicalJson } from '../../shared/canonical-json.js';
 import type { CoreV1Api, V1Node, V1NodeCondition } from '@kubernetes/client-node';
 import type { Logger } from '../../shared/logger.js';
-import { EdgeError } from '../../shared/errors.js';
+import { CoreError } from '../../shared/errors.js';
 import { MERGE_PATCH, STRATEGIC_MERGE_PATCH, kubeError, type NodeClients } from '../kube/kube-client.js';
 import type { TokenBucket } from '../kube/rate-limiter.js';
 import { kubeletLabels } from './kubelet-labels.js';
@@ -133,7 +133,7 @@ export class NodeKeeper {
     try {
       existing = await this.write(() => this.options.core.readNode({ name: node }));
     } catch (err) {
-      if (!(err instanceof EdgeError && err.code === 'ERR_NOT_FOUND')) throw err;
+      if (!(err instanceof CoreError && err.code === 'ERR_NOT_FOUND')) throw err;
     }
     const labels = { ...this.ownLabels(node, status.labels), [EDGE_ROLE_LABEL]: '', 'kubernetes.io/hostname': node, 'kubernetes.io/os': status.nodeInfo?.operatingSystem ?? 'linux', 'kubernetes.io/arch': status.nodeInfo?.architecture ?? 'amd64' };
     if (existing) {
@@ -201,7 +201,7 @@ export class NodeKeeper {
     try {
       await this.write(() => coordination.patchNamespacedLease({ name: node, namespace: LEASE_NAMESPACE, body: { spec } }, MERGE_PATCH));
     } catch (err) {
-      if (!(err instanceof EdgeError && err.code === 'ERR_NOT_FOUND')) throw err;
+      if (!(err instanceof CoreError && err.code === 'ERR_NOT_FOUND')) throw err;
       const owner = this.options.cachedNode(node)?.metadata;
       await this.write(() =>
         coordination.createNamespacedLease({

@@ -1,5 +1,5 @@
 import type { CoreV1Event, V1Pod } from '@kubernetes/client-node';
-import { EdgeError } from '../../shared/errors.js';
+import { CoreError } from '../../shared/errors.js';
 import { STRATEGIC_MERGE_PATCH, kubeError, type NodeClients } from '../kube/kube-client.js';
 import type { TokenBucket } from '../kube/rate-limiter.js';
 import { MIRROR_ANNOTATION, mirrorPodReferences } from './pod-references.js';
@@ -28,9 +28,9 @@ export class PodReports {
   /** Patches the status of a pod bound to the reporting node; any other pod is refused. */
   async status(node: string, namespace: string, name: string, content: { uid?: string; status?: unknown } | undefined): Promise<void> {
     const tracked = this.deps.nodeOfPod(`${namespace}/${name}`);
-    if (!tracked || tracked.node !== node) throw new EdgeError('ERR_FORBIDDEN', `pod ${namespace}/${name} is not bound to node ${node}`);
-    if (!content?.status) throw new EdgeError('ERR_INVALID_MESSAGE', `pod status report for ${namespace}/${name} has no status`);
-    if (content.uid && content.uid !== tracked.uid) throw new EdgeError('ERR_INVALID_MESSAGE', `pod ${namespace}/${name} was recreated (uid ${tracked.uid}, report for ${content.uid})`);
+    if (!tracked || tracked.node !== node) throw new CoreError('ERR_FORBIDDEN', `pod ${namespace}/${name} is not bound to node ${node}`);
+    if (!content?.status) throw new CoreError('ERR_INVALID_MESSAGE', `pod status report for ${namespace}/${name} has no status`);
+    if (content.uid && content.uid !== tracked.uid) throw new CoreError('ERR_INVALID_MESSAGE', `pod ${namespace}/${name} was recreated (uid ${tracked.uid}, report for ${content.uid})`);
     await this.deps.limiter.acquire();
     try {
       await this.deps.asNode(node).core.patchNamespacedPodStatus({ name, namespace, body: { status: replacingIPLists(content.status) } }, STRATEGIC_MERGE_PATCH);
@@ -45,8 +45,8 @@ export class PodReports {
    */
   async confirmDeletion(node: string, namespace: string, name: string, uid: string | undefined): Promise<void> {
     const tracked = this.deps.nodeOfPod(`${namespace}/${name}`);
-    if (!tracked || tracked.node !== node) throw new EdgeError('ERR_FORBIDDEN', `pod ${namespace}/${name} is not bound to node ${node}`);
-    if (!uid || uid !== tracked.uid) throw new EdgeError('ERR_INVALID_MESSAGE', `deletion of pod ${namespace}/${name} confirmed for uid ${uid}, the pod is ${tracked.uid}`);
+    if (!tracked || tracked.node !== node) throw new CoreError('ERR_FORBIDDEN', `pod ${namespace}/${name} is not bound to node ${node}`);
+    if (!uid || uid !== tracked.uid) throw new CoreError('ERR_INVALID_MESSAGE', `deletion of pod ${namespace}/${name} confirmed for uid ${uid}, the pod is ${tracked.uid}`);
     await this.deps.limiter.acquire();
     try {
       await this.deps.asNode(node).core.deleteNamespacedPod({ name, namespace, gracePeriodSeconds: 0, body: { gracePeriodSeconds: 0, preconditions: { uid } } });
@@ -63,13 +63,13 @@ export class PodReports {
   async mirrorPod(node: string, namespace: string, name: string, pod: V1Pod | null): Promise<void> {
     const hash = pod?.metadata?.annotations?.[MIRROR_ANNOTATION];
     if (!pod || pod.spec?.nodeName !== node || !hash || pod.metadata?.name !== name || (pod.metadata.namespace ?? namespace) !== namespace) {
-      throw new EdgeError('ERR_FORBIDDEN', `node ${node} may only create mirror pods of its own static pods (${namespace}/${name})`);
+      throw new CoreError('ERR_FORBIDDEN', `node ${node} may only create mirror pods of its own static pods (${namespace}/${name})`);
     }
     const references = mirrorPodReferences(pod);
-    if (references.length > 0) throw new EdgeError('ERR_FORBIDDEN', `node ${node} may not create mirror pod ${namespace}/${name}: it references ${references.join(', ')}`);
+    if (references.length > 0) throw new CoreError('ERR_FORBIDDEN', `node ${node} may not create mirror pod ${namespace}/${name}: it references ${references.join(', ')}`);
     const nodeUid = this.deps.nodeUid(node);
     // The node's report registers its Node before any pod report; a cache that has not seen it yet catches up.
-    if (!nodeUid) throw new EdgeError('ERR_UNAVAILABLE', `node ${node} is not in the cache yet`);
+    if (!nodeUid) throw new CoreError('ERR_UNAVAILABLE', `node ${node} is not in the cache yet`);
     const existing = this.deps.pod(name, namespace);
     // Already there; another node's pod of this name is refused by the delete below, whatever its hash.
     if (existing?.spec?.nodeName === node && existing.metadata?.annotations?.[MIRROR_ANNOTATION] === hash) return;
@@ -88,7 +88,7 @@ export class PodReports {
   async deleteMirrorPod(node: string, namespace: string, name: string): Promise<void> {
     const existing = this.deps.pod(name, namespace);
     if (!existing) return;
-    if (existing.spec?.nodeName !== node || !existing.metadata?.annotations?.[MIRROR_ANNOTATION]) throw new EdgeError('ERR_FORBIDDEN', `pod ${namespace}/${name} is not a mirror pod of node ${node}`);
+    if (existing.spec?.nodeName !== node || !existing.metadata?.annotations?.[MIRROR_ANNOTATION]) throw new CoreError('ERR_FORBIDDEN', `pod ${namespace}/${name} is not a mirror pod of node ${node}`);
     await this.deps.limiter.acquire();
     try {
       await this.deps.asNode(node).core.deleteNamespacedPod({ name, namespace, gracePeriodSeconds: 0, body: { gracePeriodSeconds: 0, preconditions: { uid: existing.metadata.uid } } });
@@ -103,7 +103,7 @@ export class PodReports {
     const about = event?.involvedObject;
     const ownPod = about?.kind === 'Pod' && about.namespace === namespace && this.deps.nodeOfPod(`${namespace}/${about.name}`)?.node === node;
     const ownNode = about?.kind === 'Node' && about.name === node;
-    if (!event || !(ownPod || ownNode) || event.metadata?.namespace !== namespace) throw new EdgeError('ERR_FORBIDDEN', `node ${node} may not record an event about ${about?.kind ?? '?'} ${about?.namespace ?? ''}/${about?.name ?? '?'}`);
+    if (!event || !(ownPod || ownNode) || event.metadata?.namespace !== namespace) throw new CoreError('ERR_FORBIDDEN', `node ${node} may not record an event about ${about?.kind ?? '?'} ${about?.namespace ?? ''}/${about?.name ?? '?'}`);
     await this.deps.limiter.acquire();
     try {
       await this.deps.asNode(node).core.createNamespacedEvent({ namespace, body: event });

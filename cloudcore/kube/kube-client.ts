@@ -1,5 +1,5 @@
 import * as k8s from '@kubernetes/client-node';
-import { ConfigError, EdgeError } from '../../shared/errors.js';
+import { ConfigError, CoreError } from '../../shared/errors.js';
 import { KeepAliveHttp } from './keep-alive-http.js';
 
 export interface KubeClients {
@@ -112,17 +112,17 @@ export const MERGE_PATCH = k8s.setHeaderOptions('Content-Type', k8s.PatchStrateg
 export const STRATEGIC_MERGE_PATCH = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.StrategicMergePatch);
 
 /** Maps an API failure to a stable code: 404 not found, 403 forbidden, 5xx/429/transport unavailable. */
-export function kubeError(err: unknown): EdgeError {
+export function kubeError(err: unknown): CoreError {
   const status = apiStatus(err);
   const body = (err as { body?: unknown }).body;
   const detail = typeof body === 'string' ? body.slice(0, 300) : (err as Error).message;
-  if (status === 404) return new EdgeError('ERR_NOT_FOUND', detail, { cause: err });
-  if (status === 403) return new EdgeError('ERR_FORBIDDEN', detail, { cause: err });
-  if (status === undefined || status === 429 || status >= 500) return new EdgeError('ERR_UNAVAILABLE', `API server unavailable (${status ?? 'no response'}): ${detail}`, { cause: err });
+  if (status === 404) return new CoreError('ERR_NOT_FOUND', detail, { cause: err });
+  if (status === 403) return new CoreError('ERR_FORBIDDEN', detail, { cause: err });
+  if (status === undefined || status === 429 || status >= 500) return new CoreError('ERR_UNAVAILABLE', `API server unavailable (${status ?? 'no response'}): ${detail}`, { cause: err });
   // The API machinery refuses with a Status object. A bare 4xx (Go's HTTP server answering a request it could
   // not even parse, on a connection it then closes) is transport trouble: the report is tried again, not dropped.
-  if (!isStatusBody(body)) return new EdgeError('ERR_UNAVAILABLE', `API server connection failed (${status}): ${detail}`, { cause: err });
-  return new EdgeError('ERR_INVALID_MESSAGE', `API server refused (${status}): ${detail}`, { cause: err });
+  if (!isStatusBody(body)) return new CoreError('ERR_UNAVAILABLE', `API server connection failed (${status}): ${detail}`, { cause: err });
+  return new CoreError('ERR_INVALID_MESSAGE', `API server refused (${status}): ${detail}`, { cause: err });
 }
 
 function isStatusBody(body: unknown): boolean {

@@ -1,5 +1,5 @@
 import type { CoreV1Api, V1ConfigMap } from '@kubernetes/client-node';
-import { EdgeError } from '../../shared/errors.js';
+import { CoreError } from '../../shared/errors.js';
 import { usedUp, type TokenUses } from '../../shared/pki/token-uses.js';
 import { apiStatus } from './kube-client.js';
 
@@ -40,7 +40,7 @@ export class ConfigMapTokenUses implements TokenUses {
         await (this.options.delay ?? jitter)(attempt);
       }
     }
-    throw new EdgeError('ERR_UNAVAILABLE', `${this.description}: still conflicting after ${MAX_ATTEMPTS} attempts`);
+    throw new CoreError('ERR_UNAVAILABLE', `${this.description}: still conflicting after ${MAX_ATTEMPTS} attempts`);
   }
 
   private async read(): Promise<V1ConfigMap | undefined> {

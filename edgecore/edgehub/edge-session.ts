@@ -4,14 +4,14 @@ import { ChannelSession, type Transport } from '../../shared/channel/session.js'
 import { decodeEnvelopeRaw, decodeMessage, encodeInventory, encodeMessage } from '../../shared/channel/codec.js';
 import { StreamId, type Hello, type InventoryItem, type Settings } from '../../shared/channel/frame.js';
 import type { ReceivedMessage } from '../../shared/channel/streams.js';
-import { ConnectionError, EdgeError, IllegalStateError, ProtocolError, TimeoutError } from '../../shared/errors.js';
+import { ConnectionError, CoreError, IllegalStateError, ProtocolError, TimeoutError } from '../../shared/errors.js';
 import { Operation, newMessage, parseEdgeResource, type Message } from '../../shared/message.js';
 import type { ObjectChange } from '../../shared/object-change.js';
 import { metadataUid } from '../../shared/json-scan.js';
 import type { UpstreamOutbox } from './upstream-outbox.js';
 
 export interface SessionEnd {
-  error?: EdgeError;
+  error?: CoreError;
   goAway?: { code: number; reason: string; address: string };
 }
 
@@ -259,7 +259,7 @@ export class EdgeSession {
       .catch((err: Error) => this.logger.warn({ err }, 'cloud request failed'));
   }
 
-  private onClose(error: EdgeError | undefined): void {
+  private onClose(error: CoreError | undefined): void {
     clearInterval(this.resendTimer);
     for (const [id, pending] of this.requests) {
       clearTimeout(pending.timer);

@@ -1,4 +1,4 @@
-import { EdgeError } from '../../shared/errors.js';
+import { CoreError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import type { DeviceConfig, PropertyConfig } from './device-config.js';
 import type { PropertyValue } from './value-codec.js';
@@ -35,5 +35,5 @@ const UNREACHABLE_CODES = new Set(['ERR_CONNECTION', 'ERR_TIMEOUT', 'ERR_UNAVAIL
 
 /** True when `err` means the device cannot be reached (see Driver). */
 export function isUnreachable(err: unknown): boolean {
-  return err instanceof EdgeError && UNREACHABLE_CODES.has(err.code);
+  return err instanceof CoreError && UNREACHABLE_CODES.has(err.code);
 }

@@ -1,5 +1,5 @@
 import ModbusSerial from 'modbus-serial';
-import { ConfigError, ConnectionError, EdgeError, ProtocolError, TimeoutError, asError } from '../../shared/errors.js';
+import { ConfigError, ConnectionError, CoreError, ProtocolError, TimeoutError, asError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import type { DeviceConfig, PropertyConfig } from '../framework/device-config.js';
 import type { Driver, DriverContext } from '../framework/driver.js';
@@ -123,7 +123,7 @@ export function createModbusDriver(context: DriverContext): Driver {
 
 /** modbus-serial's errors → ours: an exception response means the device answered; anything else that it did not. */
 function classify(err: unknown, what: string): Error {
-  if (err instanceof EdgeError) return err;
+  if (err instanceof CoreError) return err;
   const e = err as { name?: string; message?: string; modbusCode?: number };
   if (typeof e.modbusCode === 'number') return new ProtocolError(`${what}: modbus exception ${e.modbusCode} (${e.message ?? ''})`, 'ERR_PROTOCOL', { cause: err });
   if (e.name === 'TransactionTimedOutError') return new TimeoutError(`${what}: no answer in time`, { cause: err });

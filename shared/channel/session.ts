@@ -1,4 +1,4 @@
-import { ConnectionError, EdgeError, IllegalStateError, ProtocolError, asError } from '../errors.js';
+import { ConnectionError, CoreError, IllegalStateError, ProtocolError, asError } from '../errors.js';
 import { decodeFrames, decodeHello, decodeMessage, encodeFrames, encodeHello } from './codec.js';
 import type { Message } from '../message.js';
 import {
@@ -34,7 +34,7 @@ export interface SessionHandlers {
   onDrain?(stream: number): void;
   onGoAway?(code: number, reason: string, address: string): void;
   /** Exactly once; `error` is undefined for a clean close. */
-  onClose(error: EdgeError | undefined): void;
+  onClose(error: CoreError | undefined): void;
 }
 
 export interface SessionOptions {
@@ -135,7 +135,7 @@ export class ChannelSession {
         if (this.isClosed()) return;
       }
     } catch (err) {
-      this.fail(err instanceof EdgeError ? err : new ProtocolError(asError(err).message, 'ERR_PROTOCOL', { cause: err }));
+      this.fail(err instanceof CoreError ? err : new ProtocolError(asError(err).message, 'ERR_PROTOCOL', { cause: err }));
       return;
     }
     for (const deliver of completed) {
@@ -156,7 +156,7 @@ export class ChannelSession {
     try {
       return decodeMessage(data);
     } catch (err) {
-      this.fail(err instanceof EdgeError ? err : new ProtocolError(asError(err).message, 'ERR_INVALID_MESSAGE', { cause: err }));
+      this.fail(err instanceof CoreError ? err : new ProtocolError(asError(err).message, 'ERR_INVALID_MESSAGE', { cause: err }));
       return undefined;
     }
   }
@@ -212,7 +212,7 @@ export class ChannelSession {
   }
 
   /** Aborts with an error: the peer sees the close code, the handler sees the error. */
-  fail(error: EdgeError): void {
+  fail(error: CoreError): void {
     if (this.status === 'closed') return;
     const tooBig = error.code === 'ERR_MESSAGE_TOO_LARGE' || error.code === 'ERR_FRAME_TOO_LARGE';
     const code = error instanceof ProtocolError ? (tooBig ? CloseCode.tooBig : CloseCode.protocol) : error.code === 'ERR_SESSION_TIMEOUT' ? CloseCode.timeout : CloseCode.internal;
@@ -222,7 +222,7 @@ export class ChannelSession {
     this.finish(error);
   }
 
-  private finish(error: EdgeError | undefined): void {
+  private finish(error: CoreError | undefined): void {
     if (this.status === 'closed') return;
     this.status = 'closed';
     clearInterval(this.timer);

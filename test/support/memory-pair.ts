@@ -1,7 +1,7 @@
 import { ChannelSession, type SessionHandlers, type Transport } from '../../shared/channel/session.js';
 import { PROTOCOL_VERSION, type Hello, type Settings } from '../../shared/channel/frame.js';
 import type { ReceivedMessage } from '../../shared/channel/streams.js';
-import type { EdgeError } from '../../shared/errors.js';
+import type { CoreError } from '../../shared/errors.js';
 
 export const testSettings: Settings = {
   streamWindowBytes: 256 * 1024,
@@ -14,7 +14,7 @@ export interface Endpoint {
   session: ChannelSession;
   received: Array<{ stream: number; message: ReceivedMessage; release: () => void }>;
   acks: Array<{ stream: number; cumulative: number; selective: readonly number[] }>;
-  closed: { error: EdgeError | undefined } | undefined;
+  closed: { error: CoreError | undefined } | undefined;
   /** Every transport message this endpoint wrote, in order. */
   written: Uint8Array[];
   /** Release each message as soon as it arrives (default true). */

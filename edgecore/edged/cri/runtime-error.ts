@@ -1,4 +1,4 @@
-import { EdgeError, type ErrorCode } from '../../../shared/errors.js';
+import { CoreError, type ErrorCode } from '../../../shared/errors.js';
 
 // gRPC status codes (grpc/doc/statuscodes.md) that change what a caller does next.
 const DEADLINE_EXCEEDED = 4;
@@ -14,7 +14,7 @@ export type RuntimeErrorCode = Extract<ErrorCode, 'ERR_UNAVAILABLE' | 'ERR_NOT_F
  * call's deadline passed), ERR_FORBIDDEN, and ERR_ILLEGAL_STATE for everything else the runtime refused
  * (containerd answers most failures with UNKNOWN). `grpcCode` and `runtimeMessage` keep what the runtime said.
  */
-export class RuntimeError extends EdgeError {
+export class RuntimeError extends CoreError {
   declare readonly code: RuntimeErrorCode;
   /** The gRPC status code (5 = NOT_FOUND, 14 = UNAVAILABLE, …). */
   readonly grpcCode: number;
