@@ -4,6 +4,7 @@ import { ModuleRuntime, type Module } from '../shared/module-runtime.js';
 import type { CaSource } from '../shared/pki/ca-source.js';
 import { softwareVersion } from '../shared/version.js';
 import type { CloudCoreConfig } from './config.js';
+import type { CloudBus, CloudInboxes } from './contracts/node-messages.js';
 import { CloudHub, type CloudHubObserver } from './cloudhub/cloudhub.js';
 import { FileCa, loadOrCreateCa } from './cloudhub/ca-files.js';
 import { DeviceController } from './devicecontroller/devicecontroller.js';
@@ -26,7 +27,7 @@ export interface CloudCoreOptions {
  * controllers (EdgeController, DeviceController) start before CloudHub so the first edge's resync finds them.
  */
 export class CloudCore {
-  readonly bus: Bus;
+  readonly bus: CloudBus;
   readonly cloudHub: CloudHub;
   readonly edgeController: EdgeController | undefined;
   readonly kube: KubeClients | undefined;
@@ -36,13 +37,15 @@ export class CloudCore {
   constructor(options: CloudCoreOptions) {
     const { config, logger } = options;
     const ec = config.modules.edgeController;
-    this.bus = new Bus({ logger: logger.child({ module: 'bus' }) });
+    this.bus = new Bus<CloudInboxes>({ logger: logger.child({ module: 'bus' }) });
     this.kube = ec.enable && ec.source === 'kubernetes' ? createKubeClients({ kubeconfig: config.kubeAPI.kubeconfig }) : undefined;
     const modules: Module[] = [];
     // One QPS budget for every controller writing to the API server (client-go's per-client limit).
     const limiter = new TokenBucket(config.kubeAPI.qps, config.kubeAPI.burst);
     const hubLogger = logger.child({ module: 'cloudhub' });
     const ca = caSource(config, this.kube, hubLogger);
+    // Controllers hand CloudHub their messages for a node directly; CloudHub reaches them over the bus.
+    this.cloudHub = new CloudHub({ config: config.modules.cloudHub, caSource: ca, bus: this.bus, logger: hubLogger, softwareVersion: softwareVersion(), observer: options.observer });
     if (ec.enable) {
       const controllerLogger = logger.child({ module: 'edgecontroller' });
       const hub = config.modules.cloudHub;
@@ -50,13 +53,13 @@ export class CloudCore {
       const source: ObjectSource = this.kube
         ? new KubeSource({ clients: this.kube, limiter, logger: controllerLogger, leaseDurationSeconds: ec.leaseDurationSeconds, leaseRenewIntervalMs: ec.leaseRenewIntervalMs, nodeStatusRefreshMs: ec.nodeStatusRefreshMs, autonomy })
         : new LocalSource({ path: ec.localStorePath, pollIntervalMs: ec.pollIntervalMs, logger: controllerLogger });
-      this.edgeController = new EdgeController({ source, bus: this.bus, logger: controllerLogger });
+      this.edgeController = new EdgeController({ source, bus: this.bus, nodes: this.cloudHub, logger: controllerLogger });
       modules.push(this.edgeController);
     }
     if (this.kube && config.modules.deviceController.enable) {
-      modules.push(new DeviceController({ clients: this.kube, limiter, bus: this.bus, logger: logger.child({ module: 'devicecontroller' }) }));
+      modules.push(new DeviceController({ clients: this.kube, limiter, bus: this.bus, nodes: this.cloudHub, logger: logger.child({ module: 'devicecontroller' }) }));
     }
-    this.cloudHub = new CloudHub({ config: config.modules.cloudHub, caSource: ca, bus: this.bus, logger: hubLogger, softwareVersion: softwareVersion(), observer: options.observer });
+    // Controllers start first, so the first edge's resync finds them.
     modules.push(this.cloudHub);
     this.runtime = new ModuleRuntime({ modules, logger });
   }

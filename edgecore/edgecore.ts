@@ -5,6 +5,7 @@ import { ModuleRuntime, type Module } from '../shared/module-runtime.js';
 import { softwareVersion } from '../shared/version.js';
 import { directoryOpenToOthers, openDatabase, type SqliteDatabase } from '../shared/sqlite.js';
 import type { EdgeCoreConfig } from './config.js';
+import type { EdgeBus, EdgeInboxes } from './contracts/messages.js';
 import { DeviceTwin } from './devicetwin/devicetwin.js';
 import { Edged } from './edged/edged.js';
 import { EventBus } from './eventbus/eventbus.js';
@@ -22,7 +23,7 @@ export interface EdgeCoreOptions {
  * resync read it.
  */
 export class EdgeCore {
-  readonly bus: Bus;
+  readonly bus: EdgeBus;
   readonly database: SqliteDatabase;
   readonly metaManager: MetaManager;
   readonly edgeHub: EdgeHub;
@@ -32,7 +33,7 @@ export class EdgeCore {
 
   constructor(options: EdgeCoreOptions) {
     const { config, logger } = options;
-    this.bus = new Bus({ logger: logger.child({ module: 'bus' }) });
+    this.bus = new Bus<EdgeInboxes>({ logger: logger.child({ module: 'bus' }) });
     this.database = openDatabase(config.database.path, { synchronous: config.database.synchronous });
     // A directory that exists already keeps its mode: it may be shared (/tmp), so it is pointed out, not changed.
     if (directoryOpenToOthers(config.database.path)) {

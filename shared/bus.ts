@@ -1,8 +1,16 @@
 import type { Logger } from './logger.js';
-import type { Message } from './message.js';
-import { IllegalStateError, NotFoundError, TimeoutError, asError } from './errors.js';
+import type { Message, Reply, ReplyOf } from './message.js';
+import { IllegalStateError, NotFoundError, asError } from './errors.js';
+import { PendingRequests } from './pending-requests.js';
 
-export type MessageHandler = (message: Message) => void | Promise<void>;
+export type MessageHandler<M extends Message = Message> = (message: M) => void | Promise<void>;
+
+/**
+ * A daemon's modules by name, each with the union of messages it takes (its contract, in the daemon's
+ * `contracts/` folder). The bus checks every send against it, so an address or an operation cannot be misspelt.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type Inboxes = { [name: string]: Message<any, any> };
 
 export interface BusOptions {
   logger: Logger;
@@ -12,20 +20,14 @@ export interface BusOptions {
   requestTimeoutMs?: number;
 }
 
-interface PendingRequest {
-  resolve(message: Message): void;
-  reject(error: Error): void;
-  timer: NodeJS.Timeout;
-}
-
 /**
  * The in-process bus between modules (KubeEdge's beehive, typed): per-module FIFO mailboxes processed one
- * message at a time, group broadcast, and request/response correlated by `parentId`.
+ * message at a time, and request/response correlated by `parentId`. A module's name is its only address:
+ * who hears what is written in each hub's route table, not in group memberships.
  */
-export class Bus {
+export class Bus<I extends Inboxes = Inboxes> {
   private readonly mailboxes = new Map<string, Mailbox>();
-  private readonly groups = new Map<string, Set<string>>();
-  private readonly pending = new Map<string, PendingRequest>();
+  private readonly pending = new PendingRequests<Message>();
   private readonly logger: Logger;
   private readonly capacity: number;
   private readonly requestTimeoutMs: number;
@@ -37,76 +39,38 @@ export class Bus {
     this.requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
   }
 
-  register(name: string, group: string, handler: MessageHandler): void {
+  register<N extends keyof I & string>(name: N, handler: MessageHandler<I[N]>): void {
     if (this.mailboxes.has(name)) throw new IllegalStateError(`module "${name}" is already registered on the bus`);
-    this.mailboxes.set(name, new Mailbox(name, handler, this.capacity, this.logger));
-    let members = this.groups.get(group);
-    if (!members) this.groups.set(group, (members = new Set()));
-    members.add(name);
+    this.mailboxes.set(name, new Mailbox(name, handler as MessageHandler, this.capacity, this.logger));
   }
 
-  unregister(name: string): void {
+  unregister(name: keyof I & string): void {
     this.mailboxes.get(name)?.close();
     this.mailboxes.delete(name);
-    for (const members of this.groups.values()) members.delete(name);
   }
 
-  has(name: string): boolean {
+  has(name: keyof I & string): boolean {
     return this.mailboxes.has(name);
   }
 
-  /** Names of the modules in a group, in registration order. */
-  members(group: string): string[] {
-    return [...(this.groups.get(group) ?? [])];
-  }
-
   /** Queues the message for the named module; waits while its mailbox is full. */
-  send(target: string, message: Message): Promise<void> {
+  send<N extends keyof I & string>(target: N, message: I[N]): Promise<void> {
     if (this.closed) return Promise.reject(new IllegalStateError('bus is closed', 'ERR_BUS_CLOSED'));
     const mailbox = this.mailboxes.get(target);
     if (!mailbox) return Promise.reject(new NotFoundError(`no module "${target}" on the bus`));
     return mailbox.put(message);
   }
 
-  /** Delivers a copy of the message to every module of the group. */
-  async sendToGroup(group: string, message: Message): Promise<void> {
-    const members = this.groups.get(group);
-    if (!members || members.size === 0) throw new NotFoundError(`no module in group "${group}"`);
-    await Promise.all([...members].map((name) => this.send(name, message)));
+  /** Sends and waits for the message whose parentId is this message's id; its content is what `M` promises. */
+  request<N extends keyof I & string, M extends I[N]>(target: N, message: M, timeoutMs: number = this.requestTimeoutMs): Promise<Reply<ReplyOf<M>>> {
+    const answer = this.pending.wait(message.id, timeoutMs, `no response from "${target}" to ${message.operation} ${message.resource} within ${timeoutMs} ms`);
+    this.send(target, message).catch((err: unknown) => this.pending.fail(message.id, asError(err)));
+    return answer as Promise<Reply<ReplyOf<M>>>;
   }
 
-  /** Sends and waits for the message whose parentId is this message's id. */
-  request<R = unknown>(target: string, message: Message, timeoutMs: number = this.requestTimeoutMs): Promise<Message<R>> {
-    return new Promise<Message<R>>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(message.id);
-        reject(new TimeoutError(`no response from "${target}" to ${message.operation} ${message.resource} within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.pending.set(message.id, { resolve: resolve as (m: Message) => void, reject, timer });
-      this.send(target, message).catch((err: unknown) => {
-        clearTimeout(timer);
-        this.pending.delete(message.id);
-        reject(asError(err));
-      });
-    });
-  }
-
-  /**
-   * Routes a response: to the `request` waiting for it, or else to the mailbox of the module that sent the
-   * request (asynchronous replies, as beehive does for ACKs to the hub). Returns false when nobody wanted it.
-   */
-  respond(request: Message, response: Message): boolean {
-    const waiter = this.pending.get(request.id);
-    if (waiter) {
-      this.pending.delete(request.id);
-      clearTimeout(waiter.timer);
-      waiter.resolve(response);
-      return true;
-    }
-    if (this.mailboxes.has(request.source)) {
-      this.send(request.source, response).catch((err: unknown) => this.logger.warn({ err }, 'response not delivered'));
-      return true;
-    }
+  /** Hands a response to the `request` waiting for it; false when nobody waits (it timed out). */
+  respond<M extends Message>(request: M, response: Reply<ReplyOf<M>>): boolean {
+    if (this.pending.settle(request.id, response)) return true;
     this.logger.debug({ parentId: request.id, resource: request.resource }, 'response dropped, nobody waits');
     return false;
   }
@@ -114,11 +78,7 @@ export class Bus {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    for (const [id, waiter] of this.pending) {
-      clearTimeout(waiter.timer);
-      waiter.reject(new IllegalStateError('bus closed before a response arrived', 'ERR_BUS_CLOSED'));
-      this.pending.delete(id);
-    }
+    this.pending.failAll(() => new IllegalStateError('bus closed before a response arrived', 'ERR_BUS_CLOSED'));
     for (const mailbox of this.mailboxes.values()) mailbox.close();
   }
 }

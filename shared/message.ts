@@ -3,10 +3,11 @@ import { ProtocolError } from './errors.js';
 
 /**
  * The envelope used on the in-process bus and on the cloud–edge channel (KubeEdge's model.Message, flattened).
- * Resources follow KubeEdge: `<namespace>/<type>/<name>` at the edge, `node/<node>/<namespace>/<type>/<name>`
- * inside cloudcore; cluster-scoped objects use the namespace `null`.
+ * Resources follow KubeEdge: `<namespace>/<type>/<name>`, cluster-scoped objects use the namespace `null`.
+ * Inside cloudcore the node a message is for or from travels beside it (cloudcore/contracts), never in the
+ * resource. `O` narrows the operation, so a module's inbox is a union its handler can switch on.
  */
-export interface Message<C = unknown> {
+export interface Message<C = unknown, O extends string = string> {
   readonly id: string;
   /** Id of the request this message answers; empty when it answers nothing. */
   readonly parentId: string;
@@ -15,7 +16,7 @@ export interface Message<C = unknown> {
   readonly resourceVersion: string;
   readonly source: string;
   readonly group: string;
-  readonly operation: string;
+  readonly operation: O;
   readonly resource: string;
   readonly content: C;
 }
@@ -36,22 +37,52 @@ export const Operation = {
   synced: 'synced',
   /** EdgeHub → MetaManager: commit this batch of object messages in one transaction. */
   apply: 'apply',
+  /** CloudHub → controllers: an edge's session ended. */
+  disconnect: 'disconnect',
+  /** CloudHub → controllers: the messages that bring a node's inventory up to date. */
+  sync: 'sync',
+  /** To EventBus: publish the content (payload) on the topic (resource). */
+  publish: 'publish',
+  /** From EventBus: a client published the content on the topic. */
+  received: 'received',
 } as const;
+
+export type OperationName = (typeof Operation)[keyof typeof Operation];
+
+/** Groups of the wire format (KubeEdge's router group): what kind of thing a message is about. */
+export const Group = {
+  resource: 'resource',
+  twin: 'twin',
+  user: 'user',
+} as const;
+
+/**
+ * A request whose answer carries `R`: the type exists only for the compiler (`Bus.request` returns a
+ * `Reply<R>`), so a module's contract states what comes back and callers need no cast.
+ */
+export interface Request<C, O extends string, R> extends Message<C, O> {
+  readonly replyType?: R;
+}
+
+/** An answer: the content asked for, or an error. Narrow on `operation`. */
+export type Reply<R> = Message<R, typeof Operation.response> | Message<ErrorContent, typeof Operation.error>;
+
+export type ReplyOf<M> = M extends Request<unknown, string, infer R> ? R : unknown;
 
 /** Cluster-scoped objects carry this namespace segment, as in KubeEdge. */
 export const NULL_NAMESPACE = 'null';
 
-export interface MessageInit<C> {
+export interface MessageInit<C, O extends string = string> {
   source: string;
   group: string;
-  operation: string;
+  operation: O;
   resource: string;
   content: C;
   resourceVersion?: string;
   parentId?: string;
 }
 
-export function newMessage<C>(init: MessageInit<C>, nowMs: number = Date.now()): Message<C> {
+export function newMessage<C, O extends string = string>(init: MessageInit<C, O>, nowMs: number = Date.now()): Message<C, O> {
   return {
     id: randomUUID(),
     parentId: init.parentId ?? '',
@@ -66,19 +97,26 @@ export function newMessage<C>(init: MessageInit<C>, nowMs: number = Date.now()):
 }
 
 /** KubeEdge's NewRespByMessage: same resource and group, operation `response`, parentId = request id. */
-export function responseTo<C>(request: Message, source: string, content: C, operation: string = Operation.response): Message<C> {
+export function responseTo<C>(request: Message, source: string, content: C): Message<C, typeof Operation.response> {
   return newMessage({
     source,
     group: request.group,
-    operation,
+    operation: Operation.response,
     resource: request.resource,
     content,
     parentId: request.id,
   });
 }
 
-export function errorResponseTo(request: Message, source: string, error: { code?: string; message: string }): Message<ErrorContent> {
-  return responseTo(request, source, { code: error.code ?? 'ERR_UNKNOWN', message: error.message }, Operation.error);
+export function errorResponseTo(request: Message, source: string, error: { code?: string; message: string }): Message<ErrorContent, typeof Operation.error> {
+  return newMessage({
+    source,
+    group: request.group,
+    operation: Operation.error,
+    resource: request.resource,
+    content: { code: error.code ?? 'ERR_UNKNOWN', message: error.message },
+    parentId: request.id,
+  });
 }
 
 export interface ErrorContent {
@@ -103,25 +141,6 @@ export function parseEdgeResource(resource: string): EdgeResource {
   return name === undefined ? { namespace, type } : { namespace, type, name };
 }
 
-
-/** `node/<node>/<edge resource>`: how cloud modules address a node's object. */
-export function toCloudResource(nodeName: string, edgeResource: string): string {
-  return `node/${nodeName}/${edgeResource}`;
-}
-
-export interface CloudResource {
-  nodeName: string;
-  /** The part the edge sees (`<namespace>/<type>/<name>`), possibly empty for node-level resources. */
-  edgeResource: string;
-}
-
-export function parseCloudResource(resource: string): CloudResource {
-  const match = /^node\/([^/]+)(?:\/(.*))?$/.exec(resource);
-  if (!match) {
-    throw new ProtocolError(`resource "${resource}" is not node/<node>/...`, 'ERR_INVALID_MESSAGE');
-  }
-  return { nodeName: match[1]!, edgeResource: match[2] ?? '' };
-}
 
 /**
  * Compares Kubernetes resourceVersions. They are formally opaque, but every apiserver backed by etcd issues

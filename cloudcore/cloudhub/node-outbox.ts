@@ -1,3 +1,5 @@
+import { encodeMessage } from '../../shared/channel/codec.js';
+import type { SendQueue } from '../../shared/channel/reliable-sender.js';
 import { compareResourceVersions, type Message } from '../../shared/message.js';
 
 export interface ObjectVersion {
@@ -19,13 +21,13 @@ export interface OutboxItem {
 /**
  * What one node still has to receive. Only the newest version of each object waits (coalescing by key, the
  * waiting entry keeps its place in line), and an entry leaves only when the edge ACKs the message that
- * carried it. `known` is the edge's store as far as the cloud can tell: its inventory plus everything
- * ACKed since, so stale or redundant versions are never sent.
+ * carried it (the session's ReliableSender tracks the wire; this tracks versions). `known` is the edge's
+ * store as far as the cloud can tell: its inventory plus everything ACKed since, so stale or redundant
+ * versions are never sent.
  */
-export class NodeOutbox {
+export class NodeOutbox implements SendQueue<OutboxItem> {
   // Created on demand and dropped when empty: most of 10,000 connected nodes have nothing waiting.
   private pending: Map<string, OutboxItem> | undefined;
-  private inflight: Map<number, OutboxItem> | undefined;
   private inflightByKey: Map<string, OutboxItem> | undefined;
   private markerSeq = 0;
   readonly known = new Map<string, { uid: string; resourceVersion: string }>();
@@ -47,7 +49,7 @@ export class NodeOutbox {
   }
 
   /** The next item to send, in order of first arrival. */
-  take(): OutboxItem | undefined {
+  next(): OutboxItem | undefined {
     if (!this.pending) return undefined;
     for (const [key, item] of this.pending) {
       this.pending.delete(key);
@@ -57,38 +59,32 @@ export class NodeOutbox {
     return undefined;
   }
 
-  sent(seq: number, item: OutboxItem): void {
+  bytes(item: OutboxItem): Uint8Array {
+    return encodeMessage(item.message!);
+  }
+
+  sent(item: OutboxItem): void {
     item.message = undefined;
-    (this.inflight ??= new Map()).set(seq, item);
     if (item.version) (this.inflightByKey ??= new Map()).set(item.key, item);
   }
 
-  /** The edge committed every message up to `seq`; returns what left the outbox. */
-  acked(seq: number): OutboxItem[] {
-    const done: OutboxItem[] = [];
-    const inflight = this.inflight;
-    if (!inflight) return done;
-    // Map iteration follows insertion, and seqs are inserted in increasing order.
-    for (const [s, item] of inflight) {
-      if (s > seq) break;
-      inflight.delete(s);
-      done.push(item);
+  /** The edge committed these items: what it holds now is known. */
+  acked(items: readonly OutboxItem[]): void {
+    for (const item of items) {
       if (!item.version) continue;
       if (this.inflightByKey?.get(item.key) === item) this.inflightByKey.delete(item.key);
       if (item.version.deleted) this.known.delete(item.key);
       else this.known.set(item.key, { uid: item.version.uid, resourceVersion: item.version.resourceVersion });
     }
-    if (inflight.size === 0) this.inflight = undefined;
     if (this.inflightByKey?.size === 0) this.inflightByKey = undefined;
-    return done;
   }
 
   get pendingCount(): number {
     return this.pending?.size ?? 0;
   }
 
-  get inflightCount(): number {
-    return this.inflight?.size ?? 0;
+  get inflightKeys(): number {
+    return this.inflightByKey?.size ?? 0;
   }
 
   private knownVersion(key: string): ObjectVersion | undefined {

@@ -1,35 +1,29 @@
-import type { Bus } from '../../shared/bus.js';
 import type { Logger } from '../../shared/logger.js';
 import { ChannelSession, type SessionHandlers, type Transport } from '../../shared/channel/session.js';
 import { decodeInventory, encodeMessage } from '../../shared/channel/codec.js';
 import { GoAwayCode, PROTOCOL_VERSION, StreamId, type Hello, type InventoryItem, type Settings } from '../../shared/channel/frame.js';
+import { ReliableSender } from '../../shared/channel/reliable-sender.js';
 import type { ReceivedMessage } from '../../shared/channel/streams.js';
 import { ConnectionError, CoreError, ProtocolError } from '../../shared/errors.js';
-import { NULL_NAMESPACE, Operation, newMessage, parseCloudResource, parseEdgeResource, toCloudResource, type Message } from '../../shared/message.js';
-import { ANY_TYPE, SYNC_OPERATION, typeOfKey, uidOf, type SyncRequest, type SyncResponse } from '../../shared/object-sync.js';
+import { Group, NULL_NAMESPACE, Operation, newMessage, parseEdgeResource, type Message } from '../../shared/message.js';
+import { CloudModule } from '../contracts/addresses.js';
+import { uidOf, type SyncResponse } from '../contracts/object-sync.js';
 import { NodeOutbox, type OutboxItem } from './node-outbox.js';
+import { resyncMessages } from './resync.js';
+import type { EdgeOrigin, UpstreamRouter } from './upstream-router.js';
 import type { WebSocketEvents } from './websocket-connection.js';
 
 export type NodeSessionState = 'handshaking' | 'awaiting-inventory' | 'syncing' | 'live' | 'closed';
 
 /** What a session needs from the hub that owns it. */
 export interface SessionHost {
-  readonly bus: Bus;
-  /** Modules asked for the node's desired objects at resync. */
-  syncProviders(): string[];
-  /** Queues an upstream report on the hub's keyed worker pool. */
-  submitUpstream(work: UpstreamWork): void;
+  readonly upstream: UpstreamRouter;
+  /** The providers' answers to the node's inventory (resync.ts). */
+  resync(node: string, inventory: InventoryItem[]): Promise<SyncResponse[]>;
   /** The edge's hello was accepted: controllers learn of the connection before any of its reports. */
   sessionOpened(session: NodeSession): void;
   sessionClosed(session: NodeSession, error: CoreError | undefined): void;
   delivered?(session: NodeSession, items: OutboxItem[]): void;
-}
-
-export interface UpstreamWork {
-  session: NodeSession;
-  seq: number;
-  message: Message;
-  release: () => void;
 }
 
 export interface NodeSessionOptions {
@@ -40,19 +34,19 @@ export interface NodeSessionOptions {
   transport: Transport;
   settings: Settings;
   softwareVersion: string;
-  requestTimeoutMs: number;
   host: SessionHost;
   logger: Logger;
 }
 
 /**
- * One edge node's connection: the channel session, the node's outbox, and the resync that runs when the
- * edge presents its inventory. Live object changes are kept from the hello on and sent once the resync is
- * queued; the outbox lets the newest version of each object win, whether it came live or from a diff.
+ * One edge node's connection: the channel session and the node's outbox, drained by a reliable sender on the
+ * object stream. Live object changes are kept from the hello on and sent once the resync is queued; the
+ * outbox lets the newest version of each object win, whether it came live or from a diff.
  */
-export class NodeSession implements SessionHandlers, WebSocketEvents {
+export class NodeSession implements SessionHandlers, WebSocketEvents, EdgeOrigin {
   readonly channel: ChannelSession;
   readonly outbox = new NodeOutbox();
+  private readonly sender: ReliableSender<OutboxItem>;
   state: NodeSessionState = 'handshaking';
 
   constructor(readonly options: NodeSessionOptions) {
@@ -64,6 +58,7 @@ export class NodeSession implements SessionHandlers, WebSocketEvents {
       // The session is its own handler object: prototype methods, no closures per connection.
       handlers: this,
     });
+    this.sender = new ReliableSender(this.channel, StreamId.objects, this.outbox);
   }
 
   get nodeName(): string {
@@ -80,11 +75,11 @@ export class NodeSession implements SessionHandlers, WebSocketEvents {
   }
 
   /**
-   * Queues a live change (cloud resource) for this node. From the edge's hello on, every change is kept:
-   * the resync's snapshots are taken when each provider answers, at different times, so a change made after
-   * one provider's snapshot but before the last answer is in no diff. The outbox orders a live change and a
-   * diff entry for the same object by version, whichever comes first. Changes before the hello are older than
-   * every snapshot (snapshots are taken after the inventory arrives), so the resync covers them.
+   * Queues a live change for this node. From the edge's hello on, every change is kept: the resync's snapshots
+   * are taken when each provider answers, at different times, so a change made after one provider's snapshot
+   * but before the last answer is in no diff. The outbox orders a live change and a diff entry for the same
+   * object by version, whichever comes first. Changes before the hello are older than every snapshot
+   * (snapshots are taken after the inventory arrives), so the resync covers them.
    */
   offerObject(message: Message): boolean {
     if (this.state === 'handshaking' || this.state === 'closed') return false;
@@ -92,14 +87,18 @@ export class NodeSession implements SessionHandlers, WebSocketEvents {
     // Until the resync is queued, a delete of an object the edge does not hold is kept as a tombstone: a
     // provider's snapshot taken before the delete may still insert that object, and the tombstone outranks it.
     const accepted = this.offer(message, !live);
-    if (accepted && live) this.pump();
+    if (accepted && live) this.sender.pump();
     return accepted;
   }
 
   /** Sends a message that needs no ACK (twin, responses) on the given stream. */
   sendUnreliable(stream: number, message: Message): void {
     if (this.channel.status !== 'open') return;
-    this.channel.write(stream, encodeMessage({ ...message, resource: parseCloudResource(message.resource).edgeResource }));
+    this.channel.write(stream, encodeMessage(message));
+  }
+
+  ackUpstream(seq: number): void {
+    if (this.channel.status === 'open') this.channel.ackSelective(StreamId.upstream, [seq]);
   }
 
   goAway(code: GoAwayCode, reason: string, address = '', graceMs = 2_000): void {
@@ -126,7 +125,7 @@ export class NodeSession implements SessionHandlers, WebSocketEvents {
   }
 
   onDrain(stream: number): void {
-    if (stream === StreamId.objects) this.pump();
+    if (stream === StreamId.objects) this.sender.pump();
   }
 
   onGoAway(code: number, reason: string): void {
@@ -149,6 +148,7 @@ export class NodeSession implements SessionHandlers, WebSocketEvents {
   onMessage(stream: number, received: ReceivedMessage, release: () => void): void {
     const message = this.channel.decodeOrFail(received.data);
     if (!message) return;
+    const upstream = this.options.host.upstream;
     switch (stream) {
       case StreamId.objects:
         release();
@@ -160,15 +160,16 @@ export class NodeSession implements SessionHandlers, WebSocketEvents {
         void this.resync(message);
         return;
       case StreamId.upstream:
-        this.options.host.submitUpstream({ session: this, seq: received.seq, message, release });
-        return;
+        return upstream.report(this, received.seq, message, release);
       case StreamId.rpc:
-        void this.answerRequest(message).finally(release);
+        void upstream
+          .query(this, message)
+          .then((reply) => this.channel.status === 'open' && this.channel.write(StreamId.rpc, encodeMessage({ ...reply, parentId: message.id, resource: message.resource })))
+          .finally(release);
         return;
       case StreamId.twin:
         release();
-        this.forward(message, 'devicecontroller');
-        return;
+        return upstream.twin(this, message);
     }
   }
 
@@ -187,100 +188,46 @@ export class NodeSession implements SessionHandlers, WebSocketEvents {
     }
     this.state = 'syncing';
     for (const item of inventory) this.outbox.known.set(item.key, { uid: item.uid, resourceVersion: item.resourceVersion });
-    const request: SyncRequest = { nodeName: this.nodeName, inventory };
     let responses: SyncResponse[];
     try {
-      responses = await Promise.all(
-        this.options.host.syncProviders().map(async (provider) => {
-          const reply = await this.options.host.bus.request<SyncResponse>(provider, newMessage({ source: 'cloudhub', group: 'resource', operation: SYNC_OPERATION, resource: `node/${this.nodeName}`, content: request }), this.options.requestTimeoutMs);
-          if (reply.operation === Operation.error) throw new ConnectionError(`${provider} could not compute the resync: ${JSON.stringify(reply.content)}`);
-          return reply.content;
-        }),
-      );
+      responses = await this.options.host.resync(this.nodeName, inventory);
     } catch (err) {
       this.logger.error({ err }, 'resync failed');
       this.channel.fail(err instanceof CoreError ? err : new ConnectionError(String(err)));
       return;
     }
     if (this.state !== 'syncing') return;
-    this.queueResync(inventory, responses);
-  }
-
-  private queueResync(inventory: InventoryItem[], responses: SyncResponse[]): void {
-    const owned = new Set(responses.flatMap((r) => r.ownedTypes));
     let queued = 0;
-    for (const r of responses) for (const m of r.messages) if (this.offer(m)) queued++;
-    // Objects of a type nobody serves any more are garbage on the edge.
-    if (!owned.has(ANY_TYPE)) {
-      for (const item of inventory) {
-        const type = typeOfKey(item.key);
-        if (type && !owned.has(type)) {
-          const [namespace, , name] = item.key.split('/');
-          const del = newMessage({ source: 'cloudhub', group: 'resource', operation: Operation.delete, resource: toCloudResource(this.nodeName, item.key), resourceVersion: item.resourceVersion, content: { metadata: { uid: item.uid, name, namespace } } });
-          if (this.offer(del)) queued++;
-        }
-      }
-    }
-    const marker = newMessage({ source: 'cloudhub', group: 'resource', operation: Operation.synced, resource: `${NULL_NAMESPACE}/node/${this.nodeName}`, content: { queued } });
+    for (const m of resyncMessages(inventory, responses)) if (this.offer(m)) queued++;
+    const marker = newMessage({ source: CloudModule.cloudHub, group: Group.resource, operation: Operation.synced, resource: `${NULL_NAMESPACE}/node/${this.nodeName}`, content: { queued } });
     this.outbox.offer({ key: '', message: marker, enqueuedAtMs: performance.now() });
     this.state = 'live';
     // Per-node detail: debug, or a 10,000-edge reconnect storm writes 10,000 lines for nothing new.
     this.logger.debug({ inventory: inventory.length, queued }, 'resync queued');
-    this.pump();
+    this.sender.pump();
   }
 
   private offer(message: Message, keepUnknownDeletes = false): boolean {
-    let edgeResource: string;
     try {
-      edgeResource = parseCloudResource(message.resource).edgeResource;
-      parseEdgeResource(edgeResource);
+      parseEdgeResource(message.resource);
     } catch (err) {
       this.logger.error({ err, resource: message.resource }, 'object message with a bad resource dropped');
       return false;
     }
     return this.outbox.offer({
-      key: edgeResource,
-      message: { ...message, resource: edgeResource },
+      key: message.resource,
+      message,
       version: { uid: uidOf(message.content), resourceVersion: message.resourceVersion, deleted: message.operation === Operation.delete },
       enqueuedAtMs: performance.now(),
     }, keepUnknownDeletes);
   }
 
-  private pump(): void {
-    while (this.channel.status === 'open' && this.channel.writable(StreamId.objects)) {
-      const item = this.outbox.take();
-      if (!item) return;
-      const seq = this.channel.write(StreamId.objects, encodeMessage(item.message!));
-      this.outbox.sent(seq, item);
-    }
-  }
-
   onAck(stream: number, cumulative: number): void {
     if (stream !== StreamId.objects || cumulative === 0) return;
-    const done = this.outbox.acked(cumulative);
-    if (done.length > 0) this.options.host.delivered?.(this, done);
-  }
-
-  /** A query from the edge: asked of the owning module, answered on the rpc stream. */
-  private async answerRequest(message: Message): Promise<void> {
-    const target = message.group === 'twin' ? 'devicecontroller' : 'edgecontroller';
-    let reply: Message;
-    try {
-      const cloudMessage = { ...message, resource: toCloudResource(this.nodeName, message.resource) };
-      reply = await this.options.host.bus.request(target, cloudMessage, this.options.requestTimeoutMs);
-    } catch (err) {
-      reply = newMessage({ source: 'cloudhub', group: message.group, operation: Operation.error, resource: message.resource, parentId: message.id, content: { code: (err as CoreError).code ?? 'ERR_UNKNOWN', message: (err as Error).message } });
-    }
-    if (this.channel.status !== 'open') return;
-    this.channel.write(StreamId.rpc, encodeMessage({ ...reply, parentId: message.id, resource: message.resource }));
-  }
-
-  private forward(message: Message, target: string): void {
-    if (!this.options.host.bus.has(target)) {
-      this.logger.debug({ target, resource: message.resource }, 'no module for edge message, dropped');
-      return;
-    }
-    void this.options.host.bus.send(target, { ...message, resource: toCloudResource(this.nodeName, message.resource) });
+    const done = this.sender.acked(cumulative);
+    if (done.length === 0) return;
+    this.outbox.acked(done);
+    this.options.host.delivered?.(this, done);
   }
 
   onClose(error: CoreError | undefined): void {

@@ -1,7 +1,7 @@
 import { canonicalJson } from '../../shared/canonical-json.js';
 import { DEVICE_MODEL_TYPE, DEVICE_TYPE, deviceId, type Device, type DeviceModel } from '../../shared/device-types.js';
-import type { DesiredObject } from '../../shared/object-sync.js';
-import { ReferenceIndex } from '../../shared/reference-index.js';
+import type { DesiredObject } from '../contracts/object-sync.js';
+import { ReferenceIndex } from '../kube/reference-index.js';
 
 export interface PlacementChange {
   node: string;

@@ -1,11 +1,12 @@
-import type { Bus } from '../../shared/bus.js';
 import type { InventoryItem } from '../../shared/channel/frame.js';
 import { DEVICE_API_GROUP, DEVICE_API_VERSION, DEVICE_MODEL_TYPE, DEVICE_STATUS_TYPE, DEVICE_TYPE, deviceId, type Device, type DeviceCondition, type DeviceModel } from '../../shared/device-types.js';
 import { CoreError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
-import { Operation, errorResponseTo, parseCloudResource, parseEdgeResource, responseTo, type Message } from '../../shared/message.js';
+import { Operation, errorResponseTo, responseTo, type Message } from '../../shared/message.js';
 import type { Module } from '../../shared/module-runtime.js';
-import { CONTROLLERS_GROUP, SYNC_OPERATION, diffInventory, objectMessage, typeOfKey, type ConnectionEvent, type SyncRequest, type SyncResponse } from '../../shared/object-sync.js';
+import { CloudModule } from '../contracts/addresses.js';
+import type { CloudBus, ControllerMessage, NodeDelivery, ReportMessage, SyncMessage } from '../contracts/node-messages.js';
+import { diffInventory, objectMessage, typeOfKey } from '../contracts/object-sync.js';
 import { MERGE_PATCH, kubeError, type KubeClients } from '../kube/kube-client.js';
 import type { TokenBucket } from '../kube/rate-limiter.js';
 import { Watched } from '../kube/watched.js';
@@ -16,7 +17,9 @@ import { conditionsUpdate, modelVerdict } from './model-condition.js';
 export interface DeviceControllerDeps {
   clients: KubeClients;
   limiter: TokenBucket;
-  bus: Bus;
+  bus: CloudBus;
+  /** CloudHub: where changes for a node go. */
+  nodes: NodeDelivery;
   logger: Logger;
 }
 
@@ -28,7 +31,7 @@ const owns = (key: string): boolean => OWNED_TYPES.includes(typeOfKey(key) ?? ''
  * inventory resync; device status reports up into the Device's status subresource.
  */
 export class DeviceController implements Module {
-  readonly name = 'devicecontroller';
+  readonly name = CloudModule.deviceController;
   private readonly devices: Watched<Device>;
   private readonly models: Watched<DeviceModel>;
   private readonly placement = new DevicePlacement();
@@ -61,7 +64,7 @@ export class DeviceController implements Module {
    * trying in the background: cloudcore serves nodes meanwhile, and devices sync once the CRDs are installed.
    */
   async start(): Promise<void> {
-    this.deps.bus.register(this.name, CONTROLLERS_GROUP, (m) => this.handle(m));
+    this.deps.bus.register(this.name, (m) => this.handle(m));
     // Models first: a device's first message then finds its model.
     const listed = this.models.start().then(() => this.devices.start()).then(() => this.onReady());
     if (await this.crdsServed()) await listed;
@@ -86,14 +89,14 @@ export class DeviceController implements Module {
     this.ready = true;
     this.deps.logger.info({ devices: this.devices.list().length, models: this.models.list().length, pendingNodes: this.pending.size }, 'devicecontroller watching devices');
     for (const [node, inventory] of this.pending) {
-      for (const m of diffInventory(this.name, node, this.placement.desired(node), inventory, owns)) void this.deps.bus.send('cloudhub', m).catch(() => undefined);
+      for (const m of diffInventory(this.name, this.placement.desired(node), inventory, owns)) this.deps.nodes.deliver(node, m);
     }
     this.pending.clear();
   }
 
   private apply(changes: PlacementChange[]): void {
     if (!this.ready) return; // The first lists are answered by the resyncs (or onReady).
-    for (const c of changes) void this.deps.bus.send('cloudhub', objectMessage(this.name, c.node, c.object, c.operation)).catch(() => undefined);
+    for (const c of changes) this.deps.nodes.deliver(c.node, objectMessage(this.name, c.object, c.operation));
   }
 
   /** Devices using this model (by name, in its namespace) are checked again: it came, changed or went. */
@@ -124,38 +127,39 @@ export class DeviceController implements Module {
     }
   }
 
-  private async handle(message: Message): Promise<void> {
+  private async handle(message: ControllerMessage): Promise<void> {
     switch (message.operation) {
-      case SYNC_OPERATION:
-        return this.answerSync(message as Message<SyncRequest>);
-      case 'disconnect':
-        this.pending.delete((message.content as ConnectionEvent).nodeName);
+      case Operation.sync:
+        return this.answerSync(message);
+      case Operation.disconnect:
+        this.pending.delete(message.node);
         return;
       case Operation.connect:
+        return;
+      case Operation.query:
+        this.deps.bus.respond(message, errorResponseTo(message, this.name, { code: 'ERR_NOT_FOUND', message: `devicecontroller answers no queries (${message.resource})` }));
         return;
       default:
         return this.acceptReport(message);
     }
   }
 
-  private answerSync(request: Message<SyncRequest>): void {
-    const { nodeName, inventory } = request.content;
+  private answerSync(request: SyncMessage): void {
+    const { node } = request;
+    const { inventory } = request.content;
     let messages: Message[] = [];
     // Not listed yet: keep what the edge holds (its devices keep working) and settle the difference later.
-    if (this.ready) messages = diffInventory(this.name, nodeName, this.placement.desired(nodeName), inventory, owns);
-    else this.pending.set(nodeName, inventory.filter((i) => owns(i.key)));
-    const response: SyncResponse = { ownedTypes: OWNED_TYPES, messages };
-    this.deps.bus.respond(request, responseTo(request, this.name, response));
+    if (this.ready) messages = diffInventory(this.name, this.placement.desired(node), inventory, owns);
+    else this.pending.set(node, inventory.filter((i) => owns(i.key)));
+    this.deps.bus.respond(request, responseTo(request, this.name, { ownedTypes: OWNED_TYPES, messages }));
   }
 
-  private async acceptReport(message: Message): Promise<void> {
-    let nodeName = '';
+  private async acceptReport(message: ReportMessage): Promise<void> {
+    const nodeName = message.node;
     try {
-      const parsed = parseCloudResource(message.resource);
-      nodeName = parsed.nodeName;
-      const { namespace, type, name } = parseEdgeResource(parsed.edgeResource);
+      const { namespace, type, name } = message.object;
       if (type !== DEVICE_STATUS_TYPE || name === undefined || message.operation !== Operation.update) {
-        throw new CoreError('ERR_INVALID_MESSAGE', `${message.operation} ${parsed.edgeResource} is not a device status report`);
+        throw new CoreError('ERR_INVALID_MESSAGE', `${message.operation} ${message.resource} is not a device status report`);
       }
       await this.patchStatus(nodeName, namespace, name, message.content);
       this.deps.bus.respond(message, responseTo(message, this.name, 'OK'));

@@ -1,14 +1,17 @@
-import type { Bus } from '../../shared/bus.js';
 import type { Logger } from '../../shared/logger.js';
 import type { Module } from '../../shared/module-runtime.js';
 import { CoreError } from '../../shared/errors.js';
-import { Operation, errorResponseTo, parseCloudResource, responseTo, type Message } from '../../shared/message.js';
-import { ANY_TYPE, CONTROLLERS_GROUP, SYNC_OPERATION, diffInventory, objectMessage, typeOfKey, type ConnectionEvent, type SyncRequest, type SyncResponse } from '../../shared/object-sync.js';
+import { Operation, errorResponseTo, responseTo } from '../../shared/message.js';
+import { CloudModule } from '../contracts/addresses.js';
+import type { CloudBus, ControllerMessage, NodeDelivery, QueryMessage, ReportMessage, SyncMessage } from '../contracts/node-messages.js';
+import { ANY_TYPE, diffInventory, objectMessage, typeOfKey } from '../contracts/object-sync.js';
 import type { ObjectSource, SourceChange } from './object-source.js';
 
 export interface EdgeControllerDeps {
   source: ObjectSource;
-  bus: Bus;
+  bus: CloudBus;
+  /** CloudHub: where changes for a node go. */
+  nodes: NodeDelivery;
   logger: Logger;
 }
 
@@ -18,13 +21,13 @@ export interface EdgeControllerDeps {
  * the node's queries with objects it may read, and hands its reports to the source.
  */
 export class EdgeController implements Module {
-  readonly name = 'edgecontroller';
+  readonly name = CloudModule.edgeController;
 
   constructor(private readonly deps: EdgeControllerDeps) {}
 
   async start(): Promise<void> {
     await this.deps.source.start((change) => this.forward(change));
-    this.deps.bus.register(this.name, CONTROLLERS_GROUP, (m) => this.handle(m));
+    this.deps.bus.register(this.name, (m) => this.handle(m));
   }
 
   async stop(): Promise<void> {
@@ -33,20 +36,20 @@ export class EdgeController implements Module {
   }
 
   private forward(change: SourceChange): void {
-    void this.deps.bus.send('cloudhub', objectMessage(this.name, change.node, change.object, change.operation)).catch(() => undefined);
+    this.deps.nodes.deliver(change.node, objectMessage(this.name, change.object, change.operation));
   }
 
-  private async handle(message: Message): Promise<void> {
+  private async handle(message: ControllerMessage): Promise<void> {
     switch (message.operation) {
-      case SYNC_OPERATION:
-        return this.answerSync(message as Message<SyncRequest>);
+      case Operation.sync:
+        return this.answerSync(message);
       case Operation.connect:
-        this.deps.source.connected((message.content as ConnectionEvent).nodeName);
-        this.deps.logger.debug({ nodeId: (message.content as ConnectionEvent).nodeName }, 'edge connected');
+        this.deps.source.connected(message.node);
+        this.deps.logger.debug({ nodeId: message.node }, 'edge connected');
         return;
-      case 'disconnect':
-        this.deps.source.disconnected((message.content as ConnectionEvent).nodeName);
-        this.deps.logger.debug({ nodeId: (message.content as ConnectionEvent).nodeName }, 'edge disconnected');
+      case Operation.disconnect:
+        this.deps.source.disconnected(message.node);
+        this.deps.logger.debug({ nodeId: message.node }, 'edge disconnected');
         return;
       case Operation.query:
         return this.answerQuery(message);
@@ -56,35 +59,30 @@ export class EdgeController implements Module {
   }
 
   /** The difference between the node's inventory and what it should hold, for the types this source owns. */
-  private answerSync(request: Message<SyncRequest>): void {
-    const { nodeName, inventory } = request.content;
+  private answerSync(request: SyncMessage): void {
     const owned = new Set(this.deps.source.ownedTypes);
     const owns = (key: string): boolean => owned.has(ANY_TYPE) || owned.has(typeOfKey(key) ?? '');
-    const messages = diffInventory(this.name, nodeName, this.deps.source.desired(nodeName), inventory, owns);
-    const response: SyncResponse = { ownedTypes: [...owned], messages };
-    this.deps.bus.respond(request, responseTo(request, this.name, response));
+    const messages = diffInventory(this.name, this.deps.source.desired(request.node), request.content.inventory, owns);
+    this.deps.bus.respond(request, responseTo(request, this.name, { ownedTypes: [...owned], messages }));
   }
 
   /** A node reads only objects it should hold (its Node, its pods, what they reference). */
-  private answerQuery(request: Message): void {
-    const { nodeName, edgeResource } = parseCloudResource(request.resource);
-    const object = this.deps.source.lookup(nodeName, edgeResource);
+  private answerQuery(request: QueryMessage): void {
+    const object = this.deps.source.lookup(request.node, request.resource);
     const reply = object
       ? { ...responseTo(request, this.name, object.content), resourceVersion: object.resourceVersion }
-      : errorResponseTo(request, this.name, { code: 'ERR_NOT_FOUND', message: `${edgeResource} not found for node ${nodeName}` });
+      : errorResponseTo(request, this.name, { code: 'ERR_NOT_FOUND', message: `${request.resource} not found for node ${request.node}` });
     this.deps.bus.respond(request, reply);
   }
 
-  private async acceptReport(message: Message): Promise<void> {
-    const { nodeName, edgeResource } = parseCloudResource(message.resource);
+  private async acceptReport(report: ReportMessage): Promise<void> {
     try {
-      await this.deps.source.report(nodeName, edgeResource, message);
-      this.deps.bus.respond(message, responseTo(message, this.name, 'OK'));
+      await this.deps.source.report(report);
+      this.deps.bus.respond(report, responseTo(report, this.name, 'OK'));
     } catch (err) {
       const e = err as Error & { code?: string };
-      this.deps.logger.warn({ nodeId: nodeName, resource: edgeResource, err: e }, 'edge report refused');
-      this.deps.bus.respond(message, errorResponseTo(message, this.name, { code: err instanceof CoreError ? err.code : (e.code ?? 'ERR_REPORT'), message: e.message }));
+      this.deps.logger.warn({ nodeId: report.node, resource: report.resource, err: e }, 'edge report refused');
+      this.deps.bus.respond(report, errorResponseTo(report, this.name, { code: err instanceof CoreError ? err.code : (e.code ?? 'ERR_REPORT'), message: e.message }));
     }
   }
-
 }

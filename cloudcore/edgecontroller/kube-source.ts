@@ -1,13 +1,14 @@
 import type { CoreV1Event, KubernetesObject, V1ConfigMap, V1Node, V1Pod, V1Secret } from '@kubernetes/client-node';
 import type { Logger } from '../../shared/logger.js';
 import { CoreError } from '../../shared/errors.js';
-import { NULL_NAMESPACE, Operation, parseEdgeResource, type Message } from '../../shared/message.js';
+import { NULL_NAMESPACE, Operation, parseEdgeResource } from '../../shared/message.js';
+import type { ReportMessage } from '../contracts/node-messages.js';
 import type { KubeClients } from '../kube/kube-client.js';
 import type { TokenBucket } from '../kube/rate-limiter.js';
 import { Watched } from '../kube/watched.js';
 import { EDGE_ROLE_LABEL, NodeKeeper, type EdgeNodeStatus } from './node-keeper.js';
 import type { DesiredObject, ObjectSource, SourceChange } from './object-source.js';
-import { ReferenceIndex } from '../../shared/reference-index.js';
+import { ReferenceIndex } from '../kube/reference-index.js';
 import { isMirrorPod, podReferences, type RefKey } from './pod-references.js';
 import { PodAutonomyWebhook } from './pod-autonomy.js';
 import { PodReports } from './pod-reports.js';
@@ -139,8 +140,8 @@ export class KubeSource implements ObjectSource {
     return object && toDesired(key, object);
   }
 
-  async report(node: string, edgeResource: string, message: Message): Promise<void> {
-    const { namespace, type, name } = parseEdgeResource(edgeResource);
+  async report(message: ReportMessage): Promise<void> {
+    const { node, object: { namespace, type, name } } = message;
     if (type === 'nodestatus') {
       if (name !== node) throw new CoreError('ERR_FORBIDDEN', `node ${node} may not report the status of node ${name}`);
       return this.keeper.report(node, (message.content ?? {}) as EdgeNodeStatus);

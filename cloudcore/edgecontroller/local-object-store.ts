@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { openDatabase, type SqliteDatabase } from '../../shared/sqlite.js';
-import type { ObjectMeta } from '../../shared/object-sync.js';
+import type { ObjectMeta } from '../contracts/object-sync.js';
 
 export interface StoredObject {
   node: string;

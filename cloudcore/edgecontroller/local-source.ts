@@ -1,6 +1,6 @@
 import type { Logger } from '../../shared/logger.js';
-import type { Message } from '../../shared/message.js';
-import { ANY_TYPE } from '../../shared/object-sync.js';
+import type { ReportMessage } from '../contracts/node-messages.js';
+import { ANY_TYPE } from '../contracts/object-sync.js';
 import { LocalObjectStore, type StoredObject } from './local-object-store.js';
 import type { DesiredObject, ObjectSource, SourceChange } from './object-source.js';
 
@@ -45,8 +45,8 @@ export class LocalSource implements ObjectSource {
   }
 
   /** Reports are kept under the reporting node, so a node can only write its own. */
-  async report(node: string, edgeResource: string, message: Message): Promise<void> {
-    this.store?.putStatus(node, edgeResource, message.content ?? null);
+  async report(report: ReportMessage): Promise<void> {
+    this.store?.putStatus(report.node, report.resource, report.content ?? null);
   }
 
   connected(): void {}

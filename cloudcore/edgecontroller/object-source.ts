@@ -1,11 +1,11 @@
-import type { Message } from '../../shared/message.js';
-import type { DesiredObject } from '../../shared/object-sync.js';
+import type { ReportMessage } from '../contracts/node-messages.js';
+import type { DesiredObject, ObjectOperation } from '../contracts/object-sync.js';
 
-export type { DesiredObject } from '../../shared/object-sync.js';
+export type { DesiredObject } from '../contracts/object-sync.js';
 
 export interface SourceChange {
   node: string;
-  operation: 'insert' | 'update' | 'delete';
+  operation: ObjectOperation;
   object: DesiredObject;
 }
 
@@ -24,7 +24,7 @@ export interface ObjectSource {
   /** One object the node may read, or undefined when it does not exist or is not the node's. */
   lookup(node: string, key: string): DesiredObject | undefined;
   /** Applies an edge report (status, event); throws an error naming why when refused. */
-  report(node: string, edgeResource: string, message: Message): Promise<void>;
+  report(report: ReportMessage): Promise<void>;
   connected(node: string): void;
   disconnected(node: string): void;
 }

@@ -1,13 +1,14 @@
 import { randomUUID } from 'node:crypto';
-import type { Bus } from '../../shared/bus.js';
 import { DEVICE_MODEL_TYPE, DEVICE_STATUS_TYPE, DEVICE_TYPE, deviceId, type Device, type DeviceModel } from '../../shared/device-types.js';
-import { listStoredObjects } from '../../shared/store-query.js';
+import { EdgeModule } from '../contracts/addresses.js';
+import { parseStored, type EdgeBus, type EdgeInboxes, type PublishMessage, type ReportMessage } from '../contracts/messages.js';
+import { listStoredObjects } from '../contracts/store-query.js';
 import type { Logger } from '../../shared/logger.js';
-import { Operation, newMessage, parseEdgeResource, type Message } from '../../shared/message.js';
+import { Group, Operation, newMessage, parseEdgeResource } from '../../shared/message.js';
 import type { Module } from '../../shared/module-runtime.js';
 import type { SqliteDatabase } from '../../shared/sqlite.js';
 import { membershipDevice, statusReport, type DeviceEntry } from './device-entry.js';
-import { MqttHandlers, PUBLISH } from './mqtt-handlers.js';
+import { MqttHandlers } from './mqtt-handlers.js';
 import { TwinBatch } from './twin-batch.js';
 import { applyDesired, emptyTwin, twinTypeOf, type TwinRecord } from './twin-rules.js';
 import { TwinStore, type AttributeRow, type DeviceRow } from './twin-store.js';
@@ -16,7 +17,7 @@ import { membershipTopicBase } from './twin-topics.js';
 export interface DeviceTwinDeps {
   nodeName: string;
   database: SqliteDatabase;
-  bus: Bus;
+  bus: EdgeBus;
   logger: Logger;
 }
 
@@ -27,7 +28,7 @@ export interface DeviceTwinDeps {
  * offline edge keeps taking reports and sends the newest when the cloud is back.
  */
 export class DeviceTwin implements Module {
-  readonly name = 'devicetwin';
+  readonly name = EdgeModule.deviceTwin;
   readonly devices = new Map<string, DeviceEntry>();
   private readonly models = new Map<string, DeviceModel>();
   private batch: TwinBatch | undefined;
@@ -41,7 +42,7 @@ export class DeviceTwin implements Module {
     this.batch = new TwinBatch(store, (e) => this.sendReport(e), (err) => this.deps.logger.error({ err }, 'cannot write device twins to the edge store'));
     this.mqtt = new MqttHandlers({ nodeName: this.deps.nodeName, devices: this.devices, batch: this.batch, publish: (t, p) => this.publish(t, p), membership: () => this.membership(), logger: this.deps.logger });
     // Registered first, so no change MetaManager announces is missed; handled once the store is loaded.
-    this.deps.bus.register(this.name, 'twin', (m) => this.handle(m));
+    this.deps.bus.register(this.name, (m) => this.handle(m));
     this.loaded = this.load(store);
     await this.loaded;
   }
@@ -51,10 +52,9 @@ export class DeviceTwin implements Module {
     this.batch?.flush();
   }
 
-  private async handle(message: Message): Promise<void> {
+  private async handle(message: EdgeInboxes['devicetwin']): Promise<void> {
     await this.loaded;
-    if (message.operation === PUBLISH && message.source === 'eventbus') return this.mqtt!.handle(message.resource, message.content as Buffer);
-    if (message.operation === Operation.connect) return;
+    if (message.operation === Operation.received) return this.mqtt!.handle(message.resource, message.content);
     let type: string;
     try {
       type = parseEdgeResource(message.resource).type;
@@ -62,9 +62,9 @@ export class DeviceTwin implements Module {
       this.deps.logger.warn({ resource: message.resource }, 'devicetwin ignored message');
       return;
     }
-    const deleted = message.operation === Operation.delete;
-    if (type === DEVICE_TYPE) deleted ? this.removeDevice(message.resource) : this.upsertDevice(message.content as Device);
-    else if (type === DEVICE_MODEL_TYPE) this.upsertModel(message.resource, deleted ? undefined : (message.content as DeviceModel));
+    const content = message.content;
+    if (type === DEVICE_TYPE) content === null ? this.removeDevice(message.resource) : this.upsertDevice(parseStored<Device>(content));
+    else if (type === DEVICE_MODEL_TYPE) this.upsertModel(message.resource, content === null ? undefined : parseStored<DeviceModel>(content));
   }
 
   /** Twins and states from SQLite, Devices and models from the edge store; settles what changed meanwhile. */
@@ -157,13 +157,14 @@ export class DeviceTwin implements Module {
 
   private sendReport(entry: DeviceEntry): void {
     if (!this.devices.has(entry.id)) return;
-    const message = newMessage({ source: this.name, group: 'twin', operation: Operation.update, resource: `${entry.namespace}/${DEVICE_STATUS_TYPE}/${entry.name}`, content: statusReport(entry) });
-    void this.deps.bus.send('edgehub', message).catch((err: unknown) => this.deps.logger.warn({ err, deviceId: entry.id }, 'device status not queued for the cloud'));
+    const message: ReportMessage = newMessage({ source: this.name, group: Group.twin, operation: Operation.update, resource: `${entry.namespace}/${DEVICE_STATUS_TYPE}/${entry.name}`, content: statusReport(entry) });
+    void this.deps.bus.send(EdgeModule.edgeHub, message).catch((err: unknown) => this.deps.logger.warn({ err, deviceId: entry.id }, 'device status not queued for the cloud'));
   }
 
   private publish(topic: string, payload: unknown): void {
-    if (!this.deps.bus.has('eventbus')) return;
-    void this.deps.bus.send('eventbus', newMessage({ source: this.name, group: 'bus', operation: PUBLISH, resource: topic, content: Buffer.from(JSON.stringify(payload)) })).catch(() => undefined);
+    if (!this.deps.bus.has(EdgeModule.eventBus)) return;
+    const message: PublishMessage = newMessage({ source: this.name, group: Group.user, operation: Operation.publish, resource: topic, content: Buffer.from(JSON.stringify(payload)) });
+    void this.deps.bus.send(EdgeModule.eventBus, message).catch(() => undefined);
   }
 }
 

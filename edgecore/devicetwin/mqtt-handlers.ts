@@ -6,9 +6,6 @@ import type { TwinBatch } from './twin-batch.js';
 import { TwinPayloadError, applyEdgeUpdate, deltaOf, parsePayload, parseTwinUpdate, toMsgTwin, type MsgTwin } from './twin-rules.js';
 import { deviceTopicBases, parseInboundTopic } from './twin-topics.js';
 
-/** Operation of EventBus messages: an MQTT message in, or one to publish. */
-export const PUBLISH = 'publish';
-
 export interface MqttHandlersDeps {
   nodeName: string;
   devices: ReadonlyMap<string, DeviceEntry>;

@@ -2,14 +2,16 @@
 // ≥ 1.17); the older one-segment form names a device in `default`. Replies go to the form the request used;
 // documents and deltas to both (deviceTopicBases).
 
+import { DEVICE_TOPIC_PREFIX as DEVICE_PREFIX, NODE_TOPIC_PREFIX as NODE_PREFIX } from '../../shared/device-topics.js';
+
+export { membershipTopicBase } from '../../shared/device-topics.js';
+
 export type DeviceAction = 'twin-update' | 'twin-get' | 'state-update' | 'attributes-update';
 
 export type InboundTopic =
   | { kind: 'device'; action: DeviceAction; namespace: string; name: string; base: string }
   | { kind: 'membership-get'; node: string; base: string };
 
-const DEVICE_PREFIX = '$hw/events/device/';
-const NODE_PREFIX = '$hw/events/node/';
 const ACTIONS: ReadonlyArray<[string, DeviceAction]> = [
   ['/twin/update', 'twin-update'],
   ['/twin/get', 'twin-get'],
@@ -49,4 +51,3 @@ export function deviceTopicBases(namespace: string, name: string): string[] {
   return bases;
 }
 
-export const membershipTopicBase = (node: string): string => `${NODE_PREFIX}${node}/membership`;

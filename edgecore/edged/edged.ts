@@ -1,8 +1,9 @@
-import type { Bus } from '../../shared/bus.js';
 import type { Logger } from '../../shared/logger.js';
 import type { Module } from '../../shared/module-runtime.js';
-import { NULL_NAMESPACE, Operation, newMessage, parseEdgeResource, type Message } from '../../shared/message.js';
-import { listStoredObjects } from '../../shared/store-query.js';
+import { Group, NULL_NAMESPACE, Operation, newMessage, parseEdgeResource } from '../../shared/message.js';
+import { EdgeModule } from '../contracts/addresses.js';
+import { parseStored, type EdgeBus, type EdgeInboxes, type ReportMessage } from '../contracts/messages.js';
+import { listStoredObjects } from '../contracts/store-query.js';
 import type { EdgeCoreConfig } from '../config.js';
 import { CrashBackoff } from './crash-backoff.js';
 import { CriClient } from './cri/cri-client.js';
@@ -25,7 +26,7 @@ export interface EdgedDeps {
   nodeName: string;
   facts: NodeFactsOptions;
   config: EdgeCoreConfig['modules']['edged'];
-  bus: Bus;
+  bus: EdgeBus;
   logger: Logger;
   /** Injected by tests; otherwise a CRI client on `config.runtimeEndpoint`. */
   runtime?: CriRuntime;
@@ -39,7 +40,7 @@ const POD_TYPES = new Set(['pod', 'configmap', 'secret']);
  * through EdgeHub's durable outbox.
  */
 export class Edged implements Module {
-  readonly name = 'edged';
+  readonly name = EdgeModule.edged;
   private timer: NodeJS.Timeout | undefined;
   private lastReported = '';
   private cri: CriRuntime | undefined;
@@ -53,7 +54,7 @@ export class Edged implements Module {
   constructor(private readonly deps: EdgedDeps) {}
 
   async start(): Promise<void> {
-    this.deps.bus.register(this.name, this.name, (m) => this.handle(m));
+    this.deps.bus.register(this.name, (m) => this.handle(m));
     if (this.deps.config.runtimeEndpoint || this.deps.runtime) await this.startPods();
     await this.reportNodeStatus(true);
     this.timer = setInterval(() => void this.reportNodeStatus(false), this.deps.config.nodeStatusCheckMs).unref();
@@ -107,13 +108,13 @@ export class Edged implements Module {
     logger.info({ runtime: config.runtimeEndpoint, runtimeVersion: this.runtimeVersion, pods: cache.podUids().length }, 'edged running pods');
   }
 
-  private async handle(message: Message): Promise<void> {
+  private async handle(message: EdgeInboxes['edged']): Promise<void> {
     // After a (re)connection the cloud may have marked the node Unknown: report in full.
     if (message.operation === Operation.connect) {
       if (message.content === 'cloud_connected') await this.reportNodeStatus(true);
       return;
     }
-    if (!this.cache || message.source !== 'metamanager') return;
+    if (!this.cache) return;
     let type: string;
     try {
       type = parseEdgeResource(message.resource).type;
@@ -121,7 +122,7 @@ export class Edged implements Module {
       return;
     }
     if (!POD_TYPES.has(type)) return;
-    const uids = this.cache.apply(type as 'pod', message.resource, message.operation === Operation.delete ? null : message.content);
+    const uids = this.cache.apply(type as 'pod', message.resource, message.content === null ? null : parseStored(message.content));
     for (const uid of uids) this.pods?.trigger(uid);
   }
 
@@ -149,8 +150,9 @@ export class Edged implements Module {
     this.send(Operation.insert, `${event.metadata.namespace}/event/${event.metadata.name}`, event);
   }
 
-  private send(operation: string, resource: string, content: unknown): void {
-    void this.deps.bus.send('edgehub', newMessage({ source: this.name, group: 'resource', operation, resource, content })).catch((err: unknown) => this.deps.logger.warn({ err, resource }, 'report not queued for the cloud'));
+  private send(operation: ReportMessage['operation'], resource: string, content: unknown): void {
+    const report: ReportMessage = newMessage({ source: this.name, group: Group.resource, operation, resource, content });
+    void this.deps.bus.send(EdgeModule.edgeHub, report).catch((err: unknown) => this.deps.logger.warn({ err, resource }, 'report not queued for the cloud'));
   }
 
   private async reportNodeStatus(force: boolean): Promise<void> {

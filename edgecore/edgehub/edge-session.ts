@@ -1,14 +1,17 @@
-import type { Bus } from '../../shared/bus.js';
 import type { Logger } from '../../shared/logger.js';
 import { ChannelSession, type Transport } from '../../shared/channel/session.js';
-import { decodeEnvelopeRaw, decodeMessage, encodeInventory, encodeMessage } from '../../shared/channel/codec.js';
-import { StreamId, type Hello, type InventoryItem, type Settings } from '../../shared/channel/frame.js';
+import { decodeEnvelopeRaw, encodeInventory, encodeMessage } from '../../shared/channel/codec.js';
+import { StreamId, type Hello, type Settings } from '../../shared/channel/frame.js';
+import { ReliableSender } from '../../shared/channel/reliable-sender.js';
 import type { ReceivedMessage } from '../../shared/channel/streams.js';
-import { ConnectionError, CoreError, IllegalStateError, ProtocolError, TimeoutError } from '../../shared/errors.js';
-import { Operation, newMessage, parseEdgeResource, type Message } from '../../shared/message.js';
-import type { ObjectChange } from '../../shared/object-change.js';
-import { metadataUid } from '../../shared/json-scan.js';
-import type { UpstreamOutbox } from './upstream-outbox.js';
+import { ConnectionError, type CoreError } from '../../shared/errors.js';
+import { Group, NULL_NAMESPACE, Operation, newMessage, type Message, type Reply } from '../../shared/message.js';
+import { PendingRequests } from '../../shared/pending-requests.js';
+import { EdgeModule } from '../contracts/addresses.js';
+import type { EdgeBus, InventoryMessage, QueryMessage, StoredNotice } from '../contracts/messages.js';
+import { ObjectApplier } from './object-applier.js';
+import { STORE, TWIN } from './routes.js';
+import { UpstreamCursor, type SentRow, type UpstreamOutbox } from './upstream-outbox.js';
 
 export interface SessionEnd {
   error?: CoreError;
@@ -20,7 +23,7 @@ export interface EdgeSessionOptions {
   hello: Hello;
   settings: Settings;
   transport: Transport;
-  bus: Bus;
+  bus: EdgeBus;
   outbox: UpstreamOutbox;
   upstreamResendMs: number;
   requestTimeoutMs: number;
@@ -30,35 +33,20 @@ export interface EdgeSessionOptions {
   onOpen?(): void;
 }
 
-interface PendingApply {
-  seq: number;
-  /** The encoded envelope; decoded in the batch step, off the receive path. */
-  data: Uint8Array;
-  release: () => void;
-}
-
 /**
- * Objects committed per transaction. Small enough that the first message of a backlog is not held for long
- * behind the rest; large enough that commits stay cheap under load.
- */
-const APPLY_BATCH = 256;
-const UPSTREAM_READ = 256;
-const EMPTY = new Uint8Array(0);
-
-/**
- * The edge half of one connection: sends the inventory when the session opens, commits what the cloud sends
- * in batches and ACKs only after the commit, drains the durable upstream outbox, and carries queries.
+ * The edge half of one connection: sends the inventory when the session opens, hands what the cloud sends
+ * to the object applier, drains the durable upstream outbox through a reliable sender, and carries queries
+ * both ways on the rpc stream.
  */
 export class EdgeSession {
   readonly channel: ChannelSession;
   readonly done: Promise<SessionEnd>;
   private resolveDone!: (end: SessionEnd) => void;
   private goAway: SessionEnd['goAway'];
-  private readonly applyQueue: PendingApply[] = [];
-  private applying = false;
-  private lastSentId = 0;
-  private readonly inflight = new Map<number, { id: number; sentAtMs: number }>();
-  private readonly requests = new Map<string, { resolve(m: Message): void; reject(e: Error): void; timer: NodeJS.Timeout }>();
+  private readonly applier: ObjectApplier;
+  private readonly cursor: UpstreamCursor;
+  private readonly upstream: ReliableSender<SentRow>;
+  private readonly requests = new PendingRequests<Message>();
   private resendTimer: NodeJS.Timeout | undefined;
   private readonly logger: Logger;
 
@@ -83,6 +71,16 @@ export class EdgeSession {
         onClose: (error) => this.onClose(error),
       },
     });
+    this.applier = new ObjectApplier({
+      bus: options.bus,
+      logger: options.logger,
+      open: () => this.open,
+      committed: (seq) => this.channel.ack(StreamId.objects, seq),
+      synced: (queued) => this.options.onSynced?.(queued),
+      fail: (error) => this.channel.fail(error),
+    });
+    this.cursor = new UpstreamCursor(options.outbox);
+    this.upstream = new ReliableSender(this.channel, StreamId.upstream, this.cursor);
   }
 
   start(): void {
@@ -95,28 +93,15 @@ export class EdgeSession {
 
   /** Sends upstream rows not yet in flight, as far as the stream's window allows. */
   pumpUpstream(): void {
-    while (this.open && this.channel.writable(StreamId.upstream)) {
-      const rows = this.options.outbox.after(this.lastSentId, UPSTREAM_READ);
-      if (rows.length === 0) return;
-      for (const row of rows) {
-        const seq = this.channel.write(StreamId.upstream, row.message);
-        this.inflight.set(seq, { id: row.id, sentAtMs: Date.now() });
-        this.lastSentId = row.id;
-      }
-    }
+    this.upstream.pump();
   }
 
-  /** A query answered by the cloud (rpc stream). */
-  request(message: Message, timeoutMs = this.options.requestTimeoutMs): Promise<Message> {
+  /** A query answered by the cloud (rpc stream): CloudHub answers `response` or `error` (upstream-router.ts). */
+  request(message: Message, timeoutMs = this.options.requestTimeoutMs): Promise<Reply<unknown>> {
     if (!this.open) return Promise.reject(new ConnectionError('cloud not connected'));
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.requests.delete(message.id);
-        reject(new TimeoutError(`cloud did not answer ${message.operation} ${message.resource} within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.requests.set(message.id, { resolve, reject, timer });
-      this.channel.write(StreamId.rpc, encodeMessage(message));
-    });
+    const answer = this.requests.wait(message.id, timeoutMs, `cloud did not answer ${message.operation} ${message.resource} within ${timeoutMs} ms`);
+    this.channel.write(StreamId.rpc, encodeMessage(message));
+    return answer as Promise<Reply<unknown>>;
   }
 
   /** Planned departure (shutdown, reconnect with a renewed certificate). */
@@ -129,9 +114,11 @@ export class EdgeSession {
   private async onOpen(): Promise<void> {
     if (!this.open) return;
     try {
-      const reply = await this.options.bus.request<InventoryItem[]>('metamanager', newMessage({ source: 'edgehub', group: 'resource', operation: Operation.inventory, resource: 'inventory', content: null }));
+      const request: InventoryMessage = newMessage({ source: EdgeModule.edgeHub, group: Group.resource, operation: Operation.inventory, resource: 'inventory', content: null });
+      const reply = await this.options.bus.request(STORE, request);
+      if (reply.operation === Operation.error) throw new Error(reply.content.message);
       if (!this.open) return;
-      this.channel.write(StreamId.objects, encodeMessage(newMessage({ source: 'edgehub', group: 'resource', operation: Operation.inventory, resource: `null/node/${this.options.nodeName}`, content: encodeInventory(reply.content) })));
+      this.channel.write(StreamId.objects, encodeMessage(newMessage({ source: EdgeModule.edgeHub, group: Group.resource, operation: Operation.inventory, resource: `${NULL_NAMESPACE}/node/${this.options.nodeName}`, content: encodeInventory(reply.content) })));
       this.logger.info({ objects: reply.content.length, waitingUpstream: this.options.outbox.count() }, 'connected, inventory sent');
     } catch (err) {
       this.channel.fail(new ConnectionError(`cannot read the edge store for the inventory: ${(err as Error).message}`, 'ERR_CONNECTION', { cause: err }));
@@ -143,130 +130,65 @@ export class EdgeSession {
   }
 
   private onMessage(stream: number, received: ReceivedMessage, release: () => void): void {
-    if (stream === StreamId.objects) {
-      this.applyQueue.push({ seq: received.seq, data: received.data, release });
-      if (!this.applying) {
-        this.applying = true;
-        setImmediate(() => void this.applyPending());
-      }
-      return;
+    if (stream === StreamId.objects) return this.applier.push(received.seq, received.data, release);
+    if (stream === StreamId.twin) {
+      release();
+      return this.forwardTwin(received.data);
     }
     const message = this.channel.decodeOrFail(received.data);
     if (!message) return;
-    switch (stream) {
-      case StreamId.rpc:
-        release();
-        return this.onRpc(message);
-      case StreamId.twin:
-        release();
-        if (this.options.bus.members('twin').length > 0) void this.options.bus.sendToGroup('twin', message);
-        return;
-      default:
-        release();
-        this.logger.warn({ stream, operation: message.operation }, 'unexpected message from cloud ignored');
-    }
+    release();
+    if (stream === StreamId.rpc) return this.onRpc(message);
+    this.logger.warn({ stream, operation: message.operation }, 'unexpected message from cloud ignored');
   }
 
-  /** Commits queued object messages in batches, in order; ACKs a batch only after its commit. */
-  private async applyPending(): Promise<void> {
-    while (this.applyQueue.length > 0 && this.open) {
-      const batch = this.applyQueue.splice(0, APPLY_BATCH);
-      const changes: ObjectChange[] = [];
-      let synced: number | undefined;
-      try {
-        for (const b of batch) {
-          const { message, content } = decodeEnvelopeRaw(b.data);
-          if (message.operation === Operation.synced) synced = (decodeMessage(b.data).content as { queued?: number } | undefined)?.queued ?? 0;
-          else {
-            const change = this.toChange(message, content);
-            if (change) changes.push(change);
-          }
-        }
-      } catch (err) {
-        this.channel.fail(err as ProtocolError);
-        break;
-      }
-      try {
-        if (changes.length > 0) {
-          const reply = await this.options.bus.request('metamanager', newMessage({ source: 'edgehub', group: 'resource', operation: Operation.apply, resource: 'batch', content: changes }));
-          if (reply.operation === Operation.error) throw new IllegalStateError(`edge store refused the batch: ${JSON.stringify(reply.content)}`);
-        }
-      } catch (err) {
-        // Nothing is ACKed: the cloud resends through the resync after we reconnect.
-        this.channel.fail(new ConnectionError(`cannot commit objects: ${(err as Error).message}`, 'ERR_CONNECTION', { cause: err }));
-        break;
-      }
-      if (!this.open) break;
-      this.channel.ack(StreamId.objects, batch[batch.length - 1]!.seq);
-      for (const b of batch) b.release();
-      if (synced !== undefined) this.options.onSynced?.(synced);
-      // Yield to the event loop: the ACK goes out and new frames are read before the next batch commits
-      // (awaiting the bus alone only yields to microtasks, which would hold every ACK until the backlog ends).
-      if (this.applyQueue.length > 0) await new Promise((resolve) => setImmediate(resolve));
-    }
-    this.applying = false;
-  }
-
-  /** An object message as a store change; a malformed one is logged and skipped (and still ACKed). */
-  private toChange(message: Message<undefined>, content: Uint8Array): ObjectChange | undefined {
+  /** Twin messages from the cloud go to DeviceTwin with their object as raw JSON, like MetaManager's notices. */
+  private forwardTwin(data: Uint8Array): void {
+    if (!this.options.bus.has(TWIN)) return;
+    let notice: StoredNotice;
     try {
-      const { type, name } = parseEdgeResource(message.resource);
-      if (name === undefined) throw new ProtocolError(`resource ${message.resource} names no object`, 'ERR_INVALID_MESSAGE');
-      const deleted = message.operation === Operation.delete;
-      // The object's JSON is stored as the bytes that arrived; only its uid is read from it.
-      return { key: message.resource, type, uid: metadataUid(content), resourceVersion: message.resourceVersion, deleted, value: deleted ? EMPTY : content };
+      const { message, content } = decodeEnvelopeRaw(data);
+      if (message.operation !== Operation.update && message.operation !== Operation.delete) throw new Error(`operation ${message.operation} is not update or delete`);
+      notice = { ...message, operation: message.operation, content: message.operation === Operation.delete ? null : content };
     } catch (err) {
-      this.logger.error({ err, operation: message.operation, resource: message.resource }, 'object message skipped');
-      return undefined;
+      this.logger.warn({ err }, 'twin message from cloud ignored');
+      return;
     }
+    void this.options.bus.send(TWIN, notice).catch(() => undefined);
   }
 
   private onUpstreamAck(cumulative: number, selective: readonly number[]): void {
-    const ids: number[] = [];
-    const take = (seq: number): void => {
-      const entry = this.inflight.get(seq);
-      if (!entry) return;
-      this.inflight.delete(seq);
-      ids.push(entry.id);
-    };
-    if (cumulative > 0) for (const seq of [...this.inflight.keys()]) if (seq <= cumulative) take(seq);
-    for (const seq of selective) take(seq);
-    if (ids.length > 0) this.options.outbox.remove(ids);
+    const rows = this.upstream.acked(cumulative, selective);
+    if (rows.length > 0) this.options.outbox.remove(rows.map((r) => r.id));
   }
 
   /** Reports the cloud never ACKed (it timed out processing them) go out again; processing is idempotent. */
   private resendStale(): void {
-    const oldest = this.inflight.values().next().value;
+    const oldest = this.upstream.oldest();
     if (!oldest || Date.now() - oldest.sentAtMs < this.options.upstreamResendMs) return;
-    this.logger.warn({ unacked: this.inflight.size }, 'resending unacknowledged reports');
-    this.inflight.clear();
-    this.lastSentId = 0;
+    this.logger.warn({ unacked: this.upstream.inflightCount }, 'resending unacknowledged reports');
+    this.upstream.forget();
+    this.cursor.rewind();
     this.pumpUpstream();
   }
 
   private onRpc(message: Message): void {
-    const pending = message.parentId ? this.requests.get(message.parentId) : undefined;
-    if (pending) {
-      this.requests.delete(message.parentId);
-      clearTimeout(pending.timer);
-      pending.resolve(message);
+    if (message.parentId && this.requests.settle(message.parentId, message)) return;
+    if (message.operation !== Operation.query) {
+      this.logger.debug({ operation: message.operation, resource: message.resource }, 'rpc message from cloud ignored');
       return;
     }
     this.logger.debug({ operation: message.operation, resource: message.resource }, 'request from cloud');
     void this.options.bus
-      .request('metamanager', message)
+      .request(STORE, message as QueryMessage)
       .then((reply) => this.open && this.channel.write(StreamId.rpc, encodeMessage({ ...reply, parentId: message.id })))
       .catch((err: Error) => this.logger.warn({ err }, 'cloud request failed'));
   }
 
   private onClose(error: CoreError | undefined): void {
     clearInterval(this.resendTimer);
-    for (const [id, pending] of this.requests) {
-      clearTimeout(pending.timer);
-      pending.reject(new ConnectionError('connection to cloud closed'));
-      this.requests.delete(id);
-    }
-    for (const b of this.applyQueue.splice(0)) b.release();
+    this.requests.failAll(() => new ConnectionError('connection to cloud closed'));
+    this.applier.drop();
     this.resolveDone({ error, goAway: this.goAway });
   }
 }

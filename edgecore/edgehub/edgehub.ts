@@ -1,5 +1,4 @@
 import { WebSocket } from 'ws';
-import type { Bus } from '../../shared/bus.js';
 import type { Logger } from '../../shared/logger.js';
 import type { Module } from '../../shared/module-runtime.js';
 import type { SqliteDatabase } from '../../shared/sqlite.js';
@@ -8,19 +7,20 @@ import { GoAwayCode, PROTOCOL_VERSION, type Settings } from '../../shared/channe
 import { encodeMessage } from '../../shared/channel/codec.js';
 import { bindWebSocket, webSocketTransport } from '../../shared/channel/ws-transport.js';
 import { ConnectionError, asError } from '../../shared/errors.js';
-import { Operation, errorResponseTo, newMessage, type Message } from '../../shared/message.js';
+import { Group, Operation, errorResponseTo, newMessage } from '../../shared/message.js';
+import { EdgeModule } from '../contracts/addresses.js';
+import type { ConnectionNotice, EdgeBus, EdgeInboxes } from '../contracts/messages.js';
 import { softwareVersion } from '../../shared/version.js';
 import type { EdgeCoreConfig } from '../config.js';
 import { CertManager } from './cert-manager.js';
 import { EdgeSession, type SessionEnd } from './edge-session.js';
+import { CONNECTION_LISTENERS } from './routes.js';
 import { UpstreamOutbox } from './upstream-outbox.js';
 
 /** KubeEdge's default project id; kept in the URL path for compatibility with its hub. */
 const PROJECT_ID = 'e632aba927ea4ac2b575ec1603d56f10';
 /** A session that lived this long resets the reconnect backoff. */
 const STABLE_SESSION_MS = 30_000;
-/** Modules told about cloud (dis)connection, as KubeEdge tells twin, meta and bus (and edged here). */
-const CONNECTION_LISTENER_GROUPS = ['meta', 'twin', 'bus', 'edged'];
 
 export type EdgeHubStatus =
   | { type: 'connecting'; server: string; attempt: number }
@@ -32,7 +32,7 @@ export interface EdgeHubDeps {
   config: EdgeCoreConfig['modules']['edgeHub'];
   nodeName: string;
   database: SqliteDatabase;
-  bus: Bus;
+  bus: EdgeBus;
   logger: Logger;
   random?: () => number;
 }
@@ -43,7 +43,7 @@ export interface EdgeHubDeps {
  * the session. Reports to the cloud go through the durable outbox, so nothing is lost while offline.
  */
 export class EdgeHub implements Module {
-  readonly name = 'edgehub';
+  readonly name = EdgeModule.edgeHub;
   status: EdgeHubStatus = { type: 'disconnected', since: Date.now() };
   private readonly certs: CertManager;
   private readonly backoff: Backoff;
@@ -69,7 +69,7 @@ export class EdgeHub implements Module {
   async start(): Promise<void> {
     await this.certs.ensure();
     this.outbox = new UpstreamOutbox(this.deps.database);
-    this.deps.bus.register(this.name, 'hub', (m) => this.handle(m));
+    this.deps.bus.register(this.name, (m) => this.handle(m));
     if (this.deps.config.rotateCertificates) this.scheduleRenewal();
     this.loop = this.run();
   }
@@ -202,7 +202,7 @@ export class EdgeHub implements Module {
   }
 
   /** Messages from edge modules: queries go to the cloud now or fail fast; everything else goes up durably. */
-  private async handle(message: Message): Promise<void> {
+  private async handle(message: EdgeInboxes['edgehub']): Promise<void> {
     if (message.operation === Operation.query) {
       const session = this.session;
       try {
@@ -220,11 +220,9 @@ export class EdgeHub implements Module {
   }
 
   private publishConnection(connected: boolean): void {
-    const content = connected ? 'cloud_connected' : 'cloud_disconnected';
-    for (const group of CONNECTION_LISTENER_GROUPS) {
-      for (const member of this.deps.bus.members(group)) {
-        void this.deps.bus.send(member, newMessage({ source: this.name, group, operation: Operation.connect, resource: 'node/connection', content })).catch(() => undefined);
-      }
+    const notice: ConnectionNotice = newMessage({ source: this.name, group: Group.resource, operation: Operation.connect, resource: 'node/connection', content: connected ? 'cloud_connected' : 'cloud_disconnected' });
+    for (const listener of CONNECTION_LISTENERS) {
+      if (this.deps.bus.has(listener)) void this.deps.bus.send(listener, notice).catch(() => undefined);
     }
   }
 

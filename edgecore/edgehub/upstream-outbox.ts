@@ -1,3 +1,4 @@
+import type { SendQueue } from '../../shared/channel/reliable-sender.js';
 import type { SqliteDatabase } from '../../shared/sqlite.js';
 
 export interface OutboxRow {
@@ -47,5 +48,56 @@ export class UpstreamOutbox {
 
   count(): number {
     return this.stmts.count.get()!.n;
+  }
+}
+
+/** A row on the wire, waiting for the cloud's ACK. */
+export interface SentRow extends OutboxRow {
+  sentAtMs: number;
+}
+
+/** Rows read ahead of the wire at once: one query per batch rather than one per row. */
+const READ_AHEAD = 256;
+
+/**
+ * One session's position in the outbox: what it has put on the wire so far. A new session starts from the
+ * oldest row again, since nothing unACKed left the outbox.
+ */
+export class UpstreamCursor implements SendQueue<SentRow> {
+  private lastSentId = 0;
+  private readAhead: OutboxRow[] = [];
+  private head = 0;
+
+  constructor(private readonly outbox: UpstreamOutbox) {}
+
+  next(): SentRow | undefined {
+    if (this.head >= this.readAhead.length) {
+      this.readAhead = this.outbox.after(this.lastSentId, READ_AHEAD);
+      this.head = 0;
+    }
+    const row = this.readAhead[this.head++];
+    if (!row) return undefined;
+    this.lastSentId = row.id;
+    return { id: row.id, message: row.message, sentAtMs: 0 };
+  }
+
+  bytes(row: SentRow): Uint8Array {
+    return row.message;
+  }
+
+  sent(row: SentRow): void {
+    row.sentAtMs = Date.now();
+  }
+
+  /** Rows read ahead but not sent are read again next time: a status may have been replaced meanwhile. */
+  paused(): void {
+    this.readAhead = [];
+    this.head = 0;
+  }
+
+  /** Sends everything still in the outbox again, oldest first. */
+  rewind(): void {
+    this.paused();
+    this.lastSentId = 0;
   }
 }

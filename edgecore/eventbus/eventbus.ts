@@ -2,30 +2,18 @@ import net from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
 import type { Aedes, AuthenticateError } from 'aedes';
 import type { MqttClient } from 'mqtt';
-import type { Bus } from '../../shared/bus.js';
 import { ConfigError, asError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
-import { newMessage, type Message } from '../../shared/message.js';
+import { EDGE_SUBSCRIPTIONS, isDeviceTopic } from '../../shared/device-topics.js';
+import { Group, Operation, newMessage } from '../../shared/message.js';
+import { EdgeModule } from '../contracts/addresses.js';
+import type { EdgeBus, PublishMessage, ReceivedMessage } from '../contracts/messages.js';
 import type { Module } from '../../shared/module-runtime.js';
 import type { EdgeCoreConfig } from '../config.js';
 
-/** Topics edgecore listens to (KubeEdge's subscription list), for both device id forms (docs/devices.md). */
-export const INBOUND_TOPICS = [
-  '$hw/events/device/+/+/twin/+',
-  '$hw/events/device/+/twin/+',
-  '$hw/events/device/+/+/state/update',
-  '$hw/events/device/+/state/update',
-  '$hw/events/device/+/+/updated',
-  '$hw/events/device/+/updated',
-  '$hw/events/node/+/membership/get',
-  '$hw/events/upload/#',
-];
-
-export const PUBLISH_OPERATION = 'publish';
-
 export interface EventBusDeps {
   config: EdgeCoreConfig['modules']['eventBus'];
-  bus: Bus;
+  bus: EdgeBus;
   logger: Logger;
 }
 
@@ -35,7 +23,7 @@ export interface EventBusDeps {
  * (resource = topic, content = payload) to this module, which publishes them on every active broker.
  */
 export class EventBus implements Module {
-  readonly name = 'eventbus';
+  readonly name = EdgeModule.eventBus;
   private broker: Aedes | undefined;
   private server: net.Server | undefined;
   private client: MqttClient | undefined;
@@ -49,7 +37,7 @@ export class EventBus implements Module {
     // Each library is loaded only in the mode that uses it: on a small edge host every MB counts.
     if (mode !== 'external') await this.startBroker();
     if (mode !== 'internal') await this.connectExternal();
-    this.deps.bus.register(this.name, 'bus', (m) => this.handle(m));
+    this.deps.bus.register(this.name, (m) => this.handle(m));
   }
 
   async stop(): Promise<void> {
@@ -70,7 +58,7 @@ export class EventBus implements Module {
       done(Object.assign(new Error('bad username or password'), { returnCode: 4 }) as AuthenticateError, false);
     } } : {});
     broker.on('clientError', (client, err) => logger.debug({ err, clientId: client.id }, 'mqtt client error'));
-    for (const topic of INBOUND_TOPICS) {
+    for (const topic of EDGE_SUBSCRIPTIONS) {
       await new Promise<void>((resolve) => broker.subscribe(topic, (packet, done) => (this.inbound(packet.topic, packet.payload as Buffer), done()), resolve));
     }
     const server = net.createServer(broker.handle);
@@ -99,7 +87,7 @@ export class EventBus implements Module {
     client.on('connect', () => {
       connected = true;
       logger.info({ broker: url }, 'connected to external mqtt broker');
-      client.subscribe(INBOUND_TOPICS, { qos: 1 }, (err) => err && logger.error({ err, broker: url }, 'cannot subscribe on the external broker'));
+      client.subscribe([...EDGE_SUBSCRIPTIONS], { qos: 1 }, (err) => err && logger.error({ err, broker: url }, 'cannot subscribe on the external broker'));
     });
     client.on('close', () => {
       if (connected) logger.warn({ broker: url }, 'external mqtt broker connection lost, reconnecting');
@@ -111,23 +99,19 @@ export class EventBus implements Module {
   }
 
   private inbound(topic: string, payload: Buffer): void {
-    if (topic.startsWith('$hw/events/device/') || topic.startsWith('$hw/events/node/')) {
-      if (this.deps.bus.members('twin').length === 0) return;
-      const message = newMessage({ source: this.name, group: 'user', operation: PUBLISH_OPERATION, resource: topic, content: Buffer.from(payload) });
-      void this.deps.bus.sendToGroup('twin', message).catch((err: unknown) => this.deps.logger.debug({ err, topic }, 'mqtt message not delivered'));
+    if (isDeviceTopic(topic)) {
+      if (!this.deps.bus.has(EdgeModule.deviceTwin)) return;
+      const message: ReceivedMessage = newMessage({ source: this.name, group: Group.user, operation: Operation.received, resource: topic, content: Buffer.from(payload) });
+      void this.deps.bus.send(EdgeModule.deviceTwin, message).catch((err: unknown) => this.deps.logger.debug({ err, topic }, 'mqtt message not delivered'));
       return;
     }
     // KubeEdge hands uploads to its cloud router, which routes them only by rules; there is no router here.
     this.deps.logger.debug({ topic, bytes: payload.length }, 'mqtt upload ignored, no router');
   }
 
-  private handle(message: Message): void {
-    if (message.operation !== PUBLISH_OPERATION) {
-      if (message.operation !== 'connect') this.deps.logger.warn({ operation: message.operation }, 'eventbus ignored message');
-      return;
-    }
+  private handle(message: PublishMessage): void {
     const topic = message.resource;
-    const payload = typeof message.content === 'string' ? Buffer.from(message.content) : (message.content as Buffer);
+    const payload = message.content;
     this.broker?.publish({ cmd: 'publish', topic, payload, qos: 0, retain: false, dup: false }, (err) => err && this.deps.logger.warn({ err: asError(err), topic }, 'mqtt publish failed'));
     if (this.client?.connected) this.client.publish(topic, payload, { qos: 0 });
   }

@@ -1,8 +1,7 @@
 import type { InventoryItem } from '../../shared/channel/frame.js';
-import type { ObjectChange } from '../../shared/object-change.js';
+import type { ApplyResult, ObjectChange } from '../contracts/object-change.js';
 import type { SqliteDatabase } from '../../shared/sqlite.js';
 
-export type ApplyOutcome = 'applied' | 'stale';
 
 export interface StoredMeta {
   key: string;
@@ -31,7 +30,7 @@ const rvNumber = (rv: string): number | null => (/^\d{1,15}$/.test(rv) ? Number(
  */
 export class MetaStore {
   private readonly stmts;
-  private readonly applyTx: (changes: readonly ObjectChange[]) => ApplyOutcome[];
+  private readonly applyTx: (changes: readonly ObjectChange[]) => ApplyResult[];
 
   constructor(db: SqliteDatabase) {
     // A rowid table: objects are ~1 KiB, too large for a WITHOUT ROWID b-tree to stay shallow.
@@ -56,11 +55,11 @@ export class MetaStore {
     this.applyTx = db.transaction((changes: readonly ObjectChange[]) => changes.map((c) => this.applyOne(c)));
   }
 
-  apply(changes: readonly ObjectChange[]): ApplyOutcome[] {
+  apply(changes: readonly ObjectChange[]): ApplyResult[] {
     return this.applyTx(changes);
   }
 
-  private applyOne(change: ObjectChange): ApplyOutcome {
+  private applyOne(change: ObjectChange): ApplyResult {
     const params = { key: change.key, uid: change.uid, rvNum: rvNumber(change.resourceVersion) };
     const result = change.deleted
       ? this.stmts.delete.run(params)

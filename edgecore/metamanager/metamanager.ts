@@ -1,17 +1,27 @@
-import type { Bus } from '../../shared/bus.js';
 import type { Logger } from '../../shared/logger.js';
 import type { Module } from '../../shared/module-runtime.js';
 import type { SqliteDatabase } from '../../shared/sqlite.js';
-import { Operation, errorResponseTo, newMessage, parseEdgeResource, responseTo, type Message } from '../../shared/message.js';
-import type { ApplyResult, ObjectChange } from '../../shared/object-change.js';
-import { MetaStore, type ApplyOutcome } from './meta-store.js';
+import { Operation, errorResponseTo, newMessage, parseEdgeResource, responseTo } from '../../shared/message.js';
+import { EdgeModule } from '../contracts/addresses.js';
+import type { EdgeBus, EdgeInboxes, QueryMessage, StoredNotice } from '../contracts/messages.js';
+import type { ApplyResult, ObjectChange } from '../contracts/object-change.js';
+import { MetaStore } from './meta-store.js';
 
-/** Which group hears of committed changes of a type; the module re-reads the store at start. */
-const LISTENERS: Readonly<Record<string, string>> = { device: 'twin', devicemodel: 'twin', pod: 'edged', configmap: 'edged', secret: 'edged' };
+/**
+ * MetaManager's route table: which module hears of committed changes of a type (KubeEdge: MetaManager
+ * notifies twin). Each re-reads the store at start, so a module that is off misses nothing it needs later.
+ */
+const STORED_TYPE_OWNERS: Readonly<Record<string, typeof EdgeModule.deviceTwin | typeof EdgeModule.edged>> = {
+  device: EdgeModule.deviceTwin,
+  devicemodel: EdgeModule.deviceTwin,
+  pod: EdgeModule.edged,
+  configmap: EdgeModule.edged,
+  secret: EdgeModule.edged,
+};
 
 export interface MetaManagerDeps {
   database: SqliteDatabase;
-  bus: Bus;
+  bus: EdgeBus;
   logger: Logger;
 }
 
@@ -21,7 +31,7 @@ export interface MetaManagerDeps {
  * working while the cloud is unreachable.
  */
 export class MetaManager implements Module {
-  readonly name = 'metamanager';
+  readonly name = EdgeModule.metaManager;
   private store: MetaStore | undefined;
 
   constructor(private readonly deps: MetaManagerDeps) {}
@@ -33,7 +43,7 @@ export class MetaManager implements Module {
 
   async start(): Promise<void> {
     this.store = new MetaStore(this.deps.database);
-    this.deps.bus.register(this.name, 'meta', (m) => this.handle(m));
+    this.deps.bus.register(this.name, (m) => this.handle(m));
     this.deps.logger.info({ objects: this.store.count() }, 'edge store open');
   }
 
@@ -41,14 +51,14 @@ export class MetaManager implements Module {
     if (this.deps.bus.has(this.name)) this.deps.bus.unregister(this.name);
   }
 
-  private handle(message: Message): void {
+  private handle(message: EdgeInboxes['metamanager']): void {
     const { bus } = this.deps;
     switch (message.operation) {
       case Operation.apply:
         try {
-          const changes = message.content as ObjectChange[];
+          const changes = message.content;
           const outcomes = this.metaStore.apply(changes);
-          bus.respond(message, responseTo<ApplyResult[]>(message, this.name, outcomes));
+          bus.respond(message, responseTo(message, this.name, outcomes));
           this.announce(changes, outcomes);
         } catch (err) {
           // Disk full, I/O error: nothing was committed, so nothing is ACKed and the resync brings it again.
@@ -65,23 +75,20 @@ export class MetaManager implements Module {
       case Operation.connect:
         this.deps.logger.info({ state: message.content }, 'cloud connection changed');
         return;
-      default:
-        this.deps.logger.warn({ operation: message.operation, resource: message.resource }, 'metamanager ignored message');
     }
   }
 
-  /** Tells the module that owns a type of every committed change (KubeEdge: MetaManager notifies twin). */
-  private announce(changes: readonly ObjectChange[], outcomes: readonly ApplyOutcome[]): void {
+  /** Tells the module that owns a type of every committed change, with the bytes as stored (it parses them). */
+  private announce(changes: readonly ObjectChange[], outcomes: readonly ApplyResult[]): void {
     changes.forEach((change, i) => {
-      const group = LISTENERS[change.type];
-      if (!group || outcomes[i] !== 'applied' || this.deps.bus.members(group).length === 0) return;
-      const content = change.deleted ? null : (JSON.parse(Buffer.from(change.value).toString('utf8')) as unknown);
-      const note = newMessage({ source: this.name, group: 'meta', operation: change.deleted ? Operation.delete : Operation.update, resource: change.key, resourceVersion: change.resourceVersion, content });
-      void this.deps.bus.sendToGroup(group, note).catch((err: unknown) => this.deps.logger.warn({ err, resource: change.key }, 'change not announced'));
+      const owner = STORED_TYPE_OWNERS[change.type];
+      if (!owner || outcomes[i] !== 'applied' || !this.deps.bus.has(owner)) return;
+      const note: StoredNotice = newMessage({ source: this.name, group: 'meta', operation: change.deleted ? Operation.delete : Operation.update, resource: change.key, resourceVersion: change.resourceVersion, content: change.deleted ? null : change.value });
+      void this.deps.bus.send(owner, note).catch((err: unknown) => this.deps.logger.warn({ err, resource: change.key }, 'change not announced'));
     });
   }
 
-  private query(message: Message): Message {
+  private query(message: QueryMessage) {
     try {
       const { namespace, type, name } = parseEdgeResource(message.resource);
       if (name !== undefined) {

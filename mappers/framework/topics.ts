@@ -1,12 +1,13 @@
 // KubeEdge's MQTT topics (docs/devices.md, section 3). Device ids are `<namespace>/<name>`, so device topics
 // carry two id segments, as in KubeEdge ≥ 1.17 (its EventBus subscribes `$hw/events/device/+/+/twin/+` from then on).
 
-const DEVICE_PREFIX = '$hw/events/device/';
+import { DEVICE_TOPIC_PREFIX as DEVICE_PREFIX, membershipTopicBase } from '../../shared/device-topics.js';
+
 const DELTA_SUFFIX = '/twin/update/delta';
 
-export const membershipGetTopic = (nodeName: string): string => `$hw/events/node/${nodeName}/membership/get`;
-export const membershipGetResultTopic = (nodeName: string): string => `$hw/events/node/${nodeName}/membership/get/result`;
-export const membershipUpdatedTopic = (nodeName: string): string => `$hw/events/node/${nodeName}/membership/updated`;
+export const membershipGetTopic = (nodeName: string): string => `${membershipTopicBase(nodeName)}/get`;
+export const membershipGetResultTopic = (nodeName: string): string => `${membershipTopicBase(nodeName)}/get/result`;
+export const membershipUpdatedTopic = (nodeName: string): string => `${membershipTopicBase(nodeName)}/updated`;
 
 /** Every device's delta, in the two-segment id form. */
 export const DELTA_SUBSCRIPTION = `${DEVICE_PREFIX}+/+${DELTA_SUFFIX}`;

@@ -86,7 +86,9 @@ async function throughputAndLatency(): Promise<void> {
     const key = `default/configmap/k${i % KEYS}`;
     injectedAt.set(key, performance.now());
     rv++;
-    return cloud.bus.send('cloudhub', newMessage({ source: 'bench', group: 'resource', operation: Operation.update, resource: `node/${NODE}/${key}`, resourceVersion: String(rv), content: object(key, rv) }));
+    // What a controller does with a change: hand it to CloudHub for the node.
+    cloud.cloudHub.deliver(NODE, newMessage({ source: 'bench', group: 'resource', operation: Operation.update, resource: key, resourceVersion: String(rv), content: object(key, rv) }));
+    return Promise.resolve();
   };
   const deliveredChange = (): Promise<void> => new Promise((r) => (onDelivered = r));
   note(`encoded message size ${JSON.stringify(object('default/configmap/k1', 1)).length} bytes of JSON content`);
@@ -134,7 +136,7 @@ async function throughputAndLatency(): Promise<void> {
     const session = cloud.cloudHub.session(NODE)!;
     const idleRtt = await session.channel.ping();
     const big = { metadata: { name: 'big', namespace: 'default', uid: 'uid-big', resourceVersion: String(++rv) }, data: { blob: 'y'.repeat(10 * 1024 * 1024) } };
-    await cloud.bus.send('cloudhub', newMessage({ source: 'bench', group: 'resource', operation: Operation.update, resource: `node/${NODE}/default/configmap/big`, resourceVersion: String(rv), content: big }));
+    cloud.cloudHub.deliver(NODE, newMessage({ source: 'bench', group: 'resource', operation: Operation.update, resource: 'default/configmap/big', resourceVersion: String(rv), content: big }));
     const rtts: number[] = [];
     const sentAt = performance.now();
     while (!bigDelivered) {

@@ -9,7 +9,7 @@ import { decodeMessage, encodeInventory, encodeMessage } from '../../shared/chan
 import { PROTOCOL_VERSION, StreamId, type Settings } from '../../shared/channel/frame.js';
 import { bindWebSocket, webSocketTransport } from '../../shared/channel/ws-transport.js';
 import { NULL_NAMESPACE, Operation, newMessage } from '../../shared/message.js';
-import { uidOf } from '../../shared/object-sync.js';
+import { uidOf } from '../../cloudcore/contracts/object-sync.js';
 import { nodeFacts } from '../../edgecore/edged/node-facts.js';
 
 export interface SimStart {

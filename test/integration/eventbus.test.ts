@@ -2,18 +2,19 @@ import net from 'node:net';
 import mqtt from 'mqtt';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { loadEdgeCoreConfig } from '../../edgecore/config.js';
-import { EventBus, PUBLISH_OPERATION } from '../../edgecore/eventbus/eventbus.js';
+import { EventBus } from '../../edgecore/eventbus/eventbus.js';
+import type { EdgeBus, EdgeInboxes, PublishMessage } from '../../edgecore/contracts/messages.js';
 import { Bus } from '../../shared/bus.js';
 import { silentLogger } from '../../shared/logger.js';
-import { newMessage, type Message } from '../../shared/message.js';
+import { Operation, newMessage, type Message } from '../../shared/message.js';
 import { eventually } from '../support/harness.js';
 import { mqttPeer } from '../support/mqtt-peer.js';
 
-async function eventBus(internal: Record<string, unknown> = {}): Promise<{ bus: Bus; eventBus: EventBus; url: string; toTwin: Message[] }> {
+async function eventBus(internal: Record<string, unknown> = {}): Promise<{ bus: EdgeBus; eventBus: EventBus; url: string; toTwin: Message[] }> {
   const config = loadEdgeCoreConfig({ overrides: { modules: { eventBus: { internal: { port: 0, ...internal } } } } });
-  const bus = new Bus({ logger: silentLogger() });
+  const bus = new Bus<EdgeInboxes>({ logger: silentLogger() });
   const toTwin: Message[] = [];
-  bus.register('devicetwin', 'twin', (m) => void toTwin.push(m));
+  bus.register('devicetwin', (m) => void toTwin.push(m));
   const eventBus = new EventBus({ config: config.modules.eventBus, bus, logger: silentLogger() });
   await eventBus.start();
   onTestFinished(() => eventBus.stop());
@@ -29,7 +30,8 @@ describe('EventBus: the embedded MQTT broker', () => {
     await peer.publish('$hw/events/upload/anything', 'x');
     await eventually(() => expect(toTwin.map((m) => m.resource)).toEqual(['$hw/events/device/ns/dev/twin/update', '$hw/events/node/n1/membership/get']));
     expect(Buffer.isBuffer(toTwin[0]!.content)).toBe(true);
-    await bus.send('eventbus', newMessage({ source: 'devicetwin', group: 'bus', operation: PUBLISH_OPERATION, resource: '$hw/events/device/ns/dev/twin/update/result', content: Buffer.from('{"ok":1}') }));
+    const publish: PublishMessage = newMessage({ source: 'devicetwin', group: 'user', operation: Operation.publish, resource: '$hw/events/device/ns/dev/twin/update/result', content: Buffer.from('{"ok":1}') });
+    await bus.send('eventbus', publish);
     expect(await peer.next('$hw/events/device/ns/dev/twin/update/result')).toEqual({ ok: 1 });
   });
 

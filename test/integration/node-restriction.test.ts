@@ -1,3 +1,4 @@
+import type { ReportMessage } from '../../edgecore/contracts/messages.js';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import type { EdgeCore } from '../../edgecore/edgecore.js';
 import { Operation, newMessage } from '../../shared/message.js';
@@ -46,7 +47,7 @@ async function env(credentials: 'cloudcore' | 'admin' = 'cloudcore'): Promise<En
 }
 
 const json = async (cp: ControlPlane, args: string[]): Promise<any> => JSON.parse(await cp.kubectlOk([...args, '-o', 'json']));
-const report = (edge: EdgeCore, operation: string, resource: string, content: unknown): Promise<void> =>
+const report = (edge: EdgeCore, operation: ReportMessage['operation'], resource: string, content: unknown): Promise<void> =>
   edge.bus.send('edgehub', newMessage({ source: 'edged', group: 'resource', operation, resource, content }));
 const mirrorPod = (namespace: string, name: string, node: string, spec: Record<string, unknown> = {}): unknown => ({
   apiVersion: 'v1', kind: 'Pod',

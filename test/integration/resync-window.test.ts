@@ -2,32 +2,31 @@ import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { CloudCore } from '../../cloudcore/cloudcore.js';
 import { loadCloudCoreConfig } from '../../cloudcore/config.js';
 import { LocalObjectStore } from '../../cloudcore/edgecontroller/local-object-store.js';
-import type { Bus } from '../../shared/bus.js';
+import type { CloudBus, SyncMessage } from '../../cloudcore/contracts/node-messages.js';
+import type { SyncRequest, SyncResponse } from '../../cloudcore/contracts/object-sync.js';
 import { silentLogger } from '../../shared/logger.js';
-import { newMessage, responseTo, type Message } from '../../shared/message.js';
-import { CONTROLLERS_GROUP, SYNC_OPERATION, type SyncRequest, type SyncResponse } from '../../shared/object-sync.js';
+import { Operation, newMessage, responseTo, type Message } from '../../shared/message.js';
 import { eventually, tcpProxy, tempDir } from '../support/harness.js';
 import { CLOUDCORE_BIN, cloudSetup, desiredFor, edgeSetup, readEdgeStore, runCli, startEdgeInProcess } from '../support/daemons.js';
 
 const NODE = 'window-edge';
 
 /**
- * A second sync provider (as DeviceController is beside EdgeController) whose answer the test holds back:
- * while it waits, EdgeController has answered and the session is between snapshots.
+ * A second sync provider in DeviceController's place (the local source runs without it) whose answer the
+ * test holds back: while it waits, EdgeController has answered and the session is between snapshots.
  */
-function slowProvider(bus: Bus): { held: Promise<Message<SyncRequest>>; holdNext(): void; release(): void } {
+function slowProvider(bus: CloudBus): { held: Promise<Message<SyncRequest>>; holdNext(): void; release(): void } {
   let gate: { open: () => void; opened: Promise<void> } | undefined;
   let heldResolve: ((m: Message<SyncRequest>) => void) | undefined;
   const state = { held: new Promise<Message<SyncRequest>>(() => undefined) };
-  bus.register('slowprovider', CONTROLLERS_GROUP, async (message) => {
-    if (message.operation !== SYNC_OPERATION) return;
-    const request = message as Message<SyncRequest>;
+  bus.register('devicecontroller', async (request) => {
+    if (request.operation !== Operation.sync) return;
     if (gate) {
       heldResolve?.(request);
       await gate.opened;
     }
     const response: SyncResponse = { ownedTypes: ['gadget'], messages: [] };
-    bus.respond(request, responseTo(request, 'slowprovider', response));
+    bus.respond(request, responseTo(request, 'devicecontroller', response));
   });
   return {
     get held() {
@@ -46,8 +45,10 @@ function slowProvider(bus: Bus): { held: Promise<Message<SyncRequest>>; holdNext
 }
 
 /** Asks EdgeController for a node's diff through the bus; its mailbox is FIFO, so earlier requests are done. */
-async function edgeControllerDiff(bus: Bus, inventory: SyncRequest['inventory'] = []): Promise<SyncResponse> {
-  const reply = await bus.request<SyncResponse>('edgecontroller', newMessage({ source: 'test', group: 'resource', operation: SYNC_OPERATION, resource: `node/${NODE}`, content: { nodeName: NODE, inventory } }), 10_000);
+async function edgeControllerDiff(bus: CloudBus, inventory: SyncRequest['inventory'] = []): Promise<SyncResponse> {
+  const request: SyncMessage = { ...newMessage({ source: 'test', group: 'resource', operation: Operation.sync, resource: '', content: { nodeName: NODE, inventory } }), node: NODE };
+  const reply = await bus.request('edgecontroller', request, 10_000);
+  if (reply.operation === Operation.error) throw new Error(reply.content.message);
   return reply.content;
 }
 
@@ -80,7 +81,7 @@ describe('resync window (in-process cloudcore, real edge store over a real link)
     const request = await slow.held;
     // EdgeController has taken its snapshot (its mailbox is FIFO and our own request comes after the session's).
     const snapshot = await edgeControllerDiff(cloud.bus, request.content.inventory);
-    expect(snapshot.messages.map((m) => m.resource)).toContain(`node/${NODE}/default/configmap/born-offline`);
+    expect(snapshot.messages.map((m) => m.resource)).toContain(`default/configmap/born-offline`);
     const session = cloud.cloudHub.session(NODE)!;
     expect(session.state).toBe('syncing');
     const offered = vi.spyOn(session, 'offerObject');
@@ -92,7 +93,7 @@ describe('resync window (in-process cloudcore, real edge store over a real link)
     store.put(NODE, 'default/configmap/born-in-window', { data: { v: '1' } });
     store.remove(NODE, 'default/configmap/deleted');
     store.remove(NODE, 'default/configmap/born-offline');
-    const windowKeys = ['updated', 'born-in-window', 'deleted', 'born-offline'].map((n) => `node/${NODE}/default/configmap/${n}`);
+    const windowKeys = ['updated', 'born-in-window', 'deleted', 'born-offline'].map((n) => `default/configmap/${n}`);
     // Every change reached the session while it was still syncing.
     await eventually(() => expect(offered.mock.calls.map(([m]) => m.resource)).toEqual(expect.arrayContaining(windowKeys)), 20_000);
     expect(session.state).toBe('syncing');

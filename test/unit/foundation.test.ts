@@ -6,7 +6,7 @@ import { ModuleRuntime, type Module } from '../../shared/module-runtime.js';
 import { loadConfig } from '../../shared/config/loader.js';
 import { int, oneOf, str } from '../../shared/config/schema.js';
 import { Backoff } from '../../shared/backoff.js';
-import { KeyedWorkQueue } from '../../shared/keyed-queue.js';
+import { KeyedWorkQueue } from '../../cloudcore/cloudhub/keyed-queue.js';
 import { silentLogger } from '../../shared/logger.js';
 import { tempDir } from '../support/harness.js';
 import { newMessage, responseTo, compareResourceVersions, parseEdgeResource } from '../../shared/message.js';
@@ -14,23 +14,24 @@ import { newMessage, responseTo, compareResourceVersions, parseEdgeResource } fr
 const msg = (operation: string, content: unknown = null) => newMessage({ source: 'test', group: 'g', operation, resource: 'default/pod/p', content });
 
 describe('bus', () => {
-  it('delivers to one module in order and to every module of a group', async () => {
+  it('delivers to each module in order', async () => {
     const bus = new Bus({ logger: silentLogger() });
     const seen: string[] = [];
-    bus.register('a', 'g', (m) => void seen.push(`a:${m.operation}`));
-    bus.register('b', 'g', (m) => void seen.push(`b:${m.operation}`));
+    bus.register('a', (m) => void seen.push(`a:${m.operation}`));
+    bus.register('b', (m) => void seen.push(`b:${m.operation}`));
     await bus.send('a', msg('1'));
-    await bus.send('a', msg('2'));
-    await bus.sendToGroup('g', msg('3'));
+    await bus.send('b', msg('2'));
+    await bus.send('a', msg('3'));
     await new Promise((r) => setTimeout(r, 10));
-    expect(seen).toEqual(['a:1', 'a:2', 'a:3', 'b:3']);
+    expect(seen).toEqual(['a:1', 'b:2', 'a:3']);
+    expect(() => bus.register('a', () => undefined)).toThrow(/already registered/);
   });
 
   it('answers a request through respond, and times out without one', async () => {
     const bus = new Bus({ logger: silentLogger() });
-    bus.register('echo', 'echo', (m) => void bus.respond(m, responseTo(m, 'echo', { got: m.content })));
-    bus.register('mute', 'mute', () => undefined);
-    const reply = await bus.request<{ got: unknown }>('echo', msg('q', 42));
+    bus.register('echo', (m) => void bus.respond(m, responseTo(m, 'echo', { got: m.content })));
+    bus.register('mute', () => undefined);
+    const reply = await bus.request('echo', msg('q', 42));
     expect(reply.content).toEqual({ got: 42 });
     await expect(bus.request('mute', msg('q'), 30)).rejects.toMatchObject({ code: 'ERR_TIMEOUT' });
     await expect(bus.send('nobody', msg('q'))).rejects.toMatchObject({ code: 'ERR_NOT_FOUND' });
@@ -41,7 +42,7 @@ describe('bus', () => {
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
     const seen: string[] = [];
-    bus.register('slow', 'slow', async (m) => {
+    bus.register('slow', async (m) => {
       await gate;
       seen.push(m.operation);
     });
@@ -59,7 +60,7 @@ describe('bus', () => {
   it('keeps serving after a handler throws', async () => {
     const bus = new Bus({ logger: silentLogger() });
     const seen: string[] = [];
-    bus.register('m', 'm', (m) => {
+    bus.register('m', (m) => {
       if (m.operation === 'bad') throw new Error('boom');
       seen.push(m.operation);
     });

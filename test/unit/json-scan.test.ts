@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { metadataUid } from '../../shared/json-scan.js';
+import { metadataUid } from '../../edgecore/edgehub/json-scan.js';
 
 const bytes = (v: unknown, space?: number): Buffer => Buffer.from(JSON.stringify(v, null, space));
 

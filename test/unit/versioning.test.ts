@@ -6,7 +6,7 @@ import { NodeOutbox, type OutboxItem } from '../../cloudcore/cloudhub/node-outbo
 import { MetaStore } from '../../edgecore/metamanager/meta-store.js';
 import { openDatabase } from '../../shared/sqlite.js';
 import { newMessage } from '../../shared/message.js';
-import type { ObjectChange } from '../../shared/object-change.js';
+import type { ObjectChange } from '../../edgecore/contracts/object-change.js';
 
 const item = (key: string, uid: string, rv: number, deleted = false): OutboxItem => ({
   key,
@@ -22,8 +22,8 @@ describe('node outbox', () => {
     expect(o.offer(item('ns/pod/b', 'u', 6))).toBe(true);
     expect(o.offer(item('ns/pod/a', 'u', 7))).toBe(true);
     expect(o.offer(item('ns/pod/a', 'u', 3))).toBe(false);
-    expect([o.take()!.version!.resourceVersion, o.take()!.key]).toEqual(['7', 'ns/pod/b']);
-    expect(o.take()).toBeUndefined();
+    expect([o.next()!.version!.resourceVersion, o.next()!.key]).toEqual(['7', 'ns/pod/b']);
+    expect(o.next()).toBeUndefined();
   });
 
   it('drops versions the edge already has or will get, and deletes of objects it does not hold', () => {
@@ -33,7 +33,7 @@ describe('node outbox', () => {
     expect(o.offer(item('ns/pod/a', 'u', 9))).toBe(false);
     expect(o.offer(item('ns/pod/zzz', 'u', 11, true))).toBe(false);
     expect(o.offer(item('ns/pod/a', 'u', 11))).toBe(true);
-    o.sent(1, o.take()!);
+    o.sent(o.next()!);
     // In flight: an older version arriving now is stale, a newer one waits behind it.
     expect(o.offer(item('ns/pod/a', 'u', 11))).toBe(false);
     expect(o.offer(item('ns/pod/a', 'u', 12, true))).toBe(true);
@@ -43,15 +43,17 @@ describe('node outbox', () => {
     const o = new NodeOutbox();
     o.offer(item('ns/pod/a', 'u1', 1));
     o.offer(item('ns/pod/b', 'u2', 2));
-    o.sent(1, o.take()!);
-    o.sent(2, o.take()!);
-    expect(o.acked(1).map((i) => i.key)).toEqual(['ns/pod/a']);
+    const a = o.next()!;
+    o.sent(a);
+    o.sent(o.next()!);
+    o.acked([a]);
     expect(o.known.get('ns/pod/a')).toEqual({ uid: 'u1', resourceVersion: '1' });
     o.offer(item('ns/pod/a', 'u1', 3, true));
-    o.sent(3, o.take()!);
-    o.acked(3);
+    const del = o.next()!;
+    o.sent(del);
+    o.acked([del]);
     expect(o.known.has('ns/pod/a')).toBe(false);
-    expect([o.pendingCount, o.inflightCount]).toEqual([0, 0]);
+    expect([o.pendingCount, o.inflightKeys]).toEqual([0, 1]);
     // A recreated object (new uid) with a newer version goes out even though the key was deleted.
     expect(o.offer(item('ns/pod/a', 'u9', 4))).toBe(true);
   });

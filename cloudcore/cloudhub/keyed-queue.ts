@@ -1,4 +1,4 @@
-import type { Logger } from './logger.js';
+import type { Logger } from '../../shared/logger.js';
 
 export interface KeyedWorkQueueOptions<T> {
   /** Items processed at once, across all keys. */

@@ -12,5 +12,5 @@ export interface ObjectChange {
   value: Uint8Array;
 }
 
-/** applied: the store changed; stale: it already held this or a newer version; invalid: not an object change. */
-export type ApplyResult = 'applied' | 'stale' | 'invalid';
+/** applied: the store changed; stale: it already held this or a newer version. */
+export type ApplyResult = 'applied' | 'stale';

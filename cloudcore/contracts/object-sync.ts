@@ -2,12 +2,9 @@
 // DeviceController): at every (re)connect CloudHub sends each of them the node's inventory in a `sync`
 // request and each answers with the messages that bring the node up to date for the types it owns.
 
-import type { InventoryItem } from './channel/frame.js';
-import { Operation, compareResourceVersions, newMessage, parseEdgeResource, toCloudResource, type Message } from './message.js';
+import type { InventoryItem } from '../../shared/channel/frame.js';
+import { Group, Operation, compareResourceVersions, newMessage, parseEdgeResource, type Message } from '../../shared/message.js';
 
-export const SYNC_OPERATION = 'sync';
-/** Group of the cloud modules that answer `sync` and hear `connected` / `disconnected`. */
-export const CONTROLLERS_GROUP = 'controllers';
 /** In `ownedTypes`: this provider owns every type no other provider claims. */
 export const ANY_TYPE = '*';
 
@@ -19,7 +16,7 @@ export interface SyncRequest {
 export interface SyncResponse {
   /** Resource types (`pod`, `configmap` …) this provider is the source of truth for. */
   ownedTypes: string[];
-  /** insert/update/delete messages with cloud resources `node/<node>/<ns>/<type>/<name>`. */
+  /** insert/update/delete messages for the node (edge resources `<ns>/<type>/<name>`). */
   messages: Message[];
 }
 
@@ -57,29 +54,35 @@ export interface DesiredObject {
   content: unknown;
 }
 
-/** The object as a message for the node (`insert`, `update`, `delete`), from the named module. */
-export function objectMessage(source: string, node: string, object: DesiredObject, operation: string): Message {
-  return newMessage({ source, group: 'resource', operation, resource: toCloudResource(node, object.key), resourceVersion: object.resourceVersion, content: object.content });
+export type ObjectOperation = typeof Operation.insert | typeof Operation.update | typeof Operation.delete;
+
+/** The object as a message for its node (`insert`, `update`, `delete`), from the named module. */
+export function objectMessage(source: string, object: DesiredObject, operation: ObjectOperation): Message {
+  return newMessage({ source, group: Group.resource, operation, resource: object.key, resourceVersion: object.resourceVersion, content: object.content });
+}
+
+/** A delete for an object the edge holds and should not: only its identity is known, from the inventory. */
+export function deleteOfHeld(source: string, item: InventoryItem): Message {
+  const [namespace, , name] = item.key.split('/');
+  return objectMessage(source, { key: item.key, uid: item.uid, resourceVersion: item.resourceVersion, content: { metadata: { uid: item.uid, name, namespace } } }, Operation.delete);
 }
 
 /**
  * The messages that bring a node's inventory to what it should hold, for the types `owns` accepts: inserts
  * for what it lacks, updates for what is older or another incarnation, deletes for what it should not hold.
  */
-export function diffInventory(source: string, node: string, desired: Iterable<DesiredObject>, inventory: readonly InventoryItem[], owns: (key: string) => boolean): Message[] {
+export function diffInventory(source: string, desired: Iterable<DesiredObject>, inventory: readonly InventoryItem[], owns: (key: string) => boolean): Message[] {
   const have = new Map(inventory.map((i) => [i.key, i]));
   const messages: Message[] = [];
   const desiredKeys = new Set<string>();
   for (const object of desired) {
     desiredKeys.add(object.key);
     const edge = have.get(object.key);
-    if (!edge) messages.push(objectMessage(source, node, object, Operation.insert));
-    else if (edge.uid !== object.uid || compareResourceVersions(object.resourceVersion, edge.resourceVersion) > 0) messages.push(objectMessage(source, node, object, Operation.update));
+    if (!edge) messages.push(objectMessage(source, object, Operation.insert));
+    else if (edge.uid !== object.uid || compareResourceVersions(object.resourceVersion, edge.resourceVersion) > 0) messages.push(objectMessage(source, object, Operation.update));
   }
   for (const item of inventory) {
-    if (desiredKeys.has(item.key) || !owns(item.key)) continue;
-    const [namespace, , name] = item.key.split('/');
-    messages.push(objectMessage(source, node, { key: item.key, uid: item.uid, resourceVersion: item.resourceVersion, content: { metadata: { uid: item.uid, name, namespace } } }, Operation.delete));
+    if (!desiredKeys.has(item.key) && owns(item.key)) messages.push(deleteOfHeld(source, item));
   }
   return messages;
 }

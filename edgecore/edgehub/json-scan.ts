@@ -2,7 +2,7 @@
 // objects as the bytes it received; a full JSON.parse per object only to learn its uid cost most of the
 // edge's garbage (and its GC pauses) at 20,000 objects a second. The scan walks the top-level keys that
 // precede `metadata` (apiVersion and kind, in practice), then the keys of metadata up to `uid`.
-import { ProtocolError } from './errors.js';
+import { ProtocolError } from '../../shared/errors.js';
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;

@@ -1,0 +1,9 @@
+// cloudcore's modules. A module's name is its folder, its bus address and its log binding (`module` field).
+
+export const CloudModule = {
+  cloudHub: 'cloudhub',
+  edgeController: 'edgecontroller',
+  deviceController: 'devicecontroller',
+} as const;
+
+export type CloudModuleName = (typeof CloudModule)[keyof typeof CloudModule];

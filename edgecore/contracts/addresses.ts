@@ -1,0 +1,11 @@
+// edgecore's modules. A module's name is its folder, its bus address and its log binding (`module` field).
+
+export const EdgeModule = {
+  edgeHub: 'edgehub',
+  metaManager: 'metamanager',
+  edged: 'edged',
+  deviceTwin: 'devicetwin',
+  eventBus: 'eventbus',
+} as const;
+
+export type EdgeModuleName = (typeof EdgeModule)[keyof typeof EdgeModule];
