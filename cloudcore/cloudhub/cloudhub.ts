@@ -9,7 +9,7 @@ import { CONTROLLERS_GROUP, type ConnectionEvent } from '../../shared/object-syn
 import type { CoreError } from '../../shared/errors.js';
 import type { CertificateAuthority } from '../../shared/pki/certificate-authority.js';
 import type { CaSource } from '../../shared/pki/ca-source.js';
-import type { CloudCoreConfig } from '../config.js';
+import type { CloudHubConfig } from './cloudhub-config.js';
 import { loadOrIssueServerCert, serverCertHosts } from './ca-files.js';
 import { CertServer } from './cert-server.js';
 import { HubServer, type Admission, type EdgeConnection } from './hub-server.js';
@@ -22,7 +22,7 @@ export interface CloudHubObserver {
 }
 
 export interface CloudHubDeps {
-  config: CloudCoreConfig['modules']['cloudHub'];
+  config: CloudHubConfig;
   /** Where the edge CA lives (files, or a Secret shared by replicas); the serving certificate stays in files. */
   caSource: CaSource;
   bus: Bus;

@@ -3,7 +3,7 @@ import type { Logger } from '../../shared/logger.js';
 import type { Module } from '../../shared/module-runtime.js';
 import { NULL_NAMESPACE, Operation, newMessage, parseEdgeResource, type Message } from '../../shared/message.js';
 import { listStoredObjects } from '../../shared/store-query.js';
-import type { EdgeCoreConfig } from '../config.js';
+import type { EdgedConfig } from './edged-config.js';
 import { CrashBackoff } from './crash-backoff.js';
 import { CriClient } from './cri/cri-client.js';
 import type { CriRuntime } from './cri/cri-types.js';
@@ -24,7 +24,7 @@ const STATIC_POD_SCAN_MS = 20_000;
 export interface EdgedDeps {
   nodeName: string;
   facts: NodeFactsOptions;
-  config: EdgeCoreConfig['modules']['edged'];
+  config: EdgedConfig;
   bus: Bus;
   logger: Logger;
   /** Injected by tests; otherwise a CRI client on `config.runtimeEndpoint`. */

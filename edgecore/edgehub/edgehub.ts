@@ -10,7 +10,7 @@ import { bindWebSocket, webSocketTransport } from '../../shared/channel/ws-trans
 import { ConnectionError, asError } from '../../shared/errors.js';
 import { Operation, errorResponseTo, newMessage, type Message } from '../../shared/message.js';
 import { softwareVersion } from '../../shared/version.js';
-import type { EdgeCoreConfig } from '../config.js';
+import type { EdgeHubConfig } from './edgehub-config.js';
 import { CertManager } from './cert-manager.js';
 import { EdgeSession, type SessionEnd } from './edge-session.js';
 import { UpstreamOutbox } from './upstream-outbox.js';
@@ -29,7 +29,7 @@ export type EdgeHubStatus =
   | { type: 'stopped' };
 
 export interface EdgeHubDeps {
-  config: EdgeCoreConfig['modules']['edgeHub'];
+  config: EdgeHubConfig;
   nodeName: string;
   database: SqliteDatabase;
   bus: Bus;

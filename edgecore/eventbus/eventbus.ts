@@ -7,7 +7,7 @@ import { ConfigError, asError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import { newMessage, type Message } from '../../shared/message.js';
 import type { Module } from '../../shared/module-runtime.js';
-import type { EdgeCoreConfig } from '../config.js';
+import type { EventBusConfig } from './eventbus-config.js';
 
 /** Topics edgecore listens to (KubeEdge's subscription list), for both device id forms (docs/devices.md). */
 export const INBOUND_TOPICS = [
@@ -24,7 +24,7 @@ export const INBOUND_TOPICS = [
 export const PUBLISH_OPERATION = 'publish';
 
 export interface EventBusDeps {
-  config: EdgeCoreConfig['modules']['eventBus'];
+  config: EventBusConfig;
   bus: Bus;
   logger: Logger;
 }
