@@ -1,5 +1,5 @@
 import { keepaliveProblems } from '../../shared/config/loader.js';
-import { bool, int, str, type ConfigOf } from '../../shared/config/schema.js';
+import { bool, int, secretFile, str, type ConfigOf } from '../../shared/config/schema.js';
 
 const MiB = 1024 * 1024;
 
@@ -9,6 +9,7 @@ export function edgeHubConfigSchema() {
     server: str('127.0.0.1:10000', 'host:port (or wss:// URL) of the cloudcore WebSocket hub.', { pattern: /^(wss:\/\/)?[^/\s:]+:\d{1,5}\/?$/, expected: 'host:port or wss://host:port' }),
     certServer: str('https://127.0.0.1:10002', 'https:// URL of the cloudcore certificate server (KubeEdge httpServer).', { pattern: /^https:\/\/[^/\s]+\/?$/, expected: 'an https:// URL' }),
     token: str('', 'Join token from `cloudcore token create`; needed only until this node has a certificate.', { allowEmpty: true }),
+    tokenFile: secretFile('token'),
     caFile: str('/etc/kubeedge/ca/rootCA.crt', 'CA certificate (PEM), fetched with the token on first start.'),
     certFile: str('/etc/kubeedge/certs/server.crt', 'This node\'s client certificate (PEM).'),
     keyFile: str('/etc/kubeedge/certs/server.key', 'This node\'s private key (PEM).'),
