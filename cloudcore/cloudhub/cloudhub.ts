@@ -9,7 +9,7 @@ import type { CaSource } from '../../shared/pki/ca-source.js';
 import { CloudModule } from '../contracts/addresses.js';
 import type { CloudBus, NodeDelivery } from '../contracts/node-messages.js';
 import type { ConnectionEvent, SyncResponse } from '../contracts/object-sync.js';
-import type { CloudCoreConfig } from '../config.js';
+import type { CloudHubConfig } from './cloudhub-config.js';
 import { loadOrIssueServerCert, serverCertHosts } from './ca-files.js';
 import { CertServer } from './cert-server.js';
 import { HubServer, type EdgeConnection } from './hub-server.js';
@@ -26,7 +26,7 @@ export interface CloudHubObserver {
 }
 
 export interface CloudHubDeps {
-  config: CloudCoreConfig['modules']['cloudHub'];
+  config: CloudHubConfig;
   /** Where the edge CA lives (files, or a Secret shared by replicas); the serving certificate stays in files. */
   caSource: CaSource;
   bus: CloudBus;

@@ -4,7 +4,7 @@ import { Group, NULL_NAMESPACE, Operation, newMessage, parseEdgeResource } from 
 import { EdgeModule } from '../contracts/addresses.js';
 import { parseStored, type EdgeBus, type EdgeInboxes, type ReportMessage } from '../contracts/messages.js';
 import { listStoredObjects } from '../contracts/store-query.js';
-import type { EdgeCoreConfig } from '../config.js';
+import type { EdgedConfig } from './edged-config.js';
 import { CrashBackoff } from './crash-backoff.js';
 import { CriClient } from './cri/cri-client.js';
 import type { CriRuntime } from './cri/cri-types.js';
@@ -25,7 +25,7 @@ const STATIC_POD_SCAN_MS = 20_000;
 export interface EdgedDeps {
   nodeName: string;
   facts: NodeFactsOptions;
-  config: EdgeCoreConfig['modules']['edged'];
+  config: EdgedConfig;
   bus: EdgeBus;
   logger: Logger;
   /** Injected by tests; otherwise a CRI client on `config.runtimeEndpoint`. */

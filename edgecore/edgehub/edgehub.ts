@@ -11,7 +11,7 @@ import { Group, Operation, errorResponseTo, newMessage } from '../../shared/mess
 import { EdgeModule } from '../contracts/addresses.js';
 import type { ConnectionNotice, EdgeBus, EdgeInboxes } from '../contracts/messages.js';
 import { softwareVersion } from '../../shared/version.js';
-import type { EdgeCoreConfig } from '../config.js';
+import type { EdgeHubConfig } from './edgehub-config.js';
 import { CertManager } from './cert-manager.js';
 import { EdgeSession, type SessionEnd } from './edge-session.js';
 import { CONNECTION_LISTENERS } from './routes.js';
@@ -29,7 +29,7 @@ export type EdgeHubStatus =
   | { type: 'stopped' };
 
 export interface EdgeHubDeps {
-  config: EdgeCoreConfig['modules']['edgeHub'];
+  config: EdgeHubConfig;
   nodeName: string;
   database: SqliteDatabase;
   bus: EdgeBus;

@@ -9,10 +9,10 @@ import { Group, Operation, newMessage } from '../../shared/message.js';
 import { EdgeModule } from '../contracts/addresses.js';
 import type { EdgeBus, PublishMessage, ReceivedMessage } from '../contracts/messages.js';
 import type { Module } from '../../shared/module-runtime.js';
-import type { EdgeCoreConfig } from '../config.js';
+import type { EventBusConfig } from './eventbus-config.js';
 
 export interface EventBusDeps {
-  config: EdgeCoreConfig['modules']['eventBus'];
+  config: EventBusConfig;
   bus: EdgeBus;
   logger: Logger;
 }

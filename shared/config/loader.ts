@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parseDocument, stringify } from 'yaml';
 import { ConfigError } from '../errors.js';
-import { isField, type ConfigOf, type Schema } from './schema.js';
+import { isField, isSecretFile, type ConfigOf, type Schema } from './schema.js';
 
 export interface ConfigSources {
   /** Path of the YAML file, if any. */
@@ -14,8 +14,9 @@ export interface ConfigSources {
 export type ConfigCheck<C> = (config: C) => string[];
 
 /**
- * Defaults, then the file, then the flags. Every problem (YAML syntax, unknown keys, wrong types, failed
- * checks) is collected and thrown together as one ConfigError; the result is deeply frozen.
+ * Defaults, then the file, then the flags; then secrets named by `*File` keys are read into their keys. Every
+ * problem (YAML syntax, unknown keys, wrong types, unreadable secret files, failed checks) is collected and
+ * thrown together as one ConfigError; the result is deeply frozen.
  */
 export function loadConfig<S extends Schema>(schema: S, sources: ConfigSources, check?: ConfigCheck<ConfigOf<S>>): ConfigOf<S> {
   const problems: string[] = [];
@@ -73,7 +74,46 @@ function resolve(schema: Schema, file: unknown, flags: unknown, prefix: string, 
     if (parsed.ok) out[key] = parsed.value;
     else problems.push(`${path}: ${parsed.error}`);
   }
+  for (const [key, node] of Object.entries(schema)) {
+    if (isSecretFile(node)) readSecretFile(schema, key, node.secretFor, { out, file: fileObj, flags: flagObj }, prefix, problems);
+  }
   return out;
+}
+
+const isGiven = (value: unknown): boolean => value !== undefined && value !== null && value !== '';
+
+/**
+ * Puts the content of the file named by `fileKey` into `secretKey`, where the module reads it. A flag giving the
+ * secret itself wins over the file, which is then not read (edgecore --token); the secret written in the config
+ * file next to a file key is a mistake to stop for, not to resolve silently.
+ */
+function readSecretFile(
+  schema: Schema,
+  fileKey: string,
+  secretKey: string,
+  section: { out: Record<string, unknown>; file: Record<string, unknown>; flags: Record<string, unknown> },
+  prefix: string,
+  problems: string[],
+): void {
+  const target = schema[secretKey];
+  if (target === undefined || !isField(target)) throw new Error(`schema: ${prefix}${fileKey} names ${secretKey}, which is not a field next to it`);
+  const path = section.out[fileKey];
+  if (typeof path !== 'string' || path === '' || isGiven(section.flags[secretKey])) return;
+  if (isGiven(section.file[secretKey])) {
+    problems.push(`${prefix}${secretKey} and ${prefix}${fileKey} are both set; keep one`);
+    return;
+  }
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    // Node ends the message with the call and the path again ("ENOENT: no such file or directory, open '/x'").
+    problems.push(`${prefix}${fileKey}: cannot read ${path}: ${(err as Error).message.replace(/, \w+( '.*')?$/, '')}`);
+    return;
+  }
+  const secret = text.replace(/[\r\n]+$/, '');
+  if (secret === '') problems.push(`${prefix}${fileKey}: ${path} is empty`);
+  else section.out[secretKey] = secret;
 }
 
 function sectionOf(value: unknown, prefix: string, where: string, problems: string[]): Record<string, unknown> {

@@ -87,3 +87,21 @@ export function strList(defaultValue: readonly string[], doc: string): Field<rea
     },
   };
 }
+
+/** A path field whose file holds the value of the sibling key `secretFor`; the loader reads it into that key. */
+export interface SecretFileField extends Field<string> {
+  readonly secretFor: string;
+}
+
+/**
+ * `<secretKey>File`: the secret comes from a file (a mounted Kubernetes Secret, a 0600 file) instead of the
+ * config file or a flag, where it would show in backups and `ps`. The module keeps reading `secretKey`.
+ */
+export function secretFile(secretKey: string): SecretFileField {
+  const doc = `File holding the ${secretKey}, read at start (trailing newline trimmed); keeps the secret out of the config file and the process list. Set this or \`${secretKey}\`, not both.`;
+  return { ...str('', doc, { allowEmpty: true }), secretFor: secretKey };
+}
+
+export function isSecretFile(node: Field<unknown> | Schema): node is SecretFileField {
+  return isField(node) && typeof (node as SecretFileField).secretFor === 'string';
+}
