@@ -1,7 +1,7 @@
 import type { Logger } from '../../shared/logger.js';
 import type { Module } from '../../shared/module-runtime.js';
 import type { SqliteDatabase } from '../../shared/sqlite.js';
-import { Operation, errorResponseTo, newMessage, parseEdgeResource, responseTo } from '../../shared/message.js';
+import { Group, Operation, errorResponseTo, newMessage, parseEdgeResource, responseTo } from '../../shared/message.js';
 import { EdgeModule } from '../contracts/addresses.js';
 import type { EdgeBus, EdgeInboxes, QueryMessage, StoredNotice } from '../contracts/messages.js';
 import type { ApplyResult, ObjectChange } from '../contracts/object-change.js';
@@ -83,7 +83,7 @@ export class MetaManager implements Module {
     changes.forEach((change, i) => {
       const owner = STORED_TYPE_OWNERS[change.type];
       if (!owner || outcomes[i] !== 'applied' || !this.deps.bus.has(owner)) return;
-      const note: StoredNotice = newMessage({ source: this.name, group: 'meta', operation: change.deleted ? Operation.delete : Operation.update, resource: change.key, resourceVersion: change.resourceVersion, content: change.deleted ? null : change.value });
+      const note: StoredNotice = newMessage({ source: this.name, group: Group.resource, operation: change.deleted ? Operation.delete : Operation.update, resource: change.key, resourceVersion: change.resourceVersion, content: change.deleted ? null : change.value });
       void this.deps.bus.send(owner, note).catch((err: unknown) => this.deps.logger.warn({ err, resource: change.key }, 'change not announced'));
     });
   }
