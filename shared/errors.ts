@@ -25,7 +25,18 @@ export type ErrorCode =
   | 'ERR_BUS_CLOSED'
   | 'ERR_INVALID_MESSAGE'
   | 'ERR_FORBIDDEN'
-  | 'ERR_UNAVAILABLE';
+  | 'ERR_UNAVAILABLE'
+  // edged: why a pod cannot start (each class also carries the kubelet reason its pod status shows).
+  | 'ERR_VOLUME'
+  | 'ERR_IMAGE'
+  | 'ERR_CONTAINER_CONFIG'
+  // A failed gRPC call before the CRI client gives it a meaning (RuntimeError).
+  | 'ERR_GRPC'
+  // A mapper's MQTT payload DeviceTwin refuses (the numeric result code goes back to the mapper).
+  | 'ERR_TWIN_PAYLOAD'
+  // Fallbacks on the wire for an error that carries no code of its own.
+  | 'ERR_REPORT'
+  | 'ERR_UNKNOWN';
 
 export class CoreError extends Error {
   readonly code: ErrorCode;

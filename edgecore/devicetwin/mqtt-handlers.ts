@@ -126,8 +126,8 @@ export class MqttHandlers {
       else this.deps.publish(topic, result);
     } catch (err) {
       if (!(err instanceof TwinPayloadError)) throw err;
-      this.deps.logger.warn({ topic, code: err.code, reason: err.message }, 'mqtt message refused');
-      this.deps.publish(topic, { event_id: eventId, timestamp: Date.now(), code: err.code, reason: err.message });
+      this.deps.logger.warn({ topic, code: err.resultCode, reason: err.message }, 'mqtt message refused');
+      this.deps.publish(topic, { event_id: eventId, timestamp: Date.now(), code: err.resultCode, reason: err.message });
     }
   }
 }

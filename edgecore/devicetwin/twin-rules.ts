@@ -1,6 +1,8 @@
 // KubeEdge's twin rules (edge/pkg/devicetwin/dtmanager/twin.go, dtcommon/util.go): what an update may hold,
 // how values and versions move, and the MsgTwin JSON that goes over MQTT. Pure functions, no I/O.
 
+import { CoreError } from '../../shared/errors.js';
+
 export interface TwinVersion {
   cloud: number;
   edge: number;
@@ -32,14 +34,16 @@ export interface MsgTwin {
   actual_version?: TwinVersion;
 }
 
-/** A payload a mapper sent that cannot be applied; `code` follows KubeEdge's results (400, 404). */
-export class TwinPayloadError extends Error {
+/**
+ * A payload a mapper sent that cannot be applied. `resultCode` is the `code` of KubeEdge's result that goes
+ * back to the mapper (400, 404); `code` is the stable ERR_TWIN_PAYLOAD like every CoreError.
+ */
+export class TwinPayloadError extends CoreError {
   constructor(
     message: string,
-    readonly code: 400 | 404 = 400,
+    readonly resultCode: 400 | 404 = 400,
   ) {
-    super(message);
-    this.name = 'TwinPayloadError';
+    super('ERR_TWIN_PAYLOAD', message);
   }
 }
 

@@ -1,6 +1,7 @@
 import type { KeyValue } from './cri/cri-types.js';
 import type { ConfigMap, Container, Pod, Secret } from './pod-types.js';
 import { parseQuantity } from './quantity.js';
+import { CoreError } from '../../shared/errors.js';
 
 /** Where edged finds the ConfigMaps and Secrets a pod uses: the edge store, so it works offline. */
 export interface ConfigSource {
@@ -9,8 +10,12 @@ export interface ConfigSource {
 }
 
 /** A container cannot be configured (kubelet's CreateContainerConfigError): a missing ConfigMap, key … */
-export class ContainerConfigError extends Error {
+export class ContainerConfigError extends CoreError {
   readonly reason = 'CreateContainerConfigError';
+
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_CONTAINER_CONFIG', message, options);
+  }
 }
 
 export interface PodAddresses {

@@ -1,13 +1,14 @@
 import type { CriRuntime } from './cri/cri-types.js';
 import type { Logger } from '../../shared/logger.js';
+import { CoreError } from '../../shared/errors.js';
 
 /** A container's image is not usable: `reason` is what the pod status shows (ErrImagePull …). */
-export class ImageError extends Error {
+export class ImageError extends CoreError {
   constructor(
     message: string,
     readonly reason: 'ErrImagePull' | 'ErrImageNeverPull' | 'InvalidImageName',
   ) {
-    super(message);
+    super('ERR_IMAGE', message);
   }
 }
 

@@ -3,10 +3,15 @@ import { dirname, join, normalize } from 'node:path';
 import type { Mount } from './cri/cri-types.js';
 import { fieldValue, secretData, type ConfigSource, type PodAddresses } from './container-env.js';
 import type { Container, KeyToPath, Pod, Volume } from './pod-types.js';
+import { CoreError } from '../../shared/errors.js';
 
 /** A volume that cannot be set up (kubelet's FailedMount): the pod waits in ContainerCreating. */
-export class VolumeError extends Error {
+export class VolumeError extends CoreError {
   readonly reason = 'FailedMount';
+
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_VOLUME', message, options);
+  }
 }
 
 type Files = Map<string, { content: Buffer; mode?: number }>;

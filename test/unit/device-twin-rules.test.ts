@@ -69,7 +69,7 @@ describe('twin rules (KubeEdge dtmanager)', () => {
         return undefined;
       })();
       expect(err, JSON.stringify(body)).toBeInstanceOf(TwinPayloadError);
-      expect((err as TwinPayloadError).code).toBe(400);
+      expect((err as TwinPayloadError).resultCode).toBe(400);
     }
   });
 

@@ -1,15 +1,17 @@
 import http2 from 'node:http2';
 import net from 'node:net';
+import { CoreError } from '../../../shared/errors.js';
 
 /** gRPC status codes this client produces itself (grpc/doc/statuscodes.md). */
 export const GrpcStatus = { CANCELLED: 1, UNKNOWN: 2, DEADLINE_EXCEEDED: 4, RESOURCE_EXHAUSTED: 8, INTERNAL: 13, UNAVAILABLE: 14 } as const;
 
-export class GrpcCallError extends Error {
+/** A call that did not answer OK; the CRI client turns it into a RuntimeError by its `grpcCode`. */
+export class GrpcCallError extends CoreError {
   constructor(
     readonly grpcCode: number,
     readonly details: string,
   ) {
-    super(details);
+    super('ERR_GRPC', details);
   }
 }
 
