@@ -8,10 +8,10 @@ import type { CloudBus, CloudInboxes } from './contracts/node-messages.js';
 import { CloudHub, type CloudHubObserver } from './cloudhub/cloudhub.js';
 import { FileCa, loadOrCreateCa } from './cloudhub/ca-files.js';
 import { DeviceController } from './devicecontroller/devicecontroller.js';
-import { EdgeController } from './edgecontroller/edgecontroller.js';
+import { EdgeController, type EdgeControllerDeps } from './edgecontroller/edgecontroller.js';
+import { KubeReports } from './edgecontroller/kube-reports.js';
 import { KubeSource } from './edgecontroller/kube-source.js';
-import { LocalSource } from './edgecontroller/local-source.js';
-import type { ObjectSource } from './edgecontroller/object-source.js';
+import { LocalReports, LocalSource } from './edgecontroller/local-source.js';
 import { createKubeClients, type KubeClients } from './kube/kube-client.js';
 import { TokenBucket } from './kube/rate-limiter.js';
 import { SecretCa } from './kube/secret-ca.js';
@@ -49,11 +49,17 @@ export class CloudCore {
     if (ec.enable) {
       const controllerLogger = logger.child({ module: 'edgecontroller' });
       const hub = config.modules.cloudHub;
-      const autonomy = ec.podAutonomy ? { caSource: ca, host: ec.webhookHost || hub.advertiseAddresses[0] || '127.0.0.1', address: ec.webhookAddress, port: ec.webhookPort } : undefined;
-      const source: ObjectSource = this.kube
-        ? new KubeSource({ clients: this.kube, limiter, logger: controllerLogger, leaseDurationSeconds: ec.leaseDurationSeconds, leaseRenewIntervalMs: ec.leaseRenewIntervalMs, nodeStatusRefreshMs: ec.nodeStatusRefreshMs, autonomy })
-        : new LocalSource({ path: ec.localStorePath, pollIntervalMs: ec.pollIntervalMs, logger: controllerLogger });
-      this.edgeController = new EdgeController({ source, bus: this.bus, nodes: this.cloudHub, logger: controllerLogger });
+      let sides: Pick<EdgeControllerDeps, 'source' | 'reports' | 'autonomy'>;
+      if (this.kube) {
+        const source = new KubeSource({ clients: this.kube, logger: controllerLogger });
+        const reports = new KubeReports({ clients: this.kube, limiter, logger: controllerLogger, cache: source, leaseDurationSeconds: ec.leaseDurationSeconds, leaseRenewIntervalMs: ec.leaseRenewIntervalMs, nodeStatusRefreshMs: ec.nodeStatusRefreshMs });
+        const autonomy = ec.podAutonomy ? { caSource: ca, host: ec.webhookHost || hub.advertiseAddresses[0] || '127.0.0.1', address: ec.webhookAddress, port: ec.webhookPort, admission: this.kube.admission, isEdgeNode: (n: string) => source.isEdgeNode(n) } : undefined;
+        sides = { source, reports, autonomy };
+      } else {
+        const source = new LocalSource({ path: ec.localStorePath, pollIntervalMs: ec.pollIntervalMs, logger: controllerLogger });
+        sides = { source, reports: new LocalReports(source) };
+      }
+      this.edgeController = new EdgeController({ ...sides, bus: this.bus, nodes: this.cloudHub, logger: controllerLogger });
       modules.push(this.edgeController);
     }
     if (this.kube && config.modules.deviceController.enable) {

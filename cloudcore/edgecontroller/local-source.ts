@@ -2,7 +2,7 @@ import type { Logger } from '../../shared/logger.js';
 import type { ReportMessage } from '../contracts/node-messages.js';
 import { ANY_TYPE } from '../contracts/object-sync.js';
 import { LocalObjectStore, type StoredObject } from './local-object-store.js';
-import type { DesiredObject, ObjectSource, SourceChange } from './object-source.js';
+import type { DesiredObject, NodeReports, ObjectSource, SourceChange } from './object-source.js';
 
 const POLL_BATCH = 5_000;
 
@@ -44,14 +44,10 @@ export class LocalSource implements ObjectSource {
     return object && toDesired(object);
   }
 
-  /** Reports are kept under the reporting node, so a node can only write its own. */
-  async report(report: ReportMessage): Promise<void> {
-    this.store?.putStatus(report.node, report.resource, report.content ?? null);
+  /** Keeps a report under the node that sent it (dropped while the store is closed). */
+  putStatus(node: string, resource: string, value: unknown): void {
+    this.store?.putStatus(node, resource, value);
   }
-
-  connected(): void {}
-
-  disconnected(): void {}
 
   private poll(): void {
     if (!this.store) return;
@@ -81,6 +77,19 @@ export class LocalSource implements ObjectSource {
     if (!objects) this.cache.set(node, (objects = new Map()));
     return objects;
   }
+}
+
+/** The `local` reports: kept in the store under the reporting node, so a node can only write its own. */
+export class LocalReports implements NodeReports {
+  constructor(private readonly store: Pick<LocalSource, 'putStatus'>) {}
+
+  async report(report: ReportMessage): Promise<void> {
+    this.store.putStatus(report.node, report.resource, report.content ?? null);
+  }
+
+  connected(): void {}
+
+  disconnected(): void {}
 }
 
 function toDesired(object: StoredObject): DesiredObject {

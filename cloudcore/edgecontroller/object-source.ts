@@ -10,8 +10,8 @@ export interface SourceChange {
 }
 
 /**
- * Where EdgeController learns what each edge node should hold, and where edge reports go: the cluster
- * (`kubernetes`) or the standalone SQLite store (`local`).
+ * Where EdgeController learns what each edge node should hold: the cluster (`kubernetes`) or the standalone
+ * SQLite store (`local`).
  */
 export interface ObjectSource {
   /** Resource types this source is the truth for (`*` for all). */
@@ -23,8 +23,18 @@ export interface ObjectSource {
   desired(node: string): Iterable<DesiredObject>;
   /** One object the node may read, or undefined when it does not exist or is not the node's. */
   lookup(node: string, key: string): DesiredObject | undefined;
+}
+
+/**
+ * Where edge reports go, and who hears that an edge came or went: for the cluster, the node's status, Lease,
+ * pods and events written as the node; for the local store, the reports kept under the node.
+ */
+export interface NodeReports {
   /** Applies an edge report (status, event); throws an error naming why when refused. */
   report(report: ReportMessage): Promise<void>;
   connected(node: string): void;
   disconnected(node: string): void;
+  /** Called once the source has loaded its state (a report may need what it loaded). */
+  start?(): void;
+  stop?(): void;
 }
