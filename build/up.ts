@@ -93,10 +93,12 @@ function startDaemon(name: string, args: string[]): Daemon {
     }
     seen.push(line);
     const { level, time, pid, name: _n, msg, ...rest } = line;
-    const fields = Object.entries(rest).filter(([k]) => k !== 'hostname').map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`);
+    const fields = Object.entries(rest)
+      .filter(([k]) => k !== 'hostname')
+      .map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`);
     const tag = Number(level) >= 50 ? 'ERROR ' : Number(level) >= 40 ? 'WARN ' : '';
     process.stdout.write(`[${name}] ${tag}${String(msg)} ${fields.join(' ')}`.trimEnd().slice(0, 300) + '\n');
-    for (const w of waiters.splice(0)) (w.msg === msg ? w.resolve(line) : waiters.push(w));
+    for (const w of waiters.splice(0)) w.msg === msg ? w.resolve(line) : waiters.push(w);
   };
   createInterface({ input: child.stdout! }).on('line', print);
   createInterface({ input: child.stderr! }).on('line', (t) => process.stdout.write(`[${name}] ${t}\n`));
@@ -127,7 +129,10 @@ function prepareCluster(): Cluster {
   const external = process.env.KUBECONFIG;
   if (external) {
     if (!existsSync(external)) throw new Error(`KUBECONFIG=${external} does not exist`);
-    const kubectl = spawnSync('kubectl', ['version', '--client'], { stdio: 'ignore' }).status === 0 ? 'kubectl' : join(controlPlaneScript('build-binaries.sh', []), 'kubectl');
+    const kubectl =
+      spawnSync('kubectl', ['version', '--client'], { stdio: 'ignore' }).status === 0
+        ? 'kubectl'
+        : join(controlPlaneScript('build-binaries.sh', []), 'kubectl');
     say(`using the cluster of KUBECONFIG=${external}`);
     return { kind: 'kubernetes', kubeconfig: external, kubectl, ours: false };
   }
@@ -157,37 +162,66 @@ function installCrds(cluster: Extract<Cluster, { kind: 'kubernetes' }>): void {
   say(`installed CRDs from ${relative(process.cwd(), CRDS)} (${files.join(', ')})`);
 }
 
-function writeConfigs(cluster: Cluster, ports: { hub: number; cert: number; webhook: number; mqtt: number }, runtime: Runtime | undefined): { cloudConfig: string; edgeConfig: string } {
+function writeConfigs(
+  cluster: Cluster,
+  ports: { hub: number; cert: number; webhook: number; mqtt: number },
+  runtime: Runtime | undefined,
+): { cloudConfig: string; edgeConfig: string } {
   const cloudConfig = join(DIR, 'cloudcore.yaml');
   const edgeConfig = join(DIR, 'edgecore.yaml');
   const edgeController =
     cluster.kind === 'local'
       ? { source: 'local', localStorePath: join(DIR, 'cloud', 'objects.db') }
       : { source: 'kubernetes', webhookAddress: '127.0.0.1', webhookPort: ports.webhook };
-  writeFileSync(cloudConfig, stringify({
-    logLevel: 'info',
-    ...(cluster.kind === 'kubernetes' ? { kubeAPI: { kubeconfig: cluster.kubeconfig } } : {}),
-    modules: {
-      cloudHub: {
-        address: '127.0.0.1', port: ports.hub, certServerAddress: '127.0.0.1', certServerPort: ports.cert, advertiseAddresses: ['127.0.0.1'],
-        caCertFile: join(DIR, 'cloud', 'ca', 'rootCA.crt'), caKeyFile: join(DIR, 'cloud', 'ca', 'rootCA.key'),
-        serverCertFile: join(DIR, 'cloud', 'certs', 'server.crt'), serverKeyFile: join(DIR, 'cloud', 'certs', 'server.key'),
+  writeFileSync(
+    cloudConfig,
+    stringify({
+      logLevel: 'info',
+      ...(cluster.kind === 'kubernetes' ? { kubeAPI: { kubeconfig: cluster.kubeconfig } } : {}),
+      modules: {
+        cloudHub: {
+          address: '127.0.0.1',
+          port: ports.hub,
+          certServerAddress: '127.0.0.1',
+          certServerPort: ports.cert,
+          advertiseAddresses: ['127.0.0.1'],
+          caCertFile: join(DIR, 'cloud', 'ca', 'rootCA.crt'),
+          caKeyFile: join(DIR, 'cloud', 'ca', 'rootCA.key'),
+          serverCertFile: join(DIR, 'cloud', 'certs', 'server.crt'),
+          serverKeyFile: join(DIR, 'cloud', 'certs', 'server.key'),
+        },
+        edgeController,
       },
-      edgeController,
-    },
-  }));
-  writeFileSync(edgeConfig, stringify({
-    logLevel: 'info',
-    nodeName: NODE_NAME,
-    database: { path: join(DIR, 'edge', 'edgecore.db') },
-    modules: {
-      edged: runtime
-        ? { nodeIP: '127.0.0.1', runtimeEndpoint: runtime.endpoint, cgroupParent: runtime.cgroupParent, rootDirectory: join(DIR, 'edge', 'pods'), podLogsDirectory: join(DIR, 'edge', 'logs'), staticPodPath: join(DIR, 'edge', 'manifests') }
-        : { nodeIP: '127.0.0.1', runtimeEndpoint: '' },
-      eventBus: { internal: { port: ports.mqtt } },
-      edgeHub: { server: `127.0.0.1:${ports.hub}`, certServer: `https://127.0.0.1:${ports.cert}`, caFile: join(DIR, 'edge', 'ca', 'rootCA.crt'), certFile: join(DIR, 'edge', 'certs', 'node.crt'), keyFile: join(DIR, 'edge', 'certs', 'node.key') },
-    },
-  }));
+    }),
+  );
+  writeFileSync(
+    edgeConfig,
+    stringify({
+      logLevel: 'info',
+      nodeName: NODE_NAME,
+      database: { path: join(DIR, 'edge', 'edgecore.db') },
+      modules: {
+        edged: runtime
+          ? {
+              nodeIP: '127.0.0.1',
+              runtimeEndpoint: runtime.endpoint,
+              cgroupParent: runtime.cgroupParent,
+              rootDirectory: join(DIR, 'edge', 'pods'),
+              podLogsDirectory: join(DIR, 'edge', 'logs'),
+              staticPodPath: join(DIR, 'edge', 'manifests'),
+            }
+          : { nodeIP: '127.0.0.1', runtimeEndpoint: '' },
+        eventBus: { internal: { port: ports.mqtt } },
+        edgeHub: {
+          server: `127.0.0.1:${ports.hub}`,
+          certServer: `https://127.0.0.1:${ports.cert}`,
+          caFile: join(DIR, 'edge', 'ca', 'rootCA.crt'),
+          certFile: join(DIR, 'edge', 'certs', 'node.crt'),
+          keyFile: join(DIR, 'edge', 'certs', 'node.key'),
+        },
+      },
+    }),
+  );
   return { cloudConfig, edgeConfig };
 }
 
@@ -226,7 +260,15 @@ spec:
 /** The demo: a pod scheduled to the edge node by the real scheduler, with the ConfigMap it mounts. */
 async function demoOnCluster(cluster: Extract<Cluster, { kind: 'kubernetes' }>, edgeConfig: string): Promise<string> {
   const deadline = Date.now() + 60_000;
-  while (!/True/.test(spawnSync(cluster.kubectl, ['--kubeconfig', cluster.kubeconfig, 'get', 'node', NODE_NAME, '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].status}'], { encoding: 'utf8' }).stdout)) {
+  while (
+    !/True/.test(
+      spawnSync(
+        cluster.kubectl,
+        ['--kubeconfig', cluster.kubeconfig, 'get', 'node', NODE_NAME, '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].status}'],
+        { encoding: 'utf8' },
+      ).stdout,
+    )
+  ) {
     if (Date.now() > deadline) throw new Error(`node ${NODE_NAME} did not turn Ready within 60 s`);
     await new Promise((r) => setTimeout(r, 500));
   }
@@ -255,7 +297,20 @@ Try (in another terminal, from ${process.cwd()}):
 async function demoDevice(cluster: Extract<Cluster, { kind: 'kubernetes' }>, mqttPort: number): Promise<string> {
   kubectl(cluster, ['apply', '-f', DEMO_DEVICE]);
   const deadline = Date.now() + 60_000;
-  const reported = (): string => spawnSync(cluster.kubectl, ['--kubeconfig', cluster.kubeconfig, 'get', 'device', 'virtual-sensor-1', '-o', 'jsonpath={.status.twins[?(@.propertyName=="temperature")].reported.value}'], { encoding: 'utf8' }).stdout;
+  const reported = (): string =>
+    spawnSync(
+      cluster.kubectl,
+      [
+        '--kubeconfig',
+        cluster.kubeconfig,
+        'get',
+        'device',
+        'virtual-sensor-1',
+        '-o',
+        'jsonpath={.status.twins[?(@.propertyName=="temperature")].reported.value}',
+      ],
+      { encoding: 'utf8' },
+    ).stdout;
   while (!reported()) {
     if (Date.now() > deadline) throw new Error('virtual-sensor-1 reported no temperature within 60 s');
     await new Promise((r) => setTimeout(r, 500));
@@ -272,7 +327,11 @@ async function demoDevice(cluster: Extract<Cluster, { kind: 'kubernetes' }>, mqt
 /** The demo without Kubernetes: an object put into cloudcore's local store. */
 async function demoLocal(cloudConfig: string, edgeConfig: string): Promise<string> {
   const store = new LocalObjectStore(join(DIR, 'cloud', 'objects.db'));
-  const { resourceVersion } = store.put(NODE_NAME, 'default/configmap/hello', { apiVersion: 'v1', kind: 'ConfigMap', data: { greeting: 'hello from the cloud', at: new Date().toISOString() } });
+  const { resourceVersion } = store.put(NODE_NAME, 'default/configmap/hello', {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    data: { greeting: 'hello from the cloud', at: new Date().toISOString() },
+  });
   store.close();
   await onEdge(edgeConfig, 'default/configmap/hello', String(resourceVersion));
   say(`${NODE_NAME} committed default/configmap/hello (resourceVersion ${resourceVersion})`);
@@ -356,10 +415,12 @@ async function main(): Promise<void> {
       tryThis += await demoDevice(cluster, ports.mqtt);
     }
     const cc = `node ${relative(process.cwd(), CLOUDCORE)} --config ${relative(process.cwd(), cloudConfig)}`;
+    const controlPlane = cluster.kind === 'kubernetes' && cluster.ours ? `   (control plane in ${join(DIR, 'control-plane')}, logs in its logs/)` : '';
+    const clusterLine = cluster.kind === 'kubernetes' ? `cluster:    KUBECONFIG=${cluster.kubeconfig}${controlPlane}\n` : '';
     process.stdout.write(`
 cloudcore:  hub wss://127.0.0.1:${ports.hub}   certificates https://127.0.0.1:${ports.cert}   config ${cloudConfig}
 edgecore:   node ${NODE_NAME}   store ${join(DIR, 'edge', 'edgecore.db')}   config ${edgeConfig}
-${cluster.kind === 'kubernetes' ? `cluster:    KUBECONFIG=${cluster.kubeconfig}${cluster.ours ? `   (control plane in ${join(DIR, 'control-plane')}, logs in its logs/)` : ''}\n` : ''}join token: ${token.slice(0, 24)}...  (another: ${cc} token create)
+${clusterLine}join token: ${token.slice(0, 24)}...  (another: ${cc} token create)
 ${tryThis}
 ready (Ctrl-C stops everything)
 `);

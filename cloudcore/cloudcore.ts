@@ -45,15 +45,39 @@ export class CloudCore {
     const hubLogger = logger.child({ module: 'cloudhub' });
     const ca = caSource(config, this.kube, hubLogger);
     // Controllers hand CloudHub their messages for a node directly; CloudHub reaches them over the bus.
-    this.cloudHub = new CloudHub({ config: config.modules.cloudHub, caSource: ca, bus: this.bus, logger: hubLogger, softwareVersion: softwareVersion(), observer: options.observer });
+    this.cloudHub = new CloudHub({
+      config: config.modules.cloudHub,
+      caSource: ca,
+      bus: this.bus,
+      logger: hubLogger,
+      softwareVersion: softwareVersion(),
+      observer: options.observer,
+    });
     if (ec.enable) {
       const controllerLogger = logger.child({ module: 'edgecontroller' });
       const hub = config.modules.cloudHub;
       let sides: Pick<EdgeControllerDeps, 'source' | 'reports' | 'autonomy'>;
       if (this.kube) {
         const source = new KubeSource({ clients: this.kube, logger: controllerLogger });
-        const reports = new KubeReports({ clients: this.kube, limiter, logger: controllerLogger, cache: source, leaseDurationSeconds: ec.leaseDurationSeconds, leaseRenewIntervalMs: ec.leaseRenewIntervalMs, nodeStatusRefreshMs: ec.nodeStatusRefreshMs });
-        const autonomy = ec.podAutonomy ? { caSource: ca, host: ec.webhookHost || hub.advertiseAddresses[0] || '127.0.0.1', address: ec.webhookAddress, port: ec.webhookPort, admission: this.kube.admission, isEdgeNode: (n: string) => source.isEdgeNode(n) } : undefined;
+        const reports = new KubeReports({
+          clients: this.kube,
+          limiter,
+          logger: controllerLogger,
+          cache: source,
+          leaseDurationSeconds: ec.leaseDurationSeconds,
+          leaseRenewIntervalMs: ec.leaseRenewIntervalMs,
+          nodeStatusRefreshMs: ec.nodeStatusRefreshMs,
+        });
+        const autonomy = ec.podAutonomy
+          ? {
+              caSource: ca,
+              host: ec.webhookHost || hub.advertiseAddresses[0] || '127.0.0.1',
+              address: ec.webhookAddress,
+              port: ec.webhookPort,
+              admission: this.kube.admission,
+              isEdgeNode: (n: string) => source.isEdgeNode(n),
+            }
+          : undefined;
         sides = { source, reports, autonomy };
       } else {
         const source = new LocalSource({ path: ec.localStorePath, pollIntervalMs: ec.pollIntervalMs, logger: controllerLogger });
@@ -63,7 +87,9 @@ export class CloudCore {
       modules.push(this.edgeController);
     }
     if (this.kube && config.modules.deviceController.enable) {
-      modules.push(new DeviceController({ clients: this.kube, limiter, bus: this.bus, nodes: this.cloudHub, logger: logger.child({ module: 'devicecontroller' }) }));
+      modules.push(
+        new DeviceController({ clients: this.kube, limiter, bus: this.bus, nodes: this.cloudHub, logger: logger.child({ module: 'devicecontroller' }) }),
+      );
     }
     // Controllers start first, so the first edge's resync finds them.
     modules.push(this.cloudHub);

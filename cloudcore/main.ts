@@ -57,7 +57,10 @@ const program = new Command()
 const token = program.command('token').description('join tokens for edge nodes');
 token
   .command('create')
-  .description('print a join token (CA hash + signed JWT) for `edgecore --token`; without --node and --uses it enrols any node, any number of times, until it expires (KubeEdge\'s token)')
+  .description(
+    'print a join token (CA hash + signed JWT) for `edgecore --token`; without --node and --uses it enrols any node, ' +
+      "any number of times, until it expires (KubeEdge's token)",
+  )
   .option('--ttl <duration>', 'lifetime, e.g. 30m, 24h, 7d (default: modules.cloudHub.tokenTtlMinutes)')
   .option('--node <name>', 'only this node may join with the token')
   .option('--uses <n>', 'the token obtains at most n certificates (counted by every cloudcore sharing the CA)')
@@ -72,7 +75,10 @@ token
     const scope = tokenScopeOrExit(opts);
     const logger = createLogger({ name: PROGRAM, level: 'warn' });
     // The same CA as the daemon's: its files, or the cluster's Secret.
-    const kube = config.modules.edgeController.source === 'kubernetes' ? configOrExit(PROGRAM, () => createKubeClients({ kubeconfig: config.kubeAPI.kubeconfig })) : undefined;
+    const kube =
+      config.modules.edgeController.source === 'kubernetes'
+        ? configOrExit(PROGRAM, () => createKubeClients({ kubeconfig: config.kubeAPI.kubeconfig }))
+        : undefined;
     try {
       const ca = await caSource(config, kube, logger).obtain();
       process.stdout.write(`${createBootstrapToken(ca.hash, ca.tokenSecret(), ttlMs, Date.now(), scope)}\n`);
@@ -114,20 +120,17 @@ objects
     } catch (err) {
       fatal(PROGRAM, new Error(`object is not valid JSON: ${(err as Error).message}`));
     }
-    if (key.split('/').length !== 3 || typeof object !== 'object' || object === null) fatal(PROGRAM, new Error('key must be <namespace>/<type>/<name> and the object a JSON object'));
+    if (key.split('/').length !== 3 || typeof object !== 'object' || object === null)
+      fatal(PROGRAM, new Error('key must be <namespace>/<type>/<name> and the object a JSON object'));
     const result = withStore((s) => s.put(node, key, object as Record<string, unknown>));
     process.stdout.write(`${JSON.stringify(result)}\n`);
   });
-objects
-  .command('delete <node> <key>')
-  .action((node: string, key: string) => {
-    if (!withStore((s) => s.remove(node, key))) fatal(PROGRAM, new Error(`${node} has no object ${key}`));
-  });
-objects
-  .command('list [node]')
-  .action((node?: string) => {
-    for (const o of withStore((s) => s.live())) if (!node || o.node === node) process.stdout.write(`${o.node}\t${o.key}\t${o.resourceVersion}\t${o.uid}\n`);
-  });
+objects.command('delete <node> <key>').action((node: string, key: string) => {
+  if (!withStore((s) => s.remove(node, key))) fatal(PROGRAM, new Error(`${node} has no object ${key}`));
+});
+objects.command('list [node]').action((node?: string) => {
+  for (const o of withStore((s) => s.live())) if (!node || o.node === node) process.stdout.write(`${o.node}\t${o.key}\t${o.resourceVersion}\t${o.uid}\n`);
+});
 objects
   .command('status <node> <resource>')
   .description('print what the node last reported for a resource')

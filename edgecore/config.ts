@@ -11,7 +11,10 @@ import { eventBusConfigProblems, eventBusConfigSchema } from './eventbus/eventbu
 export const NODE_NAME_PATTERN = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 
 function defaultNodeName(): string {
-  const name = hostname().toLowerCase().replace(/[^-a-z0-9.]/g, '-').replace(/^[-.]+|[-.]+$/g, '');
+  const name = hostname()
+    .toLowerCase()
+    .replace(/[^-a-z0-9.]/g, '-')
+    .replace(/^[-.]+|[-.]+$/g, '');
   return name || 'edge-node';
 }
 
@@ -22,10 +25,17 @@ function defaultNodeName(): string {
 export function edgeCoreSchema() {
   return {
     logLevel: oneOf(LOG_LEVELS, 'info', 'Log level.'),
-    nodeName: str(defaultNodeName(), 'Name of this edge node in the cluster (defaults to the host name).', { pattern: NODE_NAME_PATTERN, expected: 'a DNS-1123 name (lower-case letters, digits, "-" and ".")' }),
+    nodeName: str(defaultNodeName(), 'Name of this edge node in the cluster (defaults to the host name).', {
+      pattern: NODE_NAME_PATTERN,
+      expected: 'a DNS-1123 name (lower-case letters, digits, "-" and ".")',
+    }),
     database: {
       path: str('/var/lib/kubeedge/edgecore.db', 'SQLite file holding everything this node received and everything waiting to go up.'),
-      synchronous: oneOf(['normal', 'full'] as const, 'normal', 'normal survives edgecore crashes; full also survives power loss at the cost of an fsync per commit (a lost commit is healed by the resync anyway).'),
+      synchronous: oneOf(
+        ['normal', 'full'] as const,
+        'normal',
+        'normal survives edgecore crashes; full also survives power loss at the cost of an fsync per commit (a lost commit is healed by the resync anyway).',
+      ),
     },
     modules: {
       edged: edgedConfigSchema(),
@@ -41,7 +51,11 @@ export type EdgeCoreConfig = ConfigOf<ReturnType<typeof edgeCoreSchema>>;
 export function loadEdgeCoreConfig(sources: ConfigSources): EdgeCoreConfig {
   return loadConfig(edgeCoreSchema(), sources, (c) => {
     const m = c.modules;
-    const problems = [...edgedConfigProblems(m.edged, 'modules.edged'), ...eventBusConfigProblems(m.eventBus, 'modules.eventBus'), ...edgeHubConfigProblems(m.edgeHub, 'modules.edgeHub')];
+    const problems = [
+      ...edgedConfigProblems(m.edged, 'modules.edged'),
+      ...eventBusConfigProblems(m.eventBus, 'modules.eventBus'),
+      ...edgeHubConfigProblems(m.edgeHub, 'modules.edgeHub'),
+    ];
     // Checks that span two slices stay here.
     if (m.deviceTwin.enable && !m.eventBus.enable) problems.push('modules.deviceTwin needs modules.eventBus (enable it, or disable deviceTwin)');
     return problems;

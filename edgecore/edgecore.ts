@@ -40,7 +40,14 @@ export class EdgeCore {
       logger.warn({ directory: dirname(config.database.path), fix: 'chmod 700' }, 'data directory is open to other users');
     }
     this.metaManager = new MetaManager({ database: this.database, bus: this.bus, logger: logger.child({ module: 'metamanager' }) });
-    this.edgeHub = new EdgeHub({ config: config.modules.edgeHub, nodeName: config.nodeName, database: this.database, bus: this.bus, logger: logger.child({ module: 'edgehub', nodeId: config.nodeName }), random: options.random });
+    this.edgeHub = new EdgeHub({
+      config: config.modules.edgeHub,
+      nodeName: config.nodeName,
+      database: this.database,
+      bus: this.bus,
+      logger: logger.child({ module: 'edgehub', nodeId: config.nodeName }),
+      random: options.random,
+    });
     const modules: Module[] = [this.metaManager];
     // DeviceTwin loads before the broker opens (mappers find their devices) and before EdgeHub resyncs.
     if (config.modules.deviceTwin.enable) {
@@ -55,7 +62,15 @@ export class EdgeCore {
     const ed = config.modules.edged;
     if (ed.enable) {
       const labels = Object.fromEntries(ed.nodeLabels.map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
-      modules.push(new Edged({ nodeName: config.nodeName, facts: { nodeIP: ed.nodeIP, maxPods: ed.maxPods, kubeletVersion: `v1.33.13-kubeedge-ts-${softwareVersion()}`, labels }, config: ed, bus: this.bus, logger: logger.child({ module: 'edged' }) }));
+      modules.push(
+        new Edged({
+          nodeName: config.nodeName,
+          facts: { nodeIP: ed.nodeIP, maxPods: ed.maxPods, kubeletVersion: `v1.33.13-kubeedge-ts-${softwareVersion()}`, labels },
+          config: ed,
+          bus: this.bus,
+          logger: logger.child({ module: 'edged' }),
+        }),
+      );
     }
     // EdgeHub is on the bus before edged sends its first report through it.
     this.runtime = new ModuleRuntime({ modules, logger });

@@ -141,7 +141,6 @@ export function parseEdgeResource(resource: string): EdgeResource {
   return name === undefined ? { namespace, type } : { namespace, type, name };
 }
 
-
 /**
  * Compares Kubernetes resourceVersions. They are formally opaque, but every apiserver backed by etcd issues
  * increasing integers and KubeEdge compares them as uint64; non-numeric versions only compare equal or not.

@@ -7,7 +7,9 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const [name, ...args] = process.argv.slice(2);
-const benches = readdirSync(join(root, 'test', 'bench')).filter((f) => f.endsWith('.ts') && !/support|simulator/.test(f)).map((f) => f.slice(0, -3));
+const benches = readdirSync(join(root, 'test', 'bench'))
+  .filter((f) => f.endsWith('.ts') && !/support|simulator/.test(f))
+  .map((f) => f.slice(0, -3));
 if (!name || !benches.includes(name)) {
   console.error(`usage: npm run bench -- <${benches.join('|')}> [--only=...]`);
   process.exit(2);

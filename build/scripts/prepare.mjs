@@ -39,7 +39,11 @@ if (process.argv.includes('--test-packages')) {
   if (missing.length > 0 && process.getuid?.() === 0) {
     console.error(`prepare: installing Debian packages ${missing.join(', ')}`);
     run('apt-get', ['update', '-q']);
-    execFileSync('apt-get', ['install', '-y', '-q', '--no-install-recommends', ...missing], { cwd: root, stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+    execFileSync('apt-get', ['install', '-y', '-q', '--no-install-recommends', ...missing], {
+      cwd: root,
+      stdio: 'inherit',
+      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+    });
   } else if (missing.length > 0) {
     console.error(`prepare: tests need Debian packages ${missing.join(', ')}; install them as root (apt-get install ${missing.join(' ')})`);
   }

@@ -31,7 +31,10 @@ export async function loadOrCreateCa(files: CaFiles, logger: Logger): Promise<Ce
     }
   }
   if (haveCert !== haveKey) {
-    throw new AuthError(`only one of ${files.caCertFile} and ${files.caKeyFile} exists; restore the other or remove both to create a new CA`, 'ERR_CERTIFICATE');
+    throw new AuthError(
+      `only one of ${files.caCertFile} and ${files.caKeyFile} exists; restore the other or remove both to create a new CA`,
+      'ERR_CERTIFICATE',
+    );
   }
   const ca = await CertificateAuthority.create();
   writeFileAtomic(files.caKeyFile, ca.keyPem);

@@ -101,7 +101,8 @@ export class CertServer {
 
   private async signEdgeCertificate(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const nodeName = String(req.headers.nodename ?? '');
-    if (!isValidNodeName(nodeName)) throw new AuthError(`header NodeName "${nodeName.slice(0, 300)}" is not a valid node name (lower-case DNS subdomain)`, 'ERR_CERTIFICATE');
+    if (!isValidNodeName(nodeName))
+      throw new AuthError(`header NodeName "${nodeName.slice(0, 300)}" is not a valid node name (lower-case DNS subdomain)`, 'ERR_CERTIFICATE');
     const csr = await readBody(req, MAX_CSR_BYTES);
     const auth = this.authenticate(req, nodeName);
     const cert = await this.options.ca.signNodeCsr(csr, nodeName, this.options.edgeCertValidityMs);
@@ -109,7 +110,10 @@ export class CertServer {
     const claims = auth.how === 'token' ? auth.claims : undefined;
     const limit = claims?.limit;
     const used = claims && limit ? await this.options.ca.tokenUses.consume(limit.jti, limit.uses, claims.expiresAt) : undefined;
-    this.options.logger.info({ nodeId: nodeName, peer: req.socket.remoteAddress, how: auth.how, ...(limit ? { jti: limit.jti, use: `${used}/${limit.uses}` } : {}) }, 'signed node certificate');
+    this.options.logger.info(
+      { nodeId: nodeName, peer: req.socket.remoteAddress, how: auth.how, ...(limit ? { jti: limit.jti, use: `${used}/${limit.uses}` } : {}) },
+      'signed node certificate',
+    );
     reply(res, 200, cert);
   }
 
@@ -142,7 +146,10 @@ function statusOf(err: unknown): number {
 }
 
 function reply(res: ServerResponse, status: number, body: string | Buffer): void {
-  res.writeHead(status, { 'content-type': typeof body === 'string' ? 'text/plain; charset=utf-8' : 'application/octet-stream', 'content-length': Buffer.byteLength(body) });
+  res.writeHead(status, {
+    'content-type': typeof body === 'string' ? 'text/plain; charset=utf-8' : 'application/octet-stream',
+    'content-length': Buffer.byteLength(body),
+  });
   res.end(body);
 }
 

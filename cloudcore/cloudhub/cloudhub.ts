@@ -53,8 +53,18 @@ export class CloudHub implements Module, SessionHost, NodeDelivery {
 
   constructor(private readonly deps: CloudHubDeps) {
     const c = deps.config;
-    this.settings = { streamWindowBytes: c.streamWindowBytes, maxMessageBytes: c.maxMessageBytes, heartbeatIntervalMs: c.heartbeatIntervalMs, sessionTimeoutMs: c.sessionTimeoutMs };
-    this.sessions = new SessionRegistry({ nodeLimit: c.nodeLimit, heartbeatIntervalMs: c.heartbeatIntervalMs, sessionTimeoutMs: c.sessionTimeoutMs, logger: deps.logger });
+    this.settings = {
+      streamWindowBytes: c.streamWindowBytes,
+      maxMessageBytes: c.maxMessageBytes,
+      heartbeatIntervalMs: c.heartbeatIntervalMs,
+      sessionTimeoutMs: c.sessionTimeoutMs,
+    };
+    this.sessions = new SessionRegistry({
+      nodeLimit: c.nodeLimit,
+      heartbeatIntervalMs: c.heartbeatIntervalMs,
+      sessionTimeoutMs: c.sessionTimeoutMs,
+      logger: deps.logger,
+    });
     this.upstream = new UpstreamRouter({ bus: deps.bus, workers: c.upstreamWorkers, timeoutMs: c.upstreamTimeoutMs, logger: deps.logger });
   }
 
@@ -72,7 +82,15 @@ export class CloudHub implements Module, SessionHost, NodeDelivery {
     const files = { caCertFile: c.caCertFile, caKeyFile: c.caKeyFile, serverCertFile: c.serverCertFile, serverKeyFile: c.serverKeyFile };
     this.ca = await this.deps.caSource.obtain();
     const serving = await loadOrIssueServerCert(this.ca, files, serverCertHosts(c.advertiseAddresses, c.dnsNames), this.deps.logger);
-    this.certServer = new CertServer({ ca: this.ca, serving, address: c.certServerAddress, port: c.certServerPort, edgeCertValidityMs: c.edgeCertValiditySeconds * 1000, requestTimeoutMs: c.handshakeTimeoutMs, logger: this.deps.logger });
+    this.certServer = new CertServer({
+      ca: this.ca,
+      serving,
+      address: c.certServerAddress,
+      port: c.certServerPort,
+      edgeCertValidityMs: c.edgeCertValiditySeconds * 1000,
+      requestTimeoutMs: c.handshakeTimeoutMs,
+      logger: this.deps.logger,
+    });
     this.certServerPort = (await this.certServer.listen()).port;
     this.hubServer = new HubServer({
       serving,
@@ -87,7 +105,15 @@ export class CloudHub implements Module, SessionHost, NodeDelivery {
     });
     this.hubPort = (await this.hubServer.listen()).port;
     this.sessions.start();
-    this.deps.logger.info({ hub: `wss://${c.address}:${this.hubPort}`, certServer: `https://${c.certServerAddress}:${this.certServerPort}`, caHash: this.ca.hash, ca: this.deps.caSource.description }, 'cloudhub listening');
+    this.deps.logger.info(
+      {
+        hub: `wss://${c.address}:${this.hubPort}`,
+        certServer: `https://${c.certServerAddress}:${this.certServerPort}`,
+        caHash: this.ca.hash,
+        ca: this.deps.caSource.description,
+      },
+      'cloudhub listening',
+    );
   }
 
   async stop(): Promise<void> {

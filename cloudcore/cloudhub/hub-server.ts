@@ -44,7 +44,10 @@ export class HubServer {
 
   constructor(private readonly options: HubServerOptions) {
     this.deadlines = new ConnectionDeadlines(options.handshakeTimeoutMs, (peer, stage) => {
-      options.logger.warn({ peer, stage: stage === 'request' ? 'websocket upgrade' : stage, handshakeTimeoutMs: options.handshakeTimeoutMs }, 'edge handshake timed out');
+      options.logger.warn(
+        { peer, stage: stage === 'request' ? 'websocket upgrade' : stage, handshakeTimeoutMs: options.handshakeTimeoutMs },
+        'edge handshake timed out',
+      );
     });
     this.server = https.createServer({
       cert: options.serving.certPem,
@@ -61,7 +64,10 @@ export class HubServer {
     this.server.prependListener('secureConnection', (socket: TLSSocket) => {
       this.deadlines.secured(socket);
       if (socket.authorized) return;
-      options.logger.warn({ peer: `${socket.remoteAddress}:${socket.remotePort}`, reason: String(socket.authorizationError ?? 'no client certificate') }, 'edge tls handshake refused');
+      options.logger.warn(
+        { peer: `${socket.remoteAddress}:${socket.remotePort}`, reason: String(socket.authorizationError ?? 'no client certificate') },
+        'edge tls handshake refused',
+      );
       socket.destroy();
     });
     this.server.on('tlsClientError', (err: Error & { code?: string }, socket) => {

@@ -142,7 +142,13 @@ export class NodeSession implements SessionHandlers, WebSocketEvents, EdgeOrigin
     this.state = 'awaiting-inventory';
     this.logger.info({ peer: this.options.peer, edgeVersion: hello.softwareVersion }, 'edge session open');
     this.options.host.sessionOpened(this);
-    return { protocolVersion: PROTOCOL_VERSION, nodeName: this.options.nodeName, settings: this.options.settings, softwareVersion: this.options.softwareVersion, sessionId: this.options.sessionId };
+    return {
+      protocolVersion: PROTOCOL_VERSION,
+      nodeName: this.options.nodeName,
+      settings: this.options.settings,
+      softwareVersion: this.options.softwareVersion,
+      sessionId: this.options.sessionId,
+    };
   }
 
   onMessage(stream: number, received: ReceivedMessage, release: () => void): void {
@@ -164,7 +170,10 @@ export class NodeSession implements SessionHandlers, WebSocketEvents, EdgeOrigin
       case StreamId.rpc:
         void upstream
           .query(this, message)
-          .then((reply) => this.channel.status === 'open' && this.channel.write(StreamId.rpc, encodeMessage({ ...reply, parentId: message.id, resource: message.resource })))
+          .then(
+            (reply) =>
+              this.channel.status === 'open' && this.channel.write(StreamId.rpc, encodeMessage({ ...reply, parentId: message.id, resource: message.resource })),
+          )
           .finally(release);
         return;
       case StreamId.twin:
@@ -199,7 +208,13 @@ export class NodeSession implements SessionHandlers, WebSocketEvents, EdgeOrigin
     if (this.state !== 'syncing') return;
     let queued = 0;
     for (const m of resyncMessages(inventory, responses)) if (this.offer(m)) queued++;
-    const marker = newMessage({ source: CloudModule.cloudHub, group: Group.resource, operation: Operation.synced, resource: `${NULL_NAMESPACE}/node/${this.nodeName}`, content: { queued } });
+    const marker = newMessage({
+      source: CloudModule.cloudHub,
+      group: Group.resource,
+      operation: Operation.synced,
+      resource: `${NULL_NAMESPACE}/node/${this.nodeName}`,
+      content: { queued },
+    });
     this.outbox.offer({ key: '', message: marker, enqueuedAtMs: performance.now() });
     this.state = 'live';
     // Per-node detail: debug, or a 10,000-edge reconnect storm writes 10,000 lines for nothing new.
@@ -214,12 +229,15 @@ export class NodeSession implements SessionHandlers, WebSocketEvents, EdgeOrigin
       this.logger.error({ err, resource: message.resource }, 'object message with a bad resource dropped');
       return false;
     }
-    return this.outbox.offer({
-      key: message.resource,
-      message,
-      version: { uid: uidOf(message.content), resourceVersion: message.resourceVersion, deleted: message.operation === Operation.delete },
-      enqueuedAtMs: performance.now(),
-    }, keepUnknownDeletes);
+    return this.outbox.offer(
+      {
+        key: message.resource,
+        message,
+        version: { uid: uidOf(message.content), resourceVersion: message.resourceVersion, deleted: message.operation === Operation.delete },
+        enqueuedAtMs: performance.now(),
+      },
+      keepUnknownDeletes,
+    );
   }
 
   onAck(stream: number, cumulative: number): void {

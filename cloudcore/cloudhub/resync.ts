@@ -14,7 +14,10 @@ export function askProviders(bus: CloudBus, node: string, inventory: InventoryIt
   const providers = SYNC_PROVIDERS.filter((p) => bus.has(p));
   return Promise.all(
     providers.map(async (provider) => {
-      const request: SyncMessage = { ...newMessage({ source: CloudModule.cloudHub, group: Group.resource, operation: Operation.sync, resource: '', content: { nodeName: node, inventory } }), node };
+      const request: SyncMessage = {
+        ...newMessage({ source: CloudModule.cloudHub, group: Group.resource, operation: Operation.sync, resource: '', content: { nodeName: node, inventory } }),
+        node,
+      };
       const reply = await bus.request(provider, request, timeoutMs);
       if (reply.operation === Operation.error) throw new ConnectionError(`${provider} could not compute the resync: ${JSON.stringify(reply.content)}`);
       return reply.content;

@@ -17,15 +17,17 @@ export class FileTokenUses implements TokenUses {
 
   consume(jti: string, limit: number, expiresAt: Date): Promise<number> {
     const db = this.open();
-    const row = db.transaction(() => {
-      db.prepare('DELETE FROM token_uses WHERE expires_at_ms < ?').run(Date.now());
-      return db
-        .prepare<[string, number, number], { used: number }>(
-          `INSERT INTO token_uses (jti, used, expires_at_ms) VALUES (?, 1, ?)
+    const row = db
+      .transaction(() => {
+        db.prepare('DELETE FROM token_uses WHERE expires_at_ms < ?').run(Date.now());
+        return db
+          .prepare<[string, number, number], { used: number }>(
+            `INSERT INTO token_uses (jti, used, expires_at_ms) VALUES (?, 1, ?)
            ON CONFLICT (jti) DO UPDATE SET used = used + 1 WHERE used < ? RETURNING used`,
-        )
-        .get(jti, expiresAt.getTime(), limit);
-    }).immediate();
+          )
+          .get(jti, expiresAt.getTime(), limit);
+      })
+      .immediate();
     return row ? Promise.resolve(row.used) : Promise.reject(usedUp(jti, limit));
   }
 

@@ -58,7 +58,8 @@ export class UpstreamRouter {
     const object = this.parse(origin, message);
     const target = controllerFor(message);
     try {
-      if (!object || message.operation !== Operation.query) throw new CoreError('ERR_INVALID_MESSAGE', `${message.operation} ${message.resource} is not a query`);
+      if (!object || message.operation !== Operation.query)
+        throw new CoreError('ERR_INVALID_MESSAGE', `${message.operation} ${message.resource} is not a query`);
       return await this.options.bus.request(target, { ...message, operation: Operation.query, node: origin.nodeName, object }, this.options.timeoutMs);
     } catch (err) {
       const e = asError(err) as Error & { code?: string };
@@ -74,7 +75,9 @@ export class UpstreamRouter {
       origin.logger.debug({ target, operation: message.operation, resource: message.resource }, 'twin message from edge dropped');
       return;
     }
-    void this.options.bus.request(target, { ...message, operation: message.operation, node: origin.nodeName, object }, this.options.timeoutMs).catch(() => undefined);
+    void this.options.bus
+      .request(target, { ...message, operation: message.operation, node: origin.nodeName, object }, this.options.timeoutMs)
+      .catch(() => undefined);
   }
 
   /** Tells the controllers an edge's session opened (before any of its reports) or closed. */

@@ -23,7 +23,9 @@ export function acceptUpgrade(req: IncomingMessage): { response: string } | { er
   if (String(req.headers.upgrade).toLowerCase() !== 'websocket') return { error: 'Upgrade header is not "websocket"' };
   if (req.headers['sec-websocket-version'] !== '13') return { error: 'Sec-WebSocket-Version must be 13' };
   if (typeof key !== 'string' || Buffer.from(key, 'base64').length !== 16) return { error: 'Sec-WebSocket-Key must be 16 bytes in base64' };
-  const accept = createHash('sha1').update(key + GUID).digest('base64');
+  const accept = createHash('sha1')
+    .update(key + GUID)
+    .digest('base64');
   // No extensions are offered back, so permessage-deflate (and its per-connection zlib state) never starts.
   return { response: `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n` };
 }

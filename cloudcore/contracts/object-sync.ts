@@ -64,14 +64,23 @@ export function objectMessage(source: string, object: DesiredObject, operation: 
 /** A delete for an object the edge holds and should not: only its identity is known, from the inventory. */
 export function deleteOfHeld(source: string, item: InventoryItem): Message {
   const [namespace, , name] = item.key.split('/');
-  return objectMessage(source, { key: item.key, uid: item.uid, resourceVersion: item.resourceVersion, content: { metadata: { uid: item.uid, name, namespace } } }, Operation.delete);
+  return objectMessage(
+    source,
+    { key: item.key, uid: item.uid, resourceVersion: item.resourceVersion, content: { metadata: { uid: item.uid, name, namespace } } },
+    Operation.delete,
+  );
 }
 
 /**
  * The messages that bring a node's inventory to what it should hold, for the types `owns` accepts: inserts
  * for what it lacks, updates for what is older or another incarnation, deletes for what it should not hold.
  */
-export function diffInventory(source: string, desired: Iterable<DesiredObject>, inventory: readonly InventoryItem[], owns: (key: string) => boolean): Message[] {
+export function diffInventory(
+  source: string,
+  desired: Iterable<DesiredObject>,
+  inventory: readonly InventoryItem[],
+  owns: (key: string) => boolean,
+): Message[] {
   const have = new Map(inventory.map((i) => [i.key, i]));
   const messages: Message[] = [];
   const desiredKeys = new Set<string>();
@@ -79,7 +88,8 @@ export function diffInventory(source: string, desired: Iterable<DesiredObject>, 
     desiredKeys.add(object.key);
     const edge = have.get(object.key);
     if (!edge) messages.push(objectMessage(source, object, Operation.insert));
-    else if (edge.uid !== object.uid || compareResourceVersions(object.resourceVersion, edge.resourceVersion) > 0) messages.push(objectMessage(source, object, Operation.update));
+    else if (edge.uid !== object.uid || compareResourceVersions(object.resourceVersion, edge.resourceVersion) > 0)
+      messages.push(objectMessage(source, object, Operation.update));
   }
   for (const item of inventory) {
     if (!desiredKeys.has(item.key) && owns(item.key)) messages.push(deleteOfHeld(source, item));

@@ -43,7 +43,12 @@ export class DevicePlacement {
     if (old && old.node !== node) changes.push(...this.unplace(id, old, device));
     if (!node) return changes;
     const sameNode = old?.node === node;
-    const digest = canonicalJson([device.metadata.labels, device.metadata.annotations, device.spec, (device.metadata as { deletionTimestamp?: unknown }).deletionTimestamp]);
+    const digest = canonicalJson([
+      device.metadata.labels,
+      device.metadata.annotations,
+      device.spec,
+      (device.metadata as { deletionTimestamp?: unknown }).deletionTimestamp,
+    ]);
     if (sameNode && old.digest === digest && old.device.metadata.uid === device.metadata.uid) {
       old.device = device;
       return changes;
@@ -116,7 +121,6 @@ export class DevicePlacement {
     });
   }
 }
-
 
 function desiredDevice(device: Device): DesiredObject {
   const { status: _status, ...withoutStatus } = device;

@@ -22,7 +22,8 @@ export function statusPatch(device: Device, content: unknown): { status: DeviceS
   });
   const status: DeviceStatusReport = { twins };
   if (report.state !== undefined) {
-    if (!(DEVICE_STATES as readonly string[]).includes(report.state)) throw invalid(`${where}: state "${String(report.state)}" is not one of ${DEVICE_STATES.join(', ')}`);
+    if (!(DEVICE_STATES as readonly string[]).includes(report.state))
+      throw invalid(`${where}: state "${String(report.state)}" is not one of ${DEVICE_STATES.join(', ')}`);
     status.state = report.state;
   }
   if (report.lastOnlineTime !== undefined) {
@@ -36,7 +37,8 @@ function twinValue(value: unknown, where: string): TwinValue {
   const v = value as Partial<TwinValue> | null;
   if (!v || typeof v !== 'object' || typeof v.value !== 'string') throw invalid(`${where}.value must be a string`);
   const metadata = v.metadata ?? {};
-  if (typeof metadata !== 'object' || Object.values(metadata).some((m) => typeof m !== 'string')) throw invalid(`${where}.metadata must map strings to strings`);
+  if (typeof metadata !== 'object' || Object.values(metadata).some((m) => typeof m !== 'string'))
+    throw invalid(`${where}.metadata must map strings to strings`);
   return { value: v.value, metadata };
 }
 

@@ -1,5 +1,15 @@
 import type { InventoryItem } from '../../shared/channel/frame.js';
-import { DEVICE_API_GROUP, DEVICE_API_VERSION, DEVICE_MODEL_TYPE, DEVICE_STATUS_TYPE, DEVICE_TYPE, deviceId, type Device, type DeviceCondition, type DeviceModel } from '../../shared/device-types.js';
+import {
+  DEVICE_API_GROUP,
+  DEVICE_API_VERSION,
+  DEVICE_MODEL_TYPE,
+  DEVICE_STATUS_TYPE,
+  DEVICE_TYPE,
+  deviceId,
+  type Device,
+  type DeviceCondition,
+  type DeviceModel,
+} from '../../shared/device-types.js';
 import { CoreError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import { Operation, errorResponseTo, responseTo, type Message } from '../../shared/message.js';
@@ -44,15 +54,26 @@ export class DeviceController implements Module {
   constructor(private readonly deps: DeviceControllerDeps) {
     const { kc } = deps.clients;
     const base = `/apis/${DEVICE_API_GROUP}/${DEVICE_API_VERSION}`;
-    const list = <T>(plural: string) => () => deps.clients.rawList<T>(`${base}/${plural}`);
+    const list =
+      <T>(plural: string) =>
+      () =>
+        deps.clients.rawList<T>(`${base}/${plural}`);
     this.devices = new Watched<Device>({
-      name: 'devices', kc, path: `${base}/devices`, list: list<Device>('devices'), logger: deps.logger,
+      name: 'devices',
+      kc,
+      path: `${base}/devices`,
+      list: list<Device>('devices'),
+      logger: deps.logger,
       onAdd: (d) => (this.apply(this.placement.upsertDevice(d)), this.checkModel(d)),
       onUpdate: (d) => (this.apply(this.placement.upsertDevice(d)), this.checkModel(d)),
       onDelete: (d) => (this.apply(this.placement.deleteDevice(d)), this.logged.delete(deviceId(d))),
     });
     this.models = new Watched<DeviceModel>({
-      name: 'devicemodels', kc, path: `${base}/devicemodels`, list: list<DeviceModel>('devicemodels'), logger: deps.logger,
+      name: 'devicemodels',
+      kc,
+      path: `${base}/devicemodels`,
+      list: list<DeviceModel>('devicemodels'),
+      logger: deps.logger,
       onAdd: (m) => (this.apply(this.placement.upsertModel(m)), this.checkDevicesOf(m)),
       onUpdate: (m) => (this.apply(this.placement.upsertModel(m)), this.checkDevicesOf(m)),
       onDelete: (m) => (this.apply(this.placement.deleteModel(m)), this.checkDevicesOf(m)),
@@ -66,7 +87,10 @@ export class DeviceController implements Module {
   async start(): Promise<void> {
     this.deps.bus.register(this.name, (m) => this.handle(m));
     // Models first: a device's first message then finds its model.
-    const listed = this.models.start().then(() => this.devices.start()).then(() => this.onReady());
+    const listed = this.models
+      .start()
+      .then(() => this.devices.start())
+      .then(() => this.onReady());
     if (await this.crdsServed()) await listed;
     else this.deps.logger.warn({ crds: 'build/crds' }, 'device CRDs not installed; devices sync once they are');
   }
@@ -87,7 +111,10 @@ export class DeviceController implements Module {
 
   private onReady(): void {
     this.ready = true;
-    this.deps.logger.info({ devices: this.devices.list().length, models: this.models.list().length, pendingNodes: this.pending.size }, 'devicecontroller watching devices');
+    this.deps.logger.info(
+      { devices: this.devices.list().length, models: this.models.list().length, pendingNodes: this.pending.size },
+      'devicecontroller watching devices',
+    );
     for (const [node, inventory] of this.pending) {
       for (const m of diffInventory(this.name, this.placement.desired(node), inventory, owns)) this.deps.nodes.deliver(node, m);
     }
@@ -110,7 +137,8 @@ export class DeviceController implements Module {
     const verdict = modelVerdict(device, ref ? this.models.get(ref, device.metadata.namespace) : undefined);
     const id = deviceId(device);
     const key = verdict ? `${verdict.reason}: ${verdict.message}` : '';
-    if (verdict && this.logged.get(id) !== key) this.deps.logger.warn({ deviceId: id, reason: verdict.reason, problem: verdict.message }, 'device cannot be served by mappers');
+    if (verdict && this.logged.get(id) !== key)
+      this.deps.logger.warn({ deviceId: id, reason: verdict.reason, problem: verdict.message }, 'device cannot be served by mappers');
     this.logged.set(id, key);
     const conditions = conditionsUpdate(device, verdict, new Date());
     if (conditions) void this.patchConditions(device, conditions);
@@ -120,7 +148,10 @@ export class DeviceController implements Module {
     const { namespace = 'default', name = '' } = device.metadata;
     await this.deps.limiter.acquire();
     try {
-      await this.deps.clients.custom.patchNamespacedCustomObjectStatus({ group: DEVICE_API_GROUP, version: DEVICE_API_VERSION, namespace, plural: 'devices', name, body: { status: { conditions } } }, MERGE_PATCH);
+      await this.deps.clients.custom.patchNamespacedCustomObjectStatus(
+        { group: DEVICE_API_GROUP, version: DEVICE_API_VERSION, namespace, plural: 'devices', name, body: { status: { conditions } } },
+        MERGE_PATCH,
+      );
     } catch (err) {
       const e = kubeError(err);
       if (e.code !== 'ERR_NOT_FOUND') this.deps.logger.warn({ deviceId: `${namespace}/${name}`, err: e }, 'device condition not written');
@@ -137,7 +168,10 @@ export class DeviceController implements Module {
       case Operation.connect:
         return;
       case Operation.query:
-        this.deps.bus.respond(message, errorResponseTo(message, this.name, { code: 'ERR_NOT_FOUND', message: `devicecontroller answers no queries (${message.resource})` }));
+        this.deps.bus.respond(
+          message,
+          errorResponseTo(message, this.name, { code: 'ERR_NOT_FOUND', message: `devicecontroller answers no queries (${message.resource})` }),
+        );
         return;
       default:
         return this.acceptReport(message);
@@ -150,7 +184,11 @@ export class DeviceController implements Module {
     let messages: Message[] = [];
     // Not listed yet: keep what the edge holds (its devices keep working) and settle the difference later.
     if (this.ready) messages = diffInventory(this.name, this.placement.desired(node), inventory, owns);
-    else this.pending.set(node, inventory.filter((i) => owns(i.key)));
+    else
+      this.pending.set(
+        node,
+        inventory.filter((i) => owns(i.key)),
+      );
     this.deps.bus.respond(request, responseTo(request, this.name, { ownedTypes: OWNED_TYPES, messages }));
   }
 
@@ -174,11 +212,15 @@ export class DeviceController implements Module {
   private async patchStatus(node: string, namespace: string, name: string, content: unknown): Promise<void> {
     if (!this.ready) throw new CoreError('ERR_UNAVAILABLE', 'device caches not filled yet');
     const device = this.placement.device(namespace, name);
-    if (!device || this.placement.nodeOf(namespace, name) !== node) throw new CoreError('ERR_FORBIDDEN', `device ${namespace}/${name} is not bound to node ${node}`);
+    if (!device || this.placement.nodeOf(namespace, name) !== node)
+      throw new CoreError('ERR_FORBIDDEN', `device ${namespace}/${name} is not bound to node ${node}`);
     const body = statusPatch(device, content);
     await this.deps.limiter.acquire();
     try {
-      await this.deps.clients.custom.patchNamespacedCustomObjectStatus({ group: DEVICE_API_GROUP, version: DEVICE_API_VERSION, namespace, plural: 'devices', name, body }, MERGE_PATCH);
+      await this.deps.clients.custom.patchNamespacedCustomObjectStatus(
+        { group: DEVICE_API_GROUP, version: DEVICE_API_VERSION, namespace, plural: 'devices', name, body },
+        MERGE_PATCH,
+      );
     } catch (err) {
       throw kubeError(err);
     }

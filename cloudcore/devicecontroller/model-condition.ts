@@ -18,11 +18,18 @@ export interface ModelVerdict {
 export function modelVerdict(device: Device, model: DeviceModel | undefined): ModelVerdict | undefined {
   const ref = device.spec?.deviceModelRef?.name;
   if (!ref) return { reason: 'NoDeviceModelRef', message: 'spec.deviceModelRef.name is not set: mappers get no property types and collect nothing' };
-  if (!model) return { reason: 'DeviceModelNotFound', message: `DeviceModel ${device.metadata.namespace ?? 'default'}/${ref} does not exist: mappers get no property types and collect nothing` };
+  if (!model)
+    return {
+      reason: 'DeviceModelNotFound',
+      message: `DeviceModel ${device.metadata.namespace ?? 'default'}/${ref} does not exist: mappers get no property types and collect nothing`,
+    };
   const typed = new Set((model.spec?.properties ?? []).filter((p) => p.type).map((p) => p.name));
   const untyped = (device.spec?.properties ?? []).map((p) => p.name).filter((name) => !typed.has(name));
   if (untyped.length === 0) return undefined;
-  return { reason: 'PropertyTypeMissing', message: `DeviceModel ${ref} gives no type for ${untyped.join(', ')}: mappers do not collect ${untyped.length === 1 ? 'it' : 'them'}` };
+  return {
+    reason: 'PropertyTypeMissing',
+    message: `DeviceModel ${ref} gives no type for ${untyped.join(', ')}: mappers do not collect ${untyped.length === 1 ? 'it' : 'them'}`,
+  };
 }
 
 /**
@@ -37,6 +44,7 @@ export function conditionsUpdate(device: Device, verdict: ModelVerdict | undefin
     ? { type: MODEL_RESOLVED, status: 'False', reason: verdict.reason, message: verdict.message }
     : { type: MODEL_RESOLVED, status: 'True', reason: 'Resolved', message: 'every property has a type from the DeviceModel' };
   if (current && current.status === wanted.status && current.reason === wanted.reason && current.message === wanted.message) return undefined;
-  const lastTransitionTime = current && current.status === wanted.status && current.lastTransitionTime ? current.lastTransitionTime : now.toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const lastTransitionTime =
+    current && current.status === wanted.status && current.lastTransitionTime ? current.lastTransitionTime : now.toISOString().replace(/\.\d{3}Z$/, 'Z');
   return [...conditions.filter((c) => c.type !== MODEL_RESOLVED), { ...wanted, lastTransitionTime }];
 }

@@ -102,7 +102,10 @@ export class EdgeController implements Module {
     } catch (err) {
       const e = err as Error & { code?: string };
       this.deps.logger.warn({ nodeId: report.node, resource: report.resource, err: e }, 'edge report refused');
-      this.deps.bus.respond(report, errorResponseTo(report, this.name, { code: err instanceof CoreError ? err.code : (e.code ?? 'ERR_REPORT'), message: e.message }));
+      this.deps.bus.respond(
+        report,
+        errorResponseTo(report, this.name, { code: err instanceof CoreError ? err.code : (e.code ?? 'ERR_REPORT'), message: e.message }),
+      );
     }
   }
 }

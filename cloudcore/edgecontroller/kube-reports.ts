@@ -39,7 +39,13 @@ export class KubeReports implements NodeReports {
   constructor(deps: KubeReportsDeps) {
     const { clients, limiter, cache } = deps;
     const asNode = (node: string) => clients.asNode(node);
-    this.pods = new PodReports({ asNode, limiter, nodeUid: (node) => cache.node(node)?.metadata?.uid, nodeOfPod: (key) => cache.nodeOfPod(key), pod: (name, namespace) => cache.pod(namespace, name) });
+    this.pods = new PodReports({
+      asNode,
+      limiter,
+      nodeUid: (node) => cache.node(node)?.metadata?.uid,
+      nodeOfPod: (key) => cache.nodeOfPod(key),
+      pod: (name, namespace) => cache.pod(namespace, name),
+    });
     this.keeper = new NodeKeeper({
       core: clients.core,
       asNode,
@@ -62,14 +68,18 @@ export class KubeReports implements NodeReports {
   }
 
   async report(message: ReportMessage): Promise<void> {
-    const { node, object: { namespace, type, name } } = message;
+    const {
+      node,
+      object: { namespace, type, name },
+    } = message;
     if (type === 'nodestatus') {
       if (name !== node) throw new CoreError('ERR_FORBIDDEN', `node ${node} may not report the status of node ${name}`);
       return this.keeper.report(node, (message.content ?? {}) as EdgeNodeStatus);
     }
     const reports = this.pods;
     if (type === 'podstatus' && name !== undefined) return reports.status(node, namespace, name, message.content as { uid?: string; status?: unknown });
-    if (type === 'pod' && name !== undefined && message.operation === Operation.insert) return reports.mirrorPod(node, namespace, name, message.content as V1Pod);
+    if (type === 'pod' && name !== undefined && message.operation === Operation.insert)
+      return reports.mirrorPod(node, namespace, name, message.content as V1Pod);
     if (type === 'pod' && name !== undefined && message.operation === Operation.delete) {
       const content = message.content as { uid?: string; mirror?: boolean } | null;
       return content?.mirror ? reports.deleteMirrorPod(node, namespace, name) : reports.confirmDeletion(node, namespace, name, content?.uid);

@@ -44,9 +44,36 @@ export class KubeSource implements ObjectSource {
       onUpdate: (n) => this.apply(placement.upsertNode(n)),
       onDelete: (n) => this.apply(placement.deleteNode(n)),
     });
-    this.pods = new Watched<V1Pod>({ name: 'pods', kc, path: '/api/v1/pods', list: () => options.clients.rawList<V1Pod>('/api/v1/pods'), logger, onAdd: (p) => this.apply(placement.upsertPod(p)), onUpdate: (p) => this.apply(placement.upsertPod(p)), onDelete: (p) => this.apply(placement.deletePod(p)) });
-    this.configMaps = new Watched<V1ConfigMap>({ name: 'configmaps', kc, path: '/api/v1/configmaps', list: () => options.clients.rawList<V1ConfigMap>('/api/v1/configmaps'), logger, onAdd: (o) => this.apply(placement.upsertReferenced('configmap', o)), onUpdate: (o) => this.apply(placement.upsertReferenced('configmap', o)), onDelete: (o) => this.apply(placement.deleteReferenced('configmap', o)) });
-    this.secrets = new Watched<V1Secret>({ name: 'secrets', kc, path: '/api/v1/secrets', list: () => options.clients.rawList<V1Secret>('/api/v1/secrets'), logger, onAdd: (o) => this.apply(placement.upsertReferenced('secret', o)), onUpdate: (o) => this.apply(placement.upsertReferenced('secret', o)), onDelete: (o) => this.apply(placement.deleteReferenced('secret', o)) });
+    this.pods = new Watched<V1Pod>({
+      name: 'pods',
+      kc,
+      path: '/api/v1/pods',
+      list: () => options.clients.rawList<V1Pod>('/api/v1/pods'),
+      logger,
+      onAdd: (p) => this.apply(placement.upsertPod(p)),
+      onUpdate: (p) => this.apply(placement.upsertPod(p)),
+      onDelete: (p) => this.apply(placement.deletePod(p)),
+    });
+    this.configMaps = new Watched<V1ConfigMap>({
+      name: 'configmaps',
+      kc,
+      path: '/api/v1/configmaps',
+      list: () => options.clients.rawList<V1ConfigMap>('/api/v1/configmaps'),
+      logger,
+      onAdd: (o) => this.apply(placement.upsertReferenced('configmap', o)),
+      onUpdate: (o) => this.apply(placement.upsertReferenced('configmap', o)),
+      onDelete: (o) => this.apply(placement.deleteReferenced('configmap', o)),
+    });
+    this.secrets = new Watched<V1Secret>({
+      name: 'secrets',
+      kc,
+      path: '/api/v1/secrets',
+      list: () => options.clients.rawList<V1Secret>('/api/v1/secrets'),
+      logger,
+      onAdd: (o) => this.apply(placement.upsertReferenced('secret', o)),
+      onUpdate: (o) => this.apply(placement.upsertReferenced('secret', o)),
+      onDelete: (o) => this.apply(placement.deleteReferenced('secret', o)),
+    });
   }
 
   async start(emit: (change: SourceChange) => void): Promise<void> {
@@ -55,7 +82,16 @@ export class KubeSource implements ObjectSource {
     await this.nodes.start();
     await Promise.all([this.pods.start(), this.configMaps.start(), this.secrets.start()]);
     this.emit = emit;
-    this.options.logger.info({ source: 'kubernetes', server: this.options.clients.server, edgeNodes: this.placement.edgeNodeCount, edgePods: this.placement.edgePodCount, ms: Math.round(performance.now() - startedAt) }, 'edgecontroller watching the cluster');
+    this.options.logger.info(
+      {
+        source: 'kubernetes',
+        server: this.options.clients.server,
+        edgeNodes: this.placement.edgeNodeCount,
+        edgePods: this.placement.edgePodCount,
+        ms: Math.round(performance.now() - startedAt),
+      },
+      'edgecontroller watching the cluster',
+    );
   }
 
   async stop(): Promise<void> {

@@ -47,11 +47,17 @@ export class LocalObjectStore {
     this.stmts = {
       nextRv: this.db.prepare('UPDATE revision SET rv = rv + 1 WHERE id = 1 RETURNING rv'),
       get: this.db.prepare<[string, string], Row>('SELECT * FROM objects WHERE node = ? AND key = ?'),
-      upsert: this.db.prepare('INSERT INTO objects (node, key, uid, rv, deleted, value) VALUES (@node, @key, @uid, @rv, @deleted, @value) ON CONFLICT (node, key) DO UPDATE SET uid = excluded.uid, rv = excluded.rv, deleted = excluded.deleted, value = excluded.value'),
+      upsert: this.db.prepare(
+        'INSERT INTO objects (node, key, uid, rv, deleted, value) VALUES (@node, @key, @uid, @rv, @deleted, @value) ON ' +
+          'CONFLICT (node, key) DO UPDATE SET uid = excluded.uid, rv = excluded.rv, deleted = excluded.deleted, value = excluded.value',
+      ),
       live: this.db.prepare<[], Row>('SELECT * FROM objects WHERE deleted = 0'),
       since: this.db.prepare<[number, number], Row>('SELECT * FROM objects WHERE rv > ? ORDER BY rv LIMIT ?'),
       revision: this.db.prepare<[], { rv: number }>('SELECT rv FROM revision WHERE id = 1'),
-      putStatus: this.db.prepare('INSERT INTO statuses (node, resource, value, updated_ms) VALUES (?, ?, ?, ?) ON CONFLICT (node, resource) DO UPDATE SET value = excluded.value, updated_ms = excluded.updated_ms'),
+      putStatus: this.db.prepare(
+        'INSERT INTO statuses (node, resource, value, updated_ms) VALUES (?, ?, ?, ?) ON CONFLICT (node, resource) DO ' +
+          'UPDATE SET value = excluded.value, updated_ms = excluded.updated_ms',
+      ),
       getStatus: this.db.prepare<[string, string], { value: string }>('SELECT value FROM statuses WHERE node = ? AND resource = ?'),
       compact: this.db.prepare('DELETE FROM objects WHERE deleted = 1 AND rv < ?'),
     };
@@ -59,26 +65,30 @@ export class LocalObjectStore {
 
   /** Creates or replaces the object at `key` for `node`; returns its identity and new resourceVersion. */
   put(node: string, key: string, object: ObjectMeta): { uid: string; resourceVersion: string } {
-    return this.db.transaction(() => {
-      const rv = (this.stmts.nextRv.get() as { rv: number }).rv;
-      const existing = this.stmts.get.get(node, key);
-      const uid = existing && !existing.deleted ? existing.uid : (object.metadata?.uid ?? randomUUID());
-      const [namespace, , name] = key.split('/');
-      const metadata = { ...object.metadata, name, ...(namespace !== 'null' ? { namespace } : {}), uid, resourceVersion: String(rv) };
-      this.stmts.upsert.run({ node, key, uid, rv, deleted: 0, value: JSON.stringify({ ...object, metadata }) });
-      return { uid, resourceVersion: String(rv) };
-    }).immediate();
+    return this.db
+      .transaction(() => {
+        const rv = (this.stmts.nextRv.get() as { rv: number }).rv;
+        const existing = this.stmts.get.get(node, key);
+        const uid = existing && !existing.deleted ? existing.uid : (object.metadata?.uid ?? randomUUID());
+        const [namespace, , name] = key.split('/');
+        const metadata = { ...object.metadata, name, ...(namespace !== 'null' ? { namespace } : {}), uid, resourceVersion: String(rv) };
+        this.stmts.upsert.run({ node, key, uid, rv, deleted: 0, value: JSON.stringify({ ...object, metadata }) });
+        return { uid, resourceVersion: String(rv) };
+      })
+      .immediate();
   }
 
   /** Deletes the object, leaving a tombstone with a new revision. Returns false when there was none. */
   remove(node: string, key: string): boolean {
-    return this.db.transaction(() => {
-      const existing = this.stmts.get.get(node, key);
-      if (!existing || existing.deleted) return false;
-      const rv = (this.stmts.nextRv.get() as { rv: number }).rv;
-      this.stmts.upsert.run({ ...existing, rv, deleted: 1 });
-      return true;
-    }).immediate();
+    return this.db
+      .transaction(() => {
+        const existing = this.stmts.get.get(node, key);
+        if (!existing || existing.deleted) return false;
+        const rv = (this.stmts.nextRv.get() as { rv: number }).rv;
+        this.stmts.upsert.run({ ...existing, rv, deleted: 1 });
+        return true;
+      })
+      .immediate();
   }
 
   get(node: string, key: string): StoredObject | undefined {

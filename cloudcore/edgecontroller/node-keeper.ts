@@ -119,7 +119,19 @@ export class NodeKeeper {
     };
     await this.write(() =>
       this.options.asNode(node).core.patchNodeStatus(
-        { name: node, body: { status: { addresses: status.addresses, capacity: status.capacity, allocatable: status.allocatable, nodeInfo: status.nodeInfo, ...(status.images ? { images: status.images } : {}), conditions: [readyCondition] } } },
+        {
+          name: node,
+          body: {
+            status: {
+              addresses: status.addresses,
+              capacity: status.capacity,
+              allocatable: status.allocatable,
+              nodeInfo: status.nodeInfo,
+              ...(status.images ? { images: status.images } : {}),
+              conditions: [readyCondition],
+            },
+          },
+        },
         STRATEGIC_MERGE_PATCH,
       ),
     );
@@ -135,7 +147,13 @@ export class NodeKeeper {
     } catch (err) {
       if (!(err instanceof CoreError && err.code === 'ERR_NOT_FOUND')) throw err;
     }
-    const labels = { ...this.ownLabels(node, status.labels), [EDGE_ROLE_LABEL]: '', 'kubernetes.io/hostname': node, 'kubernetes.io/os': status.nodeInfo?.operatingSystem ?? 'linux', 'kubernetes.io/arch': status.nodeInfo?.architecture ?? 'amd64' };
+    const labels = {
+      ...this.ownLabels(node, status.labels),
+      [EDGE_ROLE_LABEL]: '',
+      'kubernetes.io/hostname': node,
+      'kubernetes.io/os': status.nodeInfo?.operatingSystem ?? 'linux',
+      'kubernetes.io/arch': status.nodeInfo?.architecture ?? 'amd64',
+    };
     if (existing) {
       if (existing.metadata?.labels?.[EDGE_ROLE_LABEL] === undefined) {
         // A Node created beforehand (by an operator): it becomes an edge node now that its edge joined.
@@ -184,7 +202,9 @@ export class NodeKeeper {
         const disagrees = cached.status?.conditions?.find((c) => c.type === 'Ready')?.status !== readyOf(status);
         if (now - last.atMs >= this.options.statusRefreshMs || (disagrees && now - last.atMs >= STALE_READY_MS)) {
           this.lastStatus.delete(node);
-          work.push(this.patchStatus(node, status, cached).catch((err: unknown) => this.options.logger.warn({ err, nodeId: node }, 'node status refresh failed')));
+          work.push(
+            this.patchStatus(node, status, cached).catch((err: unknown) => this.options.logger.warn({ err, nodeId: node }, 'node status refresh failed')),
+          );
         }
       }
       await Promise.all(work);
@@ -207,7 +227,11 @@ export class NodeKeeper {
         coordination.createNamespacedLease({
           namespace: LEASE_NAMESPACE,
           body: {
-            metadata: { name: node, namespace: LEASE_NAMESPACE, ...(owner?.uid ? { ownerReferences: [{ apiVersion: 'v1', kind: 'Node', name: node, uid: owner.uid }] } : {}) },
+            metadata: {
+              name: node,
+              namespace: LEASE_NAMESPACE,
+              ...(owner?.uid ? { ownerReferences: [{ apiVersion: 'v1', kind: 'Node', name: node, uid: owner.uid }] } : {}),
+            },
             spec: spec as never,
           },
         }),
@@ -234,7 +258,9 @@ function microTime(d: Date): Date {
 
 /** Digest of what an edge reports (and a Node status holds): key order does not matter. */
 function statusDigest(status: { addresses?: unknown; capacity?: unknown; allocatable?: unknown; nodeInfo?: unknown; images?: unknown }): string {
-  return createHash('sha256').update(canonicalJson([status.addresses ?? [], status.capacity ?? {}, status.allocatable ?? {}, status.nodeInfo ?? {}, status.images ?? []])).digest('hex');
+  return createHash('sha256')
+    .update(canonicalJson([status.addresses ?? [], status.capacity ?? {}, status.allocatable ?? {}, status.nodeInfo ?? {}, status.images ?? []]))
+    .digest('hex');
 }
 
 /** Epoch ms of an API timestamp (string or Date); 0 when absent. */

@@ -77,7 +77,10 @@ export class PodAutonomyWebhook {
     } catch (err) {
       if (apiStatus(err) !== 409) throw err;
       const existing = await this.options.admission.readMutatingWebhookConfiguration({ name: WEBHOOK_NAME });
-      await this.options.admission.replaceMutatingWebhookConfiguration({ name: WEBHOOK_NAME, body: { ...body, metadata: { ...body.metadata, resourceVersion: existing.metadata?.resourceVersion } } });
+      await this.options.admission.replaceMutatingWebhookConfiguration({
+        name: WEBHOOK_NAME,
+        body: { ...body, metadata: { ...body.metadata, resourceVersion: existing.metadata?.resourceVersion } },
+      });
     }
   }
 
@@ -115,6 +118,9 @@ export class PodAutonomyWebhook {
     if (spec?.nodeSelector && EDGE_ROLE_LABEL in spec.nodeSelector) return true;
     const terms = spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms ?? [];
     // Every term must require the edge role: otherwise the pod may land on a cloud node too.
-    return terms.length > 0 && terms.every((term) => (term.matchExpressions ?? []).some((e) => e.key === EDGE_ROLE_LABEL && (e.operator === 'Exists' || e.operator === 'In')));
+    return (
+      terms.length > 0 &&
+      terms.every((term) => (term.matchExpressions ?? []).some((e) => e.key === EDGE_ROLE_LABEL && (e.operator === 'Exists' || e.operator === 'In')))
+    );
   }
 }

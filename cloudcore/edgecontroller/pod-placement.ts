@@ -162,7 +162,16 @@ export class PodPlacement {
     const changes: PlacementChange[] = [];
     if (old && old.node !== node) {
       const final = lastSeen ?? pod;
-      changes.push({ node: old.node, operation: 'delete', object: { key: edgeKey('pod', key), uid: old.uid, resourceVersion: final?.metadata?.resourceVersion ?? old.resourceVersion, content: final ?? { metadata: { uid: old.uid } } } });
+      changes.push({
+        node: old.node,
+        operation: 'delete',
+        object: {
+          key: edgeKey('pod', key),
+          uid: old.uid,
+          resourceVersion: final?.metadata?.resourceVersion ?? old.resourceVersion,
+          content: final ?? { metadata: { uid: old.uid } },
+        },
+      });
       changes.push(...this.refChanges(old.node, 'delete', this.refs.remove(old.node, old.refs)));
     }
     if (!node || !pod) {
@@ -171,7 +180,12 @@ export class PodPlacement {
     }
     const sameNode = old?.node === node;
     const added = this.refs.add(node, sameNode ? [...refs].filter((r) => !old!.refs.has(r)) : refs);
-    const removed = sameNode ? this.refs.remove(node, [...old!.refs].filter((r) => !refs.has(r))) : [];
+    const removed = sameNode
+      ? this.refs.remove(
+          node,
+          [...old!.refs].filter((r) => !refs.has(r)),
+        )
+      : [];
     // What the pod uses goes first: edged, seeing the pod, finds its ConfigMaps and Secrets already there.
     changes.push(...this.refChanges(node, 'insert', added));
     changes.push({ node, operation: sameNode ? 'update' : 'insert', object: toDesired(edgeKey('pod', key), pod) });

@@ -30,10 +30,13 @@ export class PodReports {
     const tracked = this.deps.nodeOfPod(`${namespace}/${name}`);
     if (!tracked || tracked.node !== node) throw new CoreError('ERR_FORBIDDEN', `pod ${namespace}/${name} is not bound to node ${node}`);
     if (!content?.status) throw new CoreError('ERR_INVALID_MESSAGE', `pod status report for ${namespace}/${name} has no status`);
-    if (content.uid && content.uid !== tracked.uid) throw new CoreError('ERR_INVALID_MESSAGE', `pod ${namespace}/${name} was recreated (uid ${tracked.uid}, report for ${content.uid})`);
+    if (content.uid && content.uid !== tracked.uid)
+      throw new CoreError('ERR_INVALID_MESSAGE', `pod ${namespace}/${name} was recreated (uid ${tracked.uid}, report for ${content.uid})`);
     await this.deps.limiter.acquire();
     try {
-      await this.deps.asNode(node).core.patchNamespacedPodStatus({ name, namespace, body: { status: replacingIPLists(content.status) } }, STRATEGIC_MERGE_PATCH);
+      await this.deps
+        .asNode(node)
+        .core.patchNamespacedPodStatus({ name, namespace, body: { status: replacingIPLists(content.status) } }, STRATEGIC_MERGE_PATCH);
     } catch (err) {
       throw kubeError(err);
     }
@@ -46,10 +49,13 @@ export class PodReports {
   async confirmDeletion(node: string, namespace: string, name: string, uid: string | undefined): Promise<void> {
     const tracked = this.deps.nodeOfPod(`${namespace}/${name}`);
     if (!tracked || tracked.node !== node) throw new CoreError('ERR_FORBIDDEN', `pod ${namespace}/${name} is not bound to node ${node}`);
-    if (!uid || uid !== tracked.uid) throw new CoreError('ERR_INVALID_MESSAGE', `deletion of pod ${namespace}/${name} confirmed for uid ${uid}, the pod is ${tracked.uid}`);
+    if (!uid || uid !== tracked.uid)
+      throw new CoreError('ERR_INVALID_MESSAGE', `deletion of pod ${namespace}/${name} confirmed for uid ${uid}, the pod is ${tracked.uid}`);
     await this.deps.limiter.acquire();
     try {
-      await this.deps.asNode(node).core.deleteNamespacedPod({ name, namespace, gracePeriodSeconds: 0, body: { gracePeriodSeconds: 0, preconditions: { uid } } });
+      await this.deps
+        .asNode(node)
+        .core.deleteNamespacedPod({ name, namespace, gracePeriodSeconds: 0, body: { gracePeriodSeconds: 0, preconditions: { uid } } });
     } catch (err) {
       const e = kubeError(err);
       if (e.code !== 'ERR_NOT_FOUND') throw e;
@@ -66,7 +72,8 @@ export class PodReports {
       throw new CoreError('ERR_FORBIDDEN', `node ${node} may only create mirror pods of its own static pods (${namespace}/${name})`);
     }
     const references = mirrorPodReferences(pod);
-    if (references.length > 0) throw new CoreError('ERR_FORBIDDEN', `node ${node} may not create mirror pod ${namespace}/${name}: it references ${references.join(', ')}`);
+    if (references.length > 0)
+      throw new CoreError('ERR_FORBIDDEN', `node ${node} may not create mirror pod ${namespace}/${name}: it references ${references.join(', ')}`);
     const nodeUid = this.deps.nodeUid(node);
     // The node's report registers its Node before any pod report; a cache that has not seen it yet catches up.
     if (!nodeUid) throw new CoreError('ERR_UNAVAILABLE', `node ${node} is not in the cache yet`);
@@ -78,7 +85,9 @@ export class PodReports {
     const owner = { apiVersion: 'v1', kind: 'Node', name: node, uid: nodeUid, controller: true };
     await this.deps.limiter.acquire();
     try {
-      await this.deps.asNode(node).core.createNamespacedPod({ namespace, body: { ...pod, metadata: { ...pod.metadata, namespace, ownerReferences: [owner] } } });
+      await this.deps
+        .asNode(node)
+        .core.createNamespacedPod({ namespace, body: { ...pod, metadata: { ...pod.metadata, namespace, ownerReferences: [owner] } } });
     } catch (err) {
       const e = kubeError(err);
       if (!/already exists/.test(e.message)) throw e;
@@ -88,10 +97,13 @@ export class PodReports {
   async deleteMirrorPod(node: string, namespace: string, name: string): Promise<void> {
     const existing = this.deps.pod(name, namespace);
     if (!existing) return;
-    if (existing.spec?.nodeName !== node || !existing.metadata?.annotations?.[MIRROR_ANNOTATION]) throw new CoreError('ERR_FORBIDDEN', `pod ${namespace}/${name} is not a mirror pod of node ${node}`);
+    if (existing.spec?.nodeName !== node || !existing.metadata?.annotations?.[MIRROR_ANNOTATION])
+      throw new CoreError('ERR_FORBIDDEN', `pod ${namespace}/${name} is not a mirror pod of node ${node}`);
     await this.deps.limiter.acquire();
     try {
-      await this.deps.asNode(node).core.deleteNamespacedPod({ name, namespace, gracePeriodSeconds: 0, body: { gracePeriodSeconds: 0, preconditions: { uid: existing.metadata.uid } } });
+      await this.deps
+        .asNode(node)
+        .core.deleteNamespacedPod({ name, namespace, gracePeriodSeconds: 0, body: { gracePeriodSeconds: 0, preconditions: { uid: existing.metadata.uid } } });
     } catch (err) {
       const e = kubeError(err);
       if (e.code !== 'ERR_NOT_FOUND') throw e;
@@ -103,7 +115,8 @@ export class PodReports {
     const about = event?.involvedObject;
     const ownPod = about?.kind === 'Pod' && about.namespace === namespace && this.deps.nodeOfPod(`${namespace}/${about.name}`)?.node === node;
     const ownNode = about?.kind === 'Node' && about.name === node;
-    if (!event || !(ownPod || ownNode) || event.metadata?.namespace !== namespace) throw new CoreError('ERR_FORBIDDEN', `node ${node} may not record an event about ${about?.kind ?? '?'} ${about?.namespace ?? ''}/${about?.name ?? '?'}`);
+    if (!event || !(ownPod || ownNode) || event.metadata?.namespace !== namespace)
+      throw new CoreError('ERR_FORBIDDEN', `node ${node} may not record an event about ${about?.kind ?? '?'} ${about?.namespace ?? ''}/${about?.name ?? '?'}`);
     await this.deps.limiter.acquire();
     try {
       await this.deps.asNode(node).core.createNamespacedEvent({ namespace, body: event });

@@ -32,20 +32,16 @@ export class KeepAliveHttp implements k8s.PromiseHttpLibrary {
     // socket: a bare `400 Bad Request` that the next call on that socket received. Always say the length.
     const requestHeaders = { ...request.getHeaders(), 'accept-encoding': 'gzip', ...(body ? { 'content-length': String(body.length) } : {}) };
     const { status, headers, data } = await new Promise<{ status: number; headers: Record<string, string>; data: Buffer }>((resolve, reject) => {
-      const req = (tls ? https : http).request(
-        url,
-        { method: request.getHttpMethod(), headers: requestHeaders, agent, signal: request.getSignal() },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (chunk: Buffer) => chunks.push(chunk));
-          res.on('error', reject);
-          res.on('end', () => {
-            const flat: Record<string, string> = {};
-            for (const [name, value] of Object.entries(res.headers)) if (value !== undefined) flat[name] = Array.isArray(value) ? value.join(', ') : value;
-            resolve({ status: res.statusCode ?? 0, headers: flat, data: Buffer.concat(chunks) });
-          });
-        },
-      );
+      const req = (tls ? https : http).request(url, { method: request.getHttpMethod(), headers: requestHeaders, agent, signal: request.getSignal() }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('error', reject);
+        res.on('end', () => {
+          const flat: Record<string, string> = {};
+          for (const [name, value] of Object.entries(res.headers)) if (value !== undefined) flat[name] = Array.isArray(value) ? value.join(', ') : value;
+          resolve({ status: res.statusCode ?? 0, headers: flat, data: Buffer.concat(chunks) });
+        });
+      });
       req.setTimeout(REQUEST_TIMEOUT_MS, () => req.destroy(new Error(`no answer from ${url.host} within ${REQUEST_TIMEOUT_MS / 1000} s`)));
       req.on('error', reject);
       req.end(body);
@@ -57,7 +53,9 @@ export class KeepAliveHttp implements k8s.PromiseHttpLibrary {
   private agentFor(given: http.Agent | https.Agent | undefined): https.Agent {
     if (!given || given.constructor !== https.Agent) return given as https.Agent; // a proxy agent
     const o = (given as https.Agent).options;
-    const key = JSON.stringify([o.ca, o.cert, o.key, o.pfx, o.passphrase, o.rejectUnauthorized, o.servername].map((v) => (Buffer.isBuffer(v) ? v.toString('base64') : v)));
+    const key = JSON.stringify(
+      [o.ca, o.cert, o.key, o.pfx, o.passphrase, o.rejectUnauthorized, o.servername].map((v) => (Buffer.isBuffer(v) ? v.toString('base64') : v)),
+    );
     if (this.cached?.key !== key) {
       this.cached?.agent.destroy();
       this.cached = { key, agent: new https.Agent({ ...o, keepAlive: true, maxSockets: 64 }) };

@@ -118,7 +118,8 @@ export function kubeError(err: unknown): CoreError {
   const detail = typeof body === 'string' ? body.slice(0, 300) : (err as Error).message;
   if (status === 404) return new CoreError('ERR_NOT_FOUND', detail, { cause: err });
   if (status === 403) return new CoreError('ERR_FORBIDDEN', detail, { cause: err });
-  if (status === undefined || status === 429 || status >= 500) return new CoreError('ERR_UNAVAILABLE', `API server unavailable (${status ?? 'no response'}): ${detail}`, { cause: err });
+  if (status === undefined || status === 429 || status >= 500)
+    return new CoreError('ERR_UNAVAILABLE', `API server unavailable (${status ?? 'no response'}): ${detail}`, { cause: err });
   // The API machinery refuses with a Status object. A bare 4xx (Go's HTTP server answering a request it could
   // not even parse, on a connection it then closes) is transport trouble: the report is tried again, not dropped.
   if (!isStatusBody(body)) return new CoreError('ERR_UNAVAILABLE', `API server connection failed (${status}): ${detail}`, { cause: err });

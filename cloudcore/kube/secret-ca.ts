@@ -46,7 +46,11 @@ export class SecretCa implements CaSource {
     try {
       await this.options.core.createNamespacedSecret({
         namespace: NAMESPACE,
-        body: { metadata: { name: SECRET, namespace: NAMESPACE }, type: 'Opaque', data: { cadata: ca.certDer.toString('base64'), cakeydata: der.toString('base64') } },
+        body: {
+          metadata: { name: SECRET, namespace: NAMESPACE },
+          type: 'Opaque',
+          data: { cadata: ca.certDer.toString('base64'), cakeydata: der.toString('base64') },
+        },
       });
       this.options.logger.info({ secret: this.description, caHash: ca.hash }, 'created edge CA');
       return ca;

@@ -90,7 +90,10 @@ export class Watched<T extends k8s.KubernetesObject> {
     const delay = this.backoff.next();
     // A long outage (or a CRD not installed) logs its first failures and then one in ten, in short form.
     if (this.failures++ < 3 || this.failures % 10 === 0) {
-      this.options.logger.warn({ watch: this.options.name, status: apiStatus(err), reason: shortReason(err), failures: this.failures, retryInMs: delay }, 'watch failed, restarting');
+      this.options.logger.warn(
+        { watch: this.options.name, status: apiStatus(err), reason: shortReason(err), failures: this.failures, retryInMs: delay },
+        'watch failed, restarting',
+      );
     }
     clearTimeout(this.restartTimer);
     this.restartTimer = setTimeout(() => {

@@ -39,8 +39,19 @@ export class DeviceTwin implements Module {
 
   async start(): Promise<void> {
     const store = new TwinStore(this.deps.database);
-    this.batch = new TwinBatch(store, (e) => this.sendReport(e), (err) => this.deps.logger.error({ err }, 'cannot write device twins to the edge store'));
-    this.mqtt = new MqttHandlers({ nodeName: this.deps.nodeName, devices: this.devices, batch: this.batch, publish: (t, p) => this.publish(t, p), membership: () => this.membership(), logger: this.deps.logger });
+    this.batch = new TwinBatch(
+      store,
+      (e) => this.sendReport(e),
+      (err) => this.deps.logger.error({ err }, 'cannot write device twins to the edge store'),
+    );
+    this.mqtt = new MqttHandlers({
+      nodeName: this.deps.nodeName,
+      devices: this.devices,
+      batch: this.batch,
+      publish: (t, p) => this.publish(t, p),
+      membership: () => this.membership(),
+      logger: this.deps.logger,
+    });
     // Registered first, so no change MetaManager announces is missed; handled once the store is loaded.
     this.deps.bus.register(this.name, (m) => this.handle(m));
     this.loaded = this.load(store);
@@ -77,7 +88,16 @@ export class DeviceTwin implements Module {
     for (const device of devices) {
       const id = deviceId(device);
       const row = rows.get(id);
-      this.devices.set(id, { id, namespace: device.metadata.namespace ?? 'default', name: device.metadata.name ?? '', device, twins: twins.get(id) ?? new Map(), attributes: attrs.get(id) ?? new Map(), state: row?.state ?? 'unknown', lastOnline: row?.lastOnline ?? '' });
+      this.devices.set(id, {
+        id,
+        namespace: device.metadata.namespace ?? 'default',
+        name: device.metadata.name ?? '',
+        device,
+        twins: twins.get(id) ?? new Map(),
+        attributes: attrs.get(id) ?? new Map(),
+        state: row?.state ?? 'unknown',
+        lastOnline: row?.lastOnline ?? '',
+      });
       this.upsertDevice(device, true);
     }
     for (const id of new Set([...rows.keys(), ...twins.keys()])) if (!this.devices.has(id)) this.batch!.deviceRemoved(id);
@@ -90,7 +110,16 @@ export class DeviceTwin implements Module {
     const id = deviceId(device);
     let entry = this.devices.get(id);
     if (!entry) {
-      entry = { id, namespace: device.metadata.namespace ?? 'default', name: device.metadata.name ?? '', device, twins: new Map(), attributes: new Map(), state: 'unknown', lastOnline: '' };
+      entry = {
+        id,
+        namespace: device.metadata.namespace ?? 'default',
+        name: device.metadata.name ?? '',
+        device,
+        twins: new Map(),
+        attributes: new Map(),
+        state: 'unknown',
+        lastOnline: '',
+      };
       this.devices.set(id, entry);
       this.batch!.device(entry);
     }
@@ -151,23 +180,41 @@ export class DeviceTwin implements Module {
   }
 
   private publishMembership(added: DeviceEntry[], removed: DeviceEntry[]): void {
-    const payload = { event_id: randomUUID(), timestamp: Date.now(), added_devices: added.map((e) => membershipDevice(e, this.modelOf(e))), removed_devices: removed.map((e) => membershipDevice(e, this.modelOf(e))) };
+    const payload = {
+      event_id: randomUUID(),
+      timestamp: Date.now(),
+      added_devices: added.map((e) => membershipDevice(e, this.modelOf(e))),
+      removed_devices: removed.map((e) => membershipDevice(e, this.modelOf(e))),
+    };
     this.publish(`${membershipTopicBase(this.deps.nodeName)}/updated`, payload);
   }
 
   private sendReport(entry: DeviceEntry): void {
     if (!this.devices.has(entry.id)) return;
-    const message: ReportMessage = newMessage({ source: this.name, group: Group.twin, operation: Operation.update, resource: `${entry.namespace}/${DEVICE_STATUS_TYPE}/${entry.name}`, content: statusReport(entry) });
-    void this.deps.bus.send(EdgeModule.edgeHub, message).catch((err: unknown) => this.deps.logger.warn({ err, deviceId: entry.id }, 'device status not queued for the cloud'));
+    const message: ReportMessage = newMessage({
+      source: this.name,
+      group: Group.twin,
+      operation: Operation.update,
+      resource: `${entry.namespace}/${DEVICE_STATUS_TYPE}/${entry.name}`,
+      content: statusReport(entry),
+    });
+    void this.deps.bus
+      .send(EdgeModule.edgeHub, message)
+      .catch((err: unknown) => this.deps.logger.warn({ err, deviceId: entry.id }, 'device status not queued for the cloud'));
   }
 
   private publish(topic: string, payload: unknown): void {
     if (!this.deps.bus.has(EdgeModule.eventBus)) return;
-    const message: PublishMessage = newMessage({ source: this.name, group: Group.user, operation: Operation.publish, resource: topic, content: Buffer.from(JSON.stringify(payload)) });
+    const message: PublishMessage = newMessage({
+      source: this.name,
+      group: Group.user,
+      operation: Operation.publish,
+      resource: topic,
+      content: Buffer.from(JSON.stringify(payload)),
+    });
     void this.deps.bus.send(EdgeModule.eventBus, message).catch(() => undefined);
   }
 }
-
 
 function group<T, V>(rows: Array<T & { deviceId: string }>, entry: (row: T) => [string, V]): Map<string, Map<string, V>> {
   const out = new Map<string, Map<string, V>>();

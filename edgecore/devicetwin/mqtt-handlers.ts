@@ -102,7 +102,8 @@ export class MqttHandlers {
     if (!attributes || typeof attributes !== 'object' || Array.isArray(attributes)) throw new TwinPayloadError('"attributes" must be an object');
     const parsed = Object.entries(attributes).map(([name, raw]) => {
       const a = raw as { value?: unknown; optional?: unknown; metadata?: { type?: unknown } } | null;
-      if (!/^[a-zA-Z0-9-_.,:/@#]{1,128}$/.test(name) || !a || typeof a.value !== 'string' || a.value.length > 512) throw new TwinPayloadError(`attribute "${name.slice(0, 140)}" must have a string value of at most 512 characters`);
+      if (!/^[a-zA-Z0-9-_.,:/@#]{1,128}$/.test(name) || !a || typeof a.value !== 'string' || a.value.length > 512)
+        throw new TwinPayloadError(`attribute "${name.slice(0, 140)}" must have a string value of at most 512 characters`);
       return [name, { value: a.value, optional: a.optional === true, type: typeof a.metadata?.type === 'string' ? a.metadata.type : 'string' }] as const;
     });
     for (const [name, attribute] of parsed) {
@@ -116,7 +117,12 @@ export class MqttHandlers {
    * Runs a handler and publishes its result (after the commit when it wrote), or the error a mapper can act
    * on: `{event_id, timestamp, code, reason}`.
    */
-  private answer(topic: string, payload: Buffer, handler: (body: Record<string, unknown>, eventId: string) => Record<string, unknown>, afterCommit = false): void {
+  private answer(
+    topic: string,
+    payload: Buffer,
+    handler: (body: Record<string, unknown>, eventId: string) => Record<string, unknown>,
+    afterCommit = false,
+  ): void {
     let eventId = '';
     try {
       const parsed = parsePayload(payload);

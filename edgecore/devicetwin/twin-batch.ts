@@ -70,7 +70,9 @@ export class TwinBatch {
     const write: TwinWrite = {
       devices: [...this.devices.values()].map((e) => ({ id: e.id, state: e.state, lastOnline: e.lastOnline })),
       twins: [...this.twins.values()].flatMap(({ entry, names }) => [...names].map((name) => ({ deviceId: entry.id, name, record: entry.twins.get(name)! }))),
-      attributes: [...this.attributes.values()].flatMap(({ entry, names }) => [...names].map((name) => ({ deviceId: entry.id, name, attribute: entry.attributes.get(name)! }))),
+      attributes: [...this.attributes.values()].flatMap(({ entry, names }) =>
+        [...names].map((name) => ({ deviceId: entry.id, name, attribute: entry.attributes.get(name)! })),
+      ),
       removedDevices: [...this.removed],
       removedTwins: this.removedTwins,
     };

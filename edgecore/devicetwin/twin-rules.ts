@@ -50,7 +50,12 @@ export class TwinPayloadError extends CoreError {
 const KEY_PATTERN = /^[a-zA-Z0-9-_.,:/@#]{1,128}$/;
 const MAX_VALUE_LENGTH = 512;
 
-export const emptyTwin = (type = 'string'): TwinRecord => ({ expectedVersion: { cloud: 0, edge: 0 }, actualVersion: { cloud: 0, edge: 0 }, optional: true, type });
+export const emptyTwin = (type = 'string'): TwinRecord => ({
+  expectedVersion: { cloud: 0, edge: 0 },
+  actualVersion: { cloud: 0, edge: 0 },
+  optional: true,
+  type,
+});
 
 /** The JSON object a payload must be, with its event id; anything else is a 400. */
 export function parsePayload(payload: Buffer): { eventId: string; body: Record<string, unknown> } {
@@ -70,7 +75,10 @@ export function parsePayload(payload: Buffer): { eventId: string; body: Record<s
  * Numbers and booleans are taken as their string form (KubeEdge would refuse them; mappers written against
  * other brokers commonly send them).
  */
-export function parseTwinUpdate(body: Record<string, unknown>, properties: ReadonlySet<string>): Map<string, { expected?: string; actual?: string; type?: string; optional?: boolean }> {
+export function parseTwinUpdate(
+  body: Record<string, unknown>,
+  properties: ReadonlySet<string>,
+): Map<string, { expected?: string; actual?: string; type?: string; optional?: boolean }> {
   const twin = body.twin;
   if (!twin || typeof twin !== 'object' || Array.isArray(twin)) throw new TwinPayloadError('"twin" must be an object of properties');
   const updates = new Map<string, { expected?: string; actual?: string; type?: string; optional?: boolean }>();
@@ -87,7 +95,8 @@ export function parseTwinUpdate(body: Record<string, unknown>, properties: Reado
       update.type = entry.metadata.type;
     }
     if (typeof entry.optional === 'boolean') update.optional = entry.optional;
-    if (update.expected === undefined && update.actual === undefined && update.type === undefined) throw new TwinPayloadError(`twin.${name} has neither expected nor actual`);
+    if (update.expected === undefined && update.actual === undefined && update.type === undefined)
+      throw new TwinPayloadError(`twin.${name} has neither expected nor actual`);
     updates.set(name, update);
   }
   if (updates.size === 0) throw new TwinPayloadError('"twin" names no property');
@@ -103,7 +112,11 @@ function valueOf(raw: unknown, where: string): string {
 }
 
 /** An update from the edge (mapper): a changed value gets a new timestamp and `edge + 1`. */
-export function applyEdgeUpdate(current: TwinRecord, update: { expected?: string; actual?: string; type?: string; optional?: boolean }, nowMs: number): { record: TwinRecord; changed: boolean } {
+export function applyEdgeUpdate(
+  current: TwinRecord,
+  update: { expected?: string; actual?: string; type?: string; optional?: boolean },
+  nowMs: number,
+): { record: TwinRecord; changed: boolean } {
   const record: TwinRecord = { ...current, expectedVersion: { ...current.expectedVersion }, actualVersion: { ...current.actualVersion } };
   let changed = false;
   if (update.actual !== undefined && update.actual !== current.actual?.value) {

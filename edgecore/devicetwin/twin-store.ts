@@ -54,14 +54,17 @@ export class TwinStore {
     this.stmts = {
       putDevice: db.prepare('INSERT OR REPLACE INTO device (id, state, last_online) VALUES (?, ?, ?)'),
       putAttr: db.prepare('INSERT OR REPLACE INTO device_attr (deviceid, name, value, optional, attr_type) VALUES (?, ?, ?, ?, ?)'),
-      putTwin: db.prepare(`INSERT OR REPLACE INTO device_twin (deviceid, name, expected, actual, expected_meta, actual_meta, expected_version, actual_version, optional, attr_type)
+      putTwin: db.prepare(`INSERT OR REPLACE INTO device_twin
+          (deviceid, name, expected, actual, expected_meta, actual_meta, expected_version, actual_version, optional, attr_type)
         VALUES (@deviceid, @name, @expected, @actual, @expected_meta, @actual_meta, @expected_version, @actual_version, @optional, @attr_type)`),
       dropDevice: db.prepare('DELETE FROM device WHERE id = ?'),
       dropAttrs: db.prepare('DELETE FROM device_attr WHERE deviceid = ?'),
       dropTwins: db.prepare('DELETE FROM device_twin WHERE deviceid = ?'),
       dropTwin: db.prepare('DELETE FROM device_twin WHERE deviceid = ? AND name = ?'),
       devices: db.prepare<[], { id: string; state: string; last_online: string }>('SELECT id, state, last_online FROM device'),
-      attrs: db.prepare<[], { deviceid: string; name: string; value: string; optional: number; attr_type: string }>('SELECT deviceid, name, value, optional, attr_type FROM device_attr'),
+      attrs: db.prepare<[], { deviceid: string; name: string; value: string; optional: number; attr_type: string }>(
+        'SELECT deviceid, name, value, optional, attr_type FROM device_attr',
+      ),
       twins: db.prepare<[], TwinColumns>('SELECT * FROM device_twin'),
     };
     this.writeTx = db.transaction((w: TwinWrite) => {
@@ -86,7 +89,9 @@ export class TwinStore {
   }
 
   attributes(): Array<{ deviceId: string; name: string; attribute: AttributeRow }> {
-    return this.stmts.attrs.all().map((r) => ({ deviceId: r.deviceid, name: r.name, attribute: { value: r.value, optional: r.optional === 1, type: r.attr_type } }));
+    return this.stmts.attrs
+      .all()
+      .map((r) => ({ deviceId: r.deviceid, name: r.name, attribute: { value: r.value, optional: r.optional === 1, type: r.attr_type } }));
   }
 
   twins(): Array<{ deviceId: string; name: string; record: TwinRecord }> {
@@ -110,7 +115,12 @@ function toColumns(deviceid: string, name: string, r: TwinRecord): TwinColumns {
 }
 
 function fromColumns(c: TwinColumns): TwinRecord {
-  const record: TwinRecord = { expectedVersion: JSON.parse(c.expected_version), actualVersion: JSON.parse(c.actual_version), optional: c.optional === 1, type: c.attr_type };
+  const record: TwinRecord = {
+    expectedVersion: JSON.parse(c.expected_version),
+    actualVersion: JSON.parse(c.actual_version),
+    optional: c.optional === 1,
+    type: c.attr_type,
+  };
   if (c.expected !== null) record.expected = { value: c.expected, timestamp: (JSON.parse(c.expected_meta ?? '{}') as { timestamp?: number }).timestamp ?? 0 };
   if (c.actual !== null) record.actual = { value: c.actual, timestamp: (JSON.parse(c.actual_meta ?? '{}') as { timestamp?: number }).timestamp ?? 0 };
   return record;

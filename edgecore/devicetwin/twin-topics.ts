@@ -9,8 +9,7 @@ export { membershipTopicBase } from '../../shared/device-topics.js';
 export type DeviceAction = 'twin-update' | 'twin-get' | 'state-update' | 'attributes-update';
 
 export type InboundTopic =
-  | { kind: 'device'; action: DeviceAction; namespace: string; name: string; base: string }
-  | { kind: 'membership-get'; node: string; base: string };
+  { kind: 'device'; action: DeviceAction; namespace: string; name: string; base: string } | { kind: 'membership-get'; node: string; base: string };
 
 const ACTIONS: ReadonlyArray<[string, DeviceAction]> = [
   ['/twin/update', 'twin-update'],
@@ -50,4 +49,3 @@ export function deviceTopicBases(namespace: string, name: string): string[] {
   if (namespace === 'default') bases.push(`${DEVICE_PREFIX}${name}`);
   return bases;
 }
-

@@ -60,7 +60,14 @@ export function secretData(secret: Secret | undefined): Record<string, string> {
   return { ...out, ...(secret?.stringData ?? {}) };
 }
 
-function valueFrom(pod: Pod, container: Container, name: string, from: NonNullable<Container['env']>[number]['valueFrom'] & object, source: ConfigSource, addresses: PodAddresses): string | undefined {
+function valueFrom(
+  pod: Pod,
+  container: Container,
+  name: string,
+  from: NonNullable<Container['env']>[number]['valueFrom'] & object,
+  source: ConfigSource,
+  addresses: PodAddresses,
+): string | undefined {
   const ns = pod.metadata.namespace ?? 'default';
   if (from.configMapKeyRef) {
     const ref = from.configMapKeyRef;
@@ -73,7 +80,8 @@ function valueFrom(pod: Pod, container: Container, name: string, from: NonNullab
     return keyOf(secret ? secretData(secret) : undefined, ref.key, ref.optional, `secret "${ref.name}"`, secret !== undefined);
   }
   if (from.fieldRef) return fieldValue(pod, from.fieldRef.fieldPath, addresses, name);
-  if (from.resourceFieldRef) return resourceValue(pod, from.resourceFieldRef.containerName || container.name, from.resourceFieldRef.resource, from.resourceFieldRef.divisor);
+  if (from.resourceFieldRef)
+    return resourceValue(pod, from.resourceFieldRef.containerName || container.name, from.resourceFieldRef.resource, from.resourceFieldRef.divisor);
   return undefined;
 }
 
@@ -83,16 +91,28 @@ export function fieldValue(pod: Pod, path: string, addresses: PodAddresses, what
   const indexed = /^metadata\.(labels|annotations)\['([^']+)'\]$/.exec(path);
   if (indexed) return (indexed[1] === 'labels' ? m.labels : m.annotations)?.[indexed[2]!] ?? '';
   switch (path) {
-    case 'metadata.name': return m.name;
-    case 'metadata.namespace': return m.namespace ?? 'default';
-    case 'metadata.uid': return m.uid;
-    case 'metadata.labels': return formatMap(m.labels);
-    case 'metadata.annotations': return formatMap(m.annotations);
-    case 'spec.nodeName': return pod.spec.nodeName ?? '';
-    case 'spec.serviceAccountName': return pod.spec.serviceAccountName ?? '';
-    case 'status.podIP': case 'status.podIPs': return addresses.podIP;
-    case 'status.hostIP': case 'status.hostIPs': return addresses.hostIP;
-    default: throw new ContainerConfigError(`${what}: unsupported fieldRef ${path}`);
+    case 'metadata.name':
+      return m.name;
+    case 'metadata.namespace':
+      return m.namespace ?? 'default';
+    case 'metadata.uid':
+      return m.uid;
+    case 'metadata.labels':
+      return formatMap(m.labels);
+    case 'metadata.annotations':
+      return formatMap(m.annotations);
+    case 'spec.nodeName':
+      return pod.spec.nodeName ?? '';
+    case 'spec.serviceAccountName':
+      return pod.spec.serviceAccountName ?? '';
+    case 'status.podIP':
+    case 'status.podIPs':
+      return addresses.podIP;
+    case 'status.hostIP':
+    case 'status.hostIPs':
+      return addresses.hostIP;
+    default:
+      throw new ContainerConfigError(`${what}: unsupported fieldRef ${path}`);
   }
 }
 
@@ -118,5 +138,8 @@ function keyOf(data: Record<string, string> | undefined, key: string, optional: 
 }
 
 function formatMap(map: Record<string, string> | undefined): string {
-  return Object.entries(map ?? {}).sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => `${k}="${v}"`).join('\n');
+  return Object.entries(map ?? {})
+    .sort(([a], [b]) => (a < b ? -1 : 1))
+    .map(([k, v]) => `${k}="${v}"`)
+    .join('\n');
 }

@@ -74,24 +74,36 @@ export class Edged implements Module {
     const { config, nodeName, logger } = this.deps;
     const cri = (this.cri = this.deps.runtime ?? new CriClient({ endpoint: config.runtimeEndpoint }));
     const cache = (this.cache = new ObjectCache(nodeName));
-    for (const type of POD_TYPES) for (const object of await listStoredObjects<unknown>(this.deps.bus, this.name, type)) cache.apply(type as 'pod', keyOf(type, object), object);
+    for (const type of POD_TYPES)
+      for (const object of await listStoredObjects<unknown>(this.deps.bus, this.name, type)) cache.apply(type as 'pod', keyOf(type, object), object);
     const hostIP = nodeFacts(this.deps.facts).addresses[0]!.address;
     const events = new EventRecorder(nodeName, (e) => this.sendEvent(e));
     const probes = (this.probes = new ProbeManager({
       cri,
       onChange: (uid) => this.pods?.trigger(uid),
-      onFailure: (pod, container, kind, message) => events.pod(pod, container, 'Warning', 'Unhealthy', `${kind[0]!.toUpperCase()}${kind.slice(1)} probe failed: ${message}`),
+      onFailure: (pod, container, kind, message) =>
+        events.pod(pod, container, 'Warning', 'Unhealthy', `${kind[0]!.toUpperCase()}${kind.slice(1)} probe failed: ${message}`),
       logger,
     }));
     const runtime = new RuntimeState(cri, nodeName);
     const sync = new PodSync({
-      cri, runtime, source: cache, images: new ImageManager(cri, logger), probes, events,
+      cri,
+      runtime,
+      source: cache,
+      images: new ImageManager(cri, logger),
+      probes,
+      events,
       backoff: new CrashBackoff(config.crashLoopBackOffMs, config.crashLoopBackOffMaxMs),
       paths: { podsRoot: config.rootDirectory, logRoot: config.podLogsDirectory, cgroupParent: config.cgroupParent },
-      hostIP, logger,
+      hostIP,
+      logger,
     });
     this.pods = new PodManager({
-      runtime, sync, probes, hostIP, logger,
+      runtime,
+      sync,
+      probes,
+      hostIP,
+      logger,
       pod: (uid) => cache.pod(uid),
       podUids: () => cache.podUids(),
       report: (pod, status) => this.reportPodStatus(pod, status),
@@ -104,7 +116,10 @@ export class Edged implements Module {
     this.scanStaticPods(true);
     this.staticTimer = setInterval(() => this.scanStaticPods(false), STATIC_POD_SCAN_MS).unref();
     await this.pods.start();
-    this.runtimeVersion = await cri.version().then((v) => `${v.runtime_name}://${v.runtime_version}`, () => '');
+    this.runtimeVersion = await cri.version().then(
+      (v) => `${v.runtime_name}://${v.runtime_version}`,
+      () => '',
+    );
     logger.info({ runtime: config.runtimeEndpoint, runtimeVersion: this.runtimeVersion, pods: cache.podUids().length }, 'edged running pods');
   }
 
@@ -143,7 +158,11 @@ export class Edged implements Module {
   /** A static pod's status goes to its mirror pod, whose uid the API server chose: no uid check then. */
   private reportPodStatus(pod: Pod, status: PodStatus): void {
     const isStatic = pod.metadata.annotations?.[CONFIG_SOURCE_ANNOTATION] === 'file';
-    this.send(Operation.update, `${pod.metadata.namespace ?? 'default'}/podstatus/${pod.metadata.name}`, isStatic ? { status } : { uid: pod.metadata.uid, status });
+    this.send(
+      Operation.update,
+      `${pod.metadata.namespace ?? 'default'}/podstatus/${pod.metadata.name}`,
+      isStatic ? { status } : { uid: pod.metadata.uid, status },
+    );
   }
 
   private sendEvent(event: KubeEvent): void {

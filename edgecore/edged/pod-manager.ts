@@ -79,20 +79,22 @@ export class PodManager {
     }
     w.running = true;
     clearTimeout(w.retry);
-    void this.run(uid).catch((err: unknown) => {
-      // A sync that failed (the runtime stopped answering mid-sync) is tried again, like the kubelet's pod
-      // worker requeues on error. Nothing else would wake it: a relist after the runtime is back sees the
-      // same container state as before, so a pod waiting out its crash back-off when the runtime went down
-      // stayed down until the periodic resync (60 s).
-      this.deps.logger.error({ err, podUid: uid }, 'pod sync failed');
-      if (!this.stopped) w.retry = setTimeout(() => this.trigger(uid), this.deps.relistIntervalMs).unref();
-    }).finally(() => {
-      w.running = false;
-      if (w.again && !this.stopped) {
-        w.again = false;
-        this.trigger(uid);
-      }
-    });
+    void this.run(uid)
+      .catch((err: unknown) => {
+        // A sync that failed (the runtime stopped answering mid-sync) is tried again, like the kubelet's pod
+        // worker requeues on error. Nothing else would wake it: a relist after the runtime is back sees the
+        // same container state as before, so a pod waiting out its crash back-off when the runtime went down
+        // stayed down until the periodic resync (60 s).
+        this.deps.logger.error({ err, podUid: uid }, 'pod sync failed');
+        if (!this.stopped) w.retry = setTimeout(() => this.trigger(uid), this.deps.relistIntervalMs).unref();
+      })
+      .finally(() => {
+        w.running = false;
+        if (w.again && !this.stopped) {
+          w.again = false;
+          this.trigger(uid);
+        }
+      });
   }
 
   /** Lists the runtime (one list at a time; callers during a list share it) and wakes pods that changed. */

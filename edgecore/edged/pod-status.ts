@@ -56,7 +56,10 @@ export function podStatus(inputs: StatusInputs): PodStatus {
 
 /** The containers the runtime has for a name, newest attempt first. */
 export function attemptsOf(runtime: PodRuntime, name: string): CriContainerStatus[] {
-  return runtime.containers.filter((c) => c.container.metadata.name === name).map((c) => c.status).sort((a, b) => b.metadata.attempt - a.metadata.attempt);
+  return runtime.containers
+    .filter((c) => c.container.metadata.name === name)
+    .map((c) => c.status)
+    .sort((a, b) => b.metadata.attempt - a.metadata.attempt);
 }
 
 function containerStatus(c: Container, inputs: StatusInputs, init: boolean, blockedByInit = false): ContainerStatus {
@@ -91,7 +94,16 @@ function stateOf(s: CriContainerStatus): ContainerState {
     case 'CONTAINER_RUNNING':
       return { running: { startedAt: iso(s.started_at) } };
     case 'CONTAINER_EXITED':
-      return { terminated: { exitCode: s.exit_code, reason: s.reason || (s.exit_code === 0 ? 'Completed' : 'Error'), ...(s.message ? { message: s.message } : {}), startedAt: iso(s.started_at), finishedAt: iso(s.finished_at), containerID: `containerd://${s.id}` } };
+      return {
+        terminated: {
+          exitCode: s.exit_code,
+          reason: s.reason || (s.exit_code === 0 ? 'Completed' : 'Error'),
+          ...(s.message ? { message: s.message } : {}),
+          startedAt: iso(s.started_at),
+          finishedAt: iso(s.finished_at),
+          containerID: `containerd://${s.id}`,
+        },
+      };
     default:
       return { waiting: { reason: 'ContainerCreating' } };
   }
@@ -120,7 +132,13 @@ function phaseOf(pod: Pod, init: ContainerStatus[], app: ContainerStatus[]): Pod
 function condition(type: string, ok: boolean, inputs: StatusInputs, reason?: string): PodCondition {
   const status = ok ? 'True' : 'False';
   const before = inputs.previous?.conditions?.find((c) => c.type === type);
-  return { type, status, ...(reason ? { reason } : {}), lastProbeTime: null, lastTransitionTime: before?.status === status ? before.lastTransitionTime : inputs.nowIso };
+  return {
+    type,
+    status,
+    ...(reason ? { reason } : {}),
+    lastProbeTime: null,
+    lastTransitionTime: before?.status === status ? before.lastTransitionTime : inputs.nowIso,
+  };
 }
 
 function qosClass(pod: Pod): string {

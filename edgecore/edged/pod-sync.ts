@@ -65,14 +65,22 @@ export class PodSync {
   /** Stops every container (gracefully) and the sandboxes; with `remove`, deletes them and the pod's files. */
   async kill(uid: string, runtime: PodRuntime, graceSeconds: number, remove: boolean, pod?: Pod): Promise<void> {
     this.deps.probes.forget(uid);
-    await Promise.all(runtime.containers.filter((c) => c.status.state === 'CONTAINER_RUNNING').map(async (c) => {
-      if (pod) this.deps.events.pod(pod, c.container.metadata.name, 'Normal', 'Killing', `Stopping container ${c.container.metadata.name}`);
-      await this.deps.cri.stopContainer(c.container.id, graceSeconds).catch((err: Error) => this.deps.logger.warn({ err, podUid: uid }, 'cannot stop container'));
-    }));
-    for (const s of runtime.sandboxes) await this.deps.cri.stopPodSandbox(s.id).catch((err: Error) => this.deps.logger.warn({ err, podUid: uid }, 'cannot stop sandbox'));
+    await Promise.all(
+      runtime.containers
+        .filter((c) => c.status.state === 'CONTAINER_RUNNING')
+        .map(async (c) => {
+          if (pod) this.deps.events.pod(pod, c.container.metadata.name, 'Normal', 'Killing', `Stopping container ${c.container.metadata.name}`);
+          await this.deps.cri
+            .stopContainer(c.container.id, graceSeconds)
+            .catch((err: Error) => this.deps.logger.warn({ err, podUid: uid }, 'cannot stop container'));
+        }),
+    );
+    for (const s of runtime.sandboxes)
+      await this.deps.cri.stopPodSandbox(s.id).catch((err: Error) => this.deps.logger.warn({ err, podUid: uid }, 'cannot stop sandbox'));
     if (!remove) return;
     for (const c of runtime.containers) await this.deps.cri.removeContainer(c.container.id).catch(() => undefined);
-    for (const s of runtime.sandboxes) await this.deps.cri.removePodSandbox(s.id).catch((err: Error) => this.deps.logger.warn({ err, podUid: uid }, 'cannot remove sandbox'));
+    for (const s of runtime.sandboxes)
+      await this.deps.cri.removePodSandbox(s.id).catch((err: Error) => this.deps.logger.warn({ err, podUid: uid }, 'cannot remove sandbox'));
     removePodVolumes(this.deps.paths.podsRoot, uid);
     this.deps.backoff.forget(`${uid}/`);
     this.podIPs.delete(uid);
@@ -84,7 +92,8 @@ export class PodSync {
     } catch (err) {
       if (!(err instanceof VolumeError)) throw err;
       this.deps.events.pod(pod, undefined, 'Warning', 'FailedMount', err.message);
-      for (const c of [...(pod.spec.initContainers ?? []), ...pod.spec.containers]) result.waiting.set(c.name, { reason: 'ContainerCreating', message: err.message });
+      for (const c of [...(pod.spec.initContainers ?? []), ...pod.spec.containers])
+        result.waiting.set(c.name, { reason: 'ContainerCreating', message: err.message });
       result.retryInMs = RETRY_MS;
       return undefined;
     }
@@ -158,7 +167,9 @@ export class PodSync {
     const key = `${ctx.pod.metadata.uid}/${c.name}`;
     const waitMs = this.deps.backoff.waitMs(key, nsToMs(latest.started_at), nsToMs(latest.finished_at) || Date.now());
     if (waitMs === 0) return true;
-    const message = `back-off ${Math.round(this.deps.backoff.currentMs(key) / 1000)}s restarting failed container=${c.name} pod=${ctx.pod.metadata.name}_${ctx.pod.metadata.namespace ?? 'default'}(${ctx.pod.metadata.uid})`;
+    const message =
+      `back-off ${Math.round(this.deps.backoff.currentMs(key) / 1000)}s restarting failed ` +
+      `container=${c.name} pod=${ctx.pod.metadata.name}_${ctx.pod.metadata.namespace ?? 'default'}(${ctx.pod.metadata.uid})`;
     ctx.result.waiting.set(c.name, { reason: 'CrashLoopBackOff', message });
     this.deps.events.pod(ctx.pod, c.name, 'Warning', 'BackOff', 'Back-off restarting failed container');
     ctx.result.retryInMs = Math.min(ctx.result.retryInMs ?? Infinity, waitMs + 50);

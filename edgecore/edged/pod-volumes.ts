@@ -83,7 +83,15 @@ function volumeFiles(pod: Pod, volume: Volume, source: ConfigSource, addresses: 
     const files: Files = new Map();
     for (const s of volume.projected.sources ?? []) {
       const add = (more: Files): void => more.forEach((v, k) => files.set(k, v));
-      if (s.configMap) add(fromData(configMapData(source, ns, s.configMap.name ?? '', s.configMap.optional), s.configMap.items, `configmap "${s.configMap.name}"`, s.configMap.optional));
+      if (s.configMap)
+        add(
+          fromData(
+            configMapData(source, ns, s.configMap.name ?? '', s.configMap.optional),
+            s.configMap.items,
+            `configmap "${s.configMap.name}"`,
+            s.configMap.optional,
+          ),
+        );
       if (s.secret) {
         const secret = source.secret(ns, s.secret.name ?? '');
         if (!secret && !s.secret.optional) throw new VolumeError(`secret "${s.secret.name}" not found`);
@@ -134,7 +142,9 @@ function fromData(data: Map<string, Buffer> | undefined, items: KeyToPath[] | un
 }
 
 function downward(pod: Pod, items: Array<{ path: string; fieldRef?: { fieldPath: string }; mode?: number }>, addresses: PodAddresses): Files {
-  return new Map(items.filter((i) => i.fieldRef).map((i) => [i.path, { content: Buffer.from(fieldValue(pod, i.fieldRef!.fieldPath, addresses)), mode: i.mode }]));
+  return new Map(
+    items.filter((i) => i.fieldRef).map((i) => [i.path, { content: Buffer.from(fieldValue(pod, i.fieldRef!.fieldPath, addresses)), mode: i.mode }]),
+  );
 }
 
 function defaultMode(volume: Volume): number {
@@ -153,5 +163,6 @@ function writeFiles(dir: string, files: Files, mode: number): void {
     chmodSync(tmp, file.mode ?? mode);
     renameSync(tmp, target);
   }
-  for (const name of readdirSync(dir)) if (![...files.keys()].some((p) => p === name || p.startsWith(`${name}/`))) rmSync(join(dir, name), { recursive: true, force: true });
+  for (const name of readdirSync(dir))
+    if (![...files.keys()].some((p) => p === name || p.startsWith(`${name}/`))) rmSync(join(dir, name), { recursive: true, force: true });
 }

@@ -49,7 +49,11 @@ export class ProbeManager {
     const entry: ContainerProbes = { id, workers: {}, stopped: false };
     this.containers.set(key, entry);
     const host = pod.spec.hostNetwork ? '127.0.0.1' : podIP || '127.0.0.1';
-    for (const [kind, probe] of [['startup', container.startupProbe], ['liveness', container.livenessProbe], ['readiness', container.readinessProbe]] as const) {
+    for (const [kind, probe] of [
+      ['startup', container.startupProbe],
+      ['liveness', container.livenessProbe],
+      ['readiness', container.readinessProbe],
+    ] as const) {
       if (!probe) continue;
       const worker: Worker = { timer: undefined, successes: 0, failures: 0, result: undefined, lastMessage: '' };
       entry.workers[kind] = worker;
@@ -81,7 +85,8 @@ export class ProbeManager {
   /** The failure message when the liveness (or a failed startup) probe says the container must restart. */
   mustRestart(uid: string, name: string, id: string): string | undefined {
     const entry = this.live(uid, name, id);
-    for (const kind of ['liveness', 'startup'] as const) if (entry?.workers[kind]?.result === false) return `${kind} probe failed: ${entry.workers[kind]!.lastMessage}`;
+    for (const kind of ['liveness', 'startup'] as const)
+      if (entry?.workers[kind]?.result === false) return `${kind} probe failed: ${entry.workers[kind]!.lastMessage}`;
     return undefined;
   }
 
@@ -135,16 +140,27 @@ async function runProbe(cri: CriRuntime, probe: Probe, id: string, host: string,
     const r = await cri.execSync(id, probe.exec.command ?? [], Math.ceil(timeoutMs / 1000));
     return { ok: r.exit_code === 0, message: `exit code ${r.exit_code}: ${r.stdout.toString().slice(0, 200)}${r.stderr.toString().slice(0, 200)}`.trim() };
   }
-  const portOf = (port: number | string): number => (typeof port === 'number' ? port : (container.ports?.find((p) => p.name === port)?.containerPort ?? Number(port)));
+  const portOf = (port: number | string): number =>
+    typeof port === 'number' ? port : (container.ports?.find((p) => p.name === port)?.containerPort ?? Number(port));
   if (probe.httpGet) {
     const g = probe.httpGet;
     const client = g.scheme === 'HTTPS' ? https : http;
     return new Promise((resolve) => {
-      const req = client.get({ host: g.host || host, port: portOf(g.port), path: g.path ?? '/', timeout: timeoutMs, rejectUnauthorized: false, headers: Object.fromEntries((g.httpHeaders ?? []).map((h) => [h.name, h.value])) }, (res) => {
-        res.resume();
-        const code = res.statusCode ?? 0;
-        resolve({ ok: code >= 200 && code < 400, message: `HTTP probe failed with statuscode: ${code}` });
-      });
+      const req = client.get(
+        {
+          host: g.host || host,
+          port: portOf(g.port),
+          path: g.path ?? '/',
+          timeout: timeoutMs,
+          rejectUnauthorized: false,
+          headers: Object.fromEntries((g.httpHeaders ?? []).map((h) => [h.name, h.value])),
+        },
+        (res) => {
+          res.resume();
+          const code = res.statusCode ?? 0;
+          resolve({ ok: code >= 200 && code < 400, message: `HTTP probe failed with statuscode: ${code}` });
+        },
+      );
       req.on('timeout', () => req.destroy(new Error(`Get "http://${g.host || host}:${portOf(g.port)}${g.path ?? '/'}": timeout after ${timeoutMs} ms`)));
       req.on('error', (err) => resolve({ ok: false, message: err.message }));
     });

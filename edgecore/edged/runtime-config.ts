@@ -28,15 +28,27 @@ export interface SandboxOptions {
   cgroupParent: string;
 }
 
-export const podLogDirectory = (logRoot: string, pod: Pod): string => join(logRoot, `${pod.metadata.namespace ?? 'default'}_${pod.metadata.name}_${pod.metadata.uid}`);
+export const podLogDirectory = (logRoot: string, pod: Pod): string =>
+  join(logRoot, `${pod.metadata.namespace ?? 'default'}_${pod.metadata.name}_${pod.metadata.uid}`);
 
 export function podLabels(pod: Pod): Record<string, string> {
-  return { [POD_NAME_LABEL]: pod.metadata.name, [POD_NAMESPACE_LABEL]: pod.metadata.namespace ?? 'default', [POD_UID_LABEL]: pod.metadata.uid, [MANAGED_LABEL]: pod.spec.nodeName ?? '' };
+  return {
+    [POD_NAME_LABEL]: pod.metadata.name,
+    [POD_NAMESPACE_LABEL]: pod.metadata.namespace ?? 'default',
+    [POD_UID_LABEL]: pod.metadata.uid,
+    [MANAGED_LABEL]: pod.spec.nodeName ?? '',
+  };
 }
 
 export function sandboxConfig(pod: Pod, options: SandboxOptions): PodSandboxConfig {
   const hostNetwork = pod.spec.hostNetwork === true;
-  const ports: PortMapping[] = hostNetwork ? [] : pod.spec.containers.flatMap((c) => (c.ports ?? []).filter((p) => p.hostPort).map((p) => ({ protocol: p.protocol ?? 'TCP', container_port: p.containerPort, host_port: p.hostPort, host_ip: p.hostIP ?? '' })));
+  const ports: PortMapping[] = hostNetwork
+    ? []
+    : pod.spec.containers.flatMap((c) =>
+        (c.ports ?? [])
+          .filter((p) => p.hostPort)
+          .map((p) => ({ protocol: p.protocol ?? 'TCP', container_port: p.containerPort, host_port: p.hostPort, host_ip: p.hostIP ?? '' })),
+      );
   return {
     metadata: { name: pod.metadata.name, uid: pod.metadata.uid, namespace: pod.metadata.namespace ?? 'default', attempt: options.attempt },
     hostname: hostNetwork ? '' : (pod.spec.hostname ?? pod.metadata.name).slice(0, 63),
@@ -67,10 +79,20 @@ export function containerConfig(pod: Pod, container: Container, options: Contain
     envs: options.envs,
     mounts: options.mounts,
     labels: { ...podLabels(pod), [CONTAINER_NAME_LABEL]: container.name, ...(options.init ? { [CONTAINER_KIND_LABEL]: 'init' } : {}) },
-    annotations: { [CONTAINER_HASH_ANNOTATION]: containerHash(container), [RESTART_COUNT_ANNOTATION]: String(options.attempt), [GRACE_PERIOD_ANNOTATION]: String(pod.spec.terminationGracePeriodSeconds ?? 30) },
+    annotations: {
+      [CONTAINER_HASH_ANNOTATION]: containerHash(container),
+      [RESTART_COUNT_ANNOTATION]: String(options.attempt),
+      [GRACE_PERIOD_ANNOTATION]: String(pod.spec.terminationGracePeriodSeconds ?? 30),
+    },
     log_path: `${container.name}/${options.attempt}.log`,
     tty: container.tty === true,
-    linux: { resources: linuxResources(container), security_context: { privileged: container.securityContext?.privileged === true, ...(container.securityContext?.runAsUser !== undefined ? { run_as_user: { value: String(container.securityContext.runAsUser) } } : {}) } },
+    linux: {
+      resources: linuxResources(container),
+      security_context: {
+        privileged: container.securityContext?.privileged === true,
+        ...(container.securityContext?.runAsUser !== undefined ? { run_as_user: { value: String(container.securityContext.runAsUser) } } : {}),
+      },
+    },
   };
   // Command and args take $(VAR) references to the container's environment, as in the kubelet.
   if (container.command) config.command = container.command.map((c) => expand(c, vars));

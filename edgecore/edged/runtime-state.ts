@@ -23,7 +23,10 @@ export class RuntimeState {
 
   /** Lists again; returns the uids whose runtime objects changed since the last relist. */
   async relist(): Promise<Set<string>> {
-    const [sandboxes, containers] = await Promise.all([this.cri.listPodSandbox({ labels: { [MANAGED_LABEL]: this.nodeName } }), this.cri.listContainers({ labels: { [MANAGED_LABEL]: this.nodeName } })]);
+    const [sandboxes, containers] = await Promise.all([
+      this.cri.listPodSandbox({ labels: { [MANAGED_LABEL]: this.nodeName } }),
+      this.cri.listContainers({ labels: { [MANAGED_LABEL]: this.nodeName } }),
+    ]);
     const next = new Map<string, PodRuntime>();
     const entry = (uid: string): PodRuntime => {
       let p = next.get(uid);
@@ -32,11 +35,13 @@ export class RuntimeState {
     };
     for (const s of sandboxes) entry(s.labels[POD_UID_LABEL] ?? '').sandboxes.push(s);
     const seen = new Set<string>();
-    await Promise.all(containers.map(async (c) => {
-      seen.add(c.id);
-      const status = await this.statusOf(c).catch(() => undefined);
-      if (status) entry(c.labels[POD_UID_LABEL] ?? '').containers.push({ container: c, status });
-    }));
+    await Promise.all(
+      containers.map(async (c) => {
+        seen.add(c.id);
+        const status = await this.statusOf(c).catch(() => undefined);
+        if (status) entry(c.labels[POD_UID_LABEL] ?? '').containers.push({ container: c, status });
+      }),
+    );
     for (const id of this.statuses.keys()) if (!seen.has(id)) this.statuses.delete(id);
     for (const p of next.values()) p.sandboxes.sort((a, b) => b.metadata.attempt - a.metadata.attempt || Number(BigInt(b.created_at) - BigInt(a.created_at)));
     const changed = new Set<string>();

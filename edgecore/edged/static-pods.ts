@@ -18,15 +18,17 @@ export class StaticPods {
   private pods = new Map<string, Pod>();
   private reported = new Map<string, string>();
 
-  constructor(
-    private readonly options: { path: string; nodeName: string; logger: Logger },
-  ) {}
+  constructor(private readonly options: { path: string; nodeName: string; logger: Logger }) {}
 
   /** Reads the folder again; returns the pods now defined there (by uid). A broken file is logged and skipped. */
   scan(): Map<string, Pod> {
     const next = new Map<string, Pod>();
     const { path, logger } = this.options;
-    const files = existsSync(path) ? readdirSync(path).filter((f) => /\.(ya?ml|json)$/.test(f) && !f.startsWith('.')).sort() : [];
+    const files = existsSync(path)
+      ? readdirSync(path)
+          .filter((f) => /\.(ya?ml|json)$/.test(f) && !f.startsWith('.'))
+          .sort()
+      : [];
     for (const file of files) {
       try {
         for (const pod of this.parse(join(path, file))) next.set(pod.metadata.uid, pod);
@@ -50,7 +52,12 @@ export class StaticPods {
     return {
       apiVersion: 'v1',
       kind: 'Pod',
-      metadata: { name: pod.metadata.name, namespace: pod.metadata.namespace, labels: pod.metadata.labels, annotations: { ...pod.metadata.annotations, [MIRROR_ANNOTATION]: pod.metadata.uid } },
+      metadata: {
+        name: pod.metadata.name,
+        namespace: pod.metadata.namespace,
+        labels: pod.metadata.labels,
+        annotations: { ...pod.metadata.annotations, [MIRROR_ANNOTATION]: pod.metadata.uid },
+      },
       spec: pod.spec,
     };
   }
@@ -58,20 +65,30 @@ export class StaticPods {
   private parse(file: string): Pod[] {
     const text = readFileSync(file, 'utf8');
     const docs = parseAllDocuments(text);
-    return docs.filter((d) => d.contents !== null).map((doc) => {
-      if (doc.errors.length > 0) throw new Error(doc.errors[0]!.message);
-      const pod = doc.toJS() as Pod;
-      if (pod?.kind !== 'Pod' || !pod.metadata?.name || !Array.isArray(pod.spec?.containers) || pod.spec.containers.length === 0) throw new Error('not a Pod with a name and at least one container');
-      if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(pod.metadata.name)) throw new Error(`pod name "${pod.metadata.name}" is not a DNS-1123 name`);
-      for (const c of [...(pod.spec.initContainers ?? []), ...pod.spec.containers]) if (!c.name || !c.image) throw new Error('every container needs a name and an image');
-      const uid = uuidOf(createHash('sha256').update(this.options.nodeName).update(JSON.stringify(pod)).digest('hex'));
-      const name = `${pod.metadata.name}-${this.options.nodeName}`;
-      return {
-        ...pod,
-        metadata: { ...pod.metadata, name, namespace: pod.metadata.namespace ?? 'default', uid, annotations: { ...pod.metadata.annotations, [CONFIG_SOURCE_ANNOTATION]: 'file', [CONFIG_HASH_ANNOTATION]: uid } },
-        spec: { ...pod.spec, nodeName: this.options.nodeName, restartPolicy: pod.spec.restartPolicy ?? 'Always' },
-      };
-    });
+    return docs
+      .filter((d) => d.contents !== null)
+      .map((doc) => {
+        if (doc.errors.length > 0) throw new Error(doc.errors[0]!.message);
+        const pod = doc.toJS() as Pod;
+        if (pod?.kind !== 'Pod' || !pod.metadata?.name || !Array.isArray(pod.spec?.containers) || pod.spec.containers.length === 0)
+          throw new Error('not a Pod with a name and at least one container');
+        if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(pod.metadata.name)) throw new Error(`pod name "${pod.metadata.name}" is not a DNS-1123 name`);
+        for (const c of [...(pod.spec.initContainers ?? []), ...pod.spec.containers])
+          if (!c.name || !c.image) throw new Error('every container needs a name and an image');
+        const uid = uuidOf(createHash('sha256').update(this.options.nodeName).update(JSON.stringify(pod)).digest('hex'));
+        const name = `${pod.metadata.name}-${this.options.nodeName}`;
+        return {
+          ...pod,
+          metadata: {
+            ...pod.metadata,
+            name,
+            namespace: pod.metadata.namespace ?? 'default',
+            uid,
+            annotations: { ...pod.metadata.annotations, [CONFIG_SOURCE_ANNOTATION]: 'file', [CONFIG_HASH_ANNOTATION]: uid },
+          },
+          spec: { ...pod.spec, nodeName: this.options.nodeName, restartPolicy: pod.spec.restartPolicy ?? 'Always' },
+        };
+      });
   }
 }
 

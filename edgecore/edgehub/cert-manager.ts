@@ -47,7 +47,10 @@ export class CertManager {
     const stored = this.loadStored();
     if (stored.material) return (this.material = stored.material);
     if (!this.options.token) {
-      throw new AuthError(`no usable certificate (${stored.reason}) and no join token: start edgecore with --token <token from \`cloudcore token create\`>`, 'ERR_CERTIFICATE');
+      throw new AuthError(
+        `no usable certificate (${stored.reason}) and no join token: start edgecore with --token <token from \`cloudcore token create\`>`,
+        'ERR_CERTIFICATE',
+      );
     }
     this.options.logger.info({ reason: stored.reason, certServer: this.options.certServer }, 'joining with token');
     return (this.material = await this.bootstrap(this.options.token));
@@ -89,7 +92,10 @@ export class CertManager {
     const caDer = await this.request('/ca.crt', { insecure: true });
     const actual = createHash('sha256').update(caDer).digest('hex');
     if (actual !== caHash) {
-      throw new AuthError(`CA served by ${this.options.certServer} has sha256 ${actual}, the token pins ${caHash}: wrong cloudcore or a forged token`, 'ERR_CA_MISMATCH');
+      throw new AuthError(
+        `CA served by ${this.options.certServer} has sha256 ${actual}, the token pins ${caHash}: wrong cloudcore or a forged token`,
+        'ERR_CA_MISMATCH',
+      );
     }
     const caPem = derToPem(caDer);
     const { csrDer, keyPem } = await createNodeCsr(this.options.nodeName);
@@ -132,15 +138,22 @@ export class CertManager {
             const body = Buffer.concat(chunks);
             if (res.statusCode === 200) return resolve(body);
             const reason = body.toString('utf8').trim();
-            const error = res.statusCode === 400 || res.statusCode === 401 || res.statusCode === 403
-              ? new AuthError(`certificate server refused ${path} (${res.statusCode}): ${reason}`, 'ERR_AUTH')
-              : new ConnectionError(`certificate server answered ${path} with ${res.statusCode}: ${reason}`);
+            const error =
+              res.statusCode === 400 || res.statusCode === 401 || res.statusCode === 403
+                ? new AuthError(`certificate server refused ${path} (${res.statusCode}): ${reason}`, 'ERR_AUTH')
+                : new ConnectionError(`certificate server answered ${path} with ${res.statusCode}: ${reason}`);
             reject(error);
           });
         },
       );
       req.on('timeout', () => req.destroy(new ConnectionError(`certificate server ${url.origin} did not answer within ${this.options.requestTimeoutMs} ms`)));
-      req.on('error', (err) => reject(err instanceof ConnectionError ? err : new ConnectionError(`cannot reach certificate server ${url.origin}: ${err.message}`, 'ERR_CONNECTION', { cause: err })));
+      req.on('error', (err) =>
+        reject(
+          err instanceof ConnectionError
+            ? err
+            : new ConnectionError(`cannot reach certificate server ${url.origin}: ${err.message}`, 'ERR_CONNECTION', { cause: err }),
+        ),
+      );
       req.end(opts.body);
     });
   }

@@ -114,11 +114,28 @@ export class EdgeSession {
   private async onOpen(): Promise<void> {
     if (!this.open) return;
     try {
-      const request: InventoryMessage = newMessage({ source: EdgeModule.edgeHub, group: Group.resource, operation: Operation.inventory, resource: 'inventory', content: null });
+      const request: InventoryMessage = newMessage({
+        source: EdgeModule.edgeHub,
+        group: Group.resource,
+        operation: Operation.inventory,
+        resource: 'inventory',
+        content: null,
+      });
       const reply = await this.options.bus.request(STORE, request);
       if (reply.operation === Operation.error) throw new Error(reply.content.message);
       if (!this.open) return;
-      this.channel.write(StreamId.objects, encodeMessage(newMessage({ source: EdgeModule.edgeHub, group: Group.resource, operation: Operation.inventory, resource: `${NULL_NAMESPACE}/node/${this.options.nodeName}`, content: encodeInventory(reply.content) })));
+      this.channel.write(
+        StreamId.objects,
+        encodeMessage(
+          newMessage({
+            source: EdgeModule.edgeHub,
+            group: Group.resource,
+            operation: Operation.inventory,
+            resource: `${NULL_NAMESPACE}/node/${this.options.nodeName}`,
+            content: encodeInventory(reply.content),
+          }),
+        ),
+      );
       this.logger.info({ objects: reply.content.length, waitingUpstream: this.options.outbox.count() }, 'connected, inventory sent');
     } catch (err) {
       this.channel.fail(new ConnectionError(`cannot read the edge store for the inventory: ${(err as Error).message}`, 'ERR_CONNECTION', { cause: err }));
@@ -148,7 +165,8 @@ export class EdgeSession {
     let notice: StoredNotice;
     try {
       const { message, content } = decodeEnvelopeRaw(data);
-      if (message.operation !== Operation.update && message.operation !== Operation.delete) throw new Error(`operation ${message.operation} is not update or delete`);
+      if (message.operation !== Operation.update && message.operation !== Operation.delete)
+        throw new Error(`operation ${message.operation} is not update or delete`);
       notice = { ...message, operation: message.operation, content: message.operation === Operation.delete ? null : content };
     } catch (err) {
       this.logger.warn({ err }, 'twin message from cloud ignored');

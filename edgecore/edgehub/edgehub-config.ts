@@ -6,15 +6,23 @@ const MiB = 1024 * 1024;
 /** EdgeHub's slice of the edgecore config (`modules.edgeHub`); edgecore's schema composes it. */
 export function edgeHubConfigSchema() {
   return {
-    server: str('127.0.0.1:10000', 'host:port (or wss:// URL) of the cloudcore WebSocket hub.', { pattern: /^(wss:\/\/)?[^/\s:]+:\d{1,5}\/?$/, expected: 'host:port or wss://host:port' }),
-    certServer: str('https://127.0.0.1:10002', 'https:// URL of the cloudcore certificate server (KubeEdge httpServer).', { pattern: /^https:\/\/[^/\s]+\/?$/, expected: 'an https:// URL' }),
+    server: str('127.0.0.1:10000', 'host:port (or wss:// URL) of the cloudcore WebSocket hub.', {
+      pattern: /^(wss:\/\/)?[^/\s:]+:\d{1,5}\/?$/,
+      expected: 'host:port or wss://host:port',
+    }),
+    certServer: str('https://127.0.0.1:10002', 'https:// URL of the cloudcore certificate server (KubeEdge httpServer).', {
+      pattern: /^https:\/\/[^/\s]+\/?$/,
+      expected: 'an https:// URL',
+    }),
     token: str('', 'Join token from `cloudcore token create`; needed only until this node has a certificate.', { allowEmpty: true }),
     tokenFile: secretFile('token'),
     caFile: str('/etc/kubeedge/ca/rootCA.crt', 'CA certificate (PEM), fetched with the token on first start.'),
-    certFile: str('/etc/kubeedge/certs/server.crt', 'This node\'s client certificate (PEM).'),
-    keyFile: str('/etc/kubeedge/certs/server.key', 'This node\'s private key (PEM).'),
+    certFile: str('/etc/kubeedge/certs/server.crt', "This node's client certificate (PEM)."),
+    keyFile: str('/etc/kubeedge/certs/server.key', "This node's private key (PEM)."),
     rotateCertificates: bool(true, 'Renew the node certificate at 70-90% of its lifetime, then reconnect with it.'),
-    heartbeatIntervalMs: int(30_000, 'Ping the cloud after this long without traffic (KubeEdge: 15 s; 30 s keeps idle traffic under 750 bytes a minute).', { min: 100 }),
+    heartbeatIntervalMs: int(30_000, 'Ping the cloud after this long without traffic (KubeEdge: 15 s; 30 s keeps idle traffic under 750 bytes a minute).', {
+      min: 100,
+    }),
     sessionTimeoutMs: int(90_000, 'Give up on a session with no frame from the cloud for this long.', { min: 200 }),
     handshakeTimeoutMs: int(15_000, 'Time allowed for TLS and the WebSocket upgrade.', { min: 100 }),
     reconnectInitialDelayMs: int(1_000, 'First reconnect delay; doubles per failed attempt, with jitter.', { min: 10 }),

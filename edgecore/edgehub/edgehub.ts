@@ -61,7 +61,17 @@ export class EdgeHub implements Module {
 
   constructor(private readonly deps: EdgeHubDeps) {
     const c = deps.config;
-    this.certs = new CertManager({ nodeName: deps.nodeName, certServer: c.certServer, token: c.token, caFile: c.caFile, certFile: c.certFile, keyFile: c.keyFile, requestTimeoutMs: c.handshakeTimeoutMs, logger: deps.logger, random: deps.random });
+    this.certs = new CertManager({
+      nodeName: deps.nodeName,
+      certServer: c.certServer,
+      token: c.token,
+      caFile: c.caFile,
+      certFile: c.certFile,
+      keyFile: c.keyFile,
+      requestTimeoutMs: c.handshakeTimeoutMs,
+      logger: deps.logger,
+      random: deps.random,
+    });
     this.backoff = new Backoff({ initialDelayMs: c.reconnectInitialDelayMs, maxDelayMs: c.reconnectMaxDelayMs, random: deps.random });
   }
 
@@ -140,7 +150,12 @@ export class EdgeHub implements Module {
 
   private async runSession(ws: WebSocket, server: string): Promise<SessionEnd> {
     const c = this.deps.config;
-    const settings: Settings = { streamWindowBytes: c.streamWindowBytes, maxMessageBytes: c.maxMessageBytes, heartbeatIntervalMs: c.heartbeatIntervalMs, sessionTimeoutMs: c.sessionTimeoutMs };
+    const settings: Settings = {
+      streamWindowBytes: c.streamWindowBytes,
+      maxMessageBytes: c.maxMessageBytes,
+      heartbeatIntervalMs: c.heartbeatIntervalMs,
+      sessionTimeoutMs: c.sessionTimeoutMs,
+    };
     const session = new EdgeSession({
       nodeName: this.deps.nodeName,
       hello: { protocolVersion: PROTOCOL_VERSION, nodeName: this.deps.nodeName, settings, softwareVersion: softwareVersion(), sessionId: '' },
@@ -220,7 +235,13 @@ export class EdgeHub implements Module {
   }
 
   private publishConnection(connected: boolean): void {
-    const notice: ConnectionNotice = newMessage({ source: this.name, group: Group.resource, operation: Operation.connect, resource: 'node/connection', content: connected ? 'cloud_connected' : 'cloud_disconnected' });
+    const notice: ConnectionNotice = newMessage({
+      source: this.name,
+      group: Group.resource,
+      operation: Operation.connect,
+      resource: 'node/connection',
+      content: connected ? 'cloud_connected' : 'cloud_disconnected',
+    });
     for (const listener of CONNECTION_LISTENERS) {
       if (this.deps.bus.has(listener)) void this.deps.bus.send(listener, notice).catch(() => undefined);
     }

@@ -79,7 +79,13 @@ export class ObjectApplier {
       }
       try {
         if (changes.length > 0) {
-          const request: ApplyMessage = newMessage({ source: EdgeModule.edgeHub, group: Group.resource, operation: Operation.apply, resource: 'batch', content: changes });
+          const request: ApplyMessage = newMessage({
+            source: EdgeModule.edgeHub,
+            group: Group.resource,
+            operation: Operation.apply,
+            resource: 'batch',
+            content: changes,
+          });
           const reply = await options.bus.request(STORE, request);
           if (reply.operation === Operation.error) throw new IllegalStateError(`edge store refused the batch: ${JSON.stringify(reply.content)}`);
         }

@@ -4,7 +4,11 @@ import { bool, int, oneOf, secretFile, str, type ConfigOf } from '../../shared/c
 export function eventBusConfigSchema() {
   return {
     enable: bool(true, 'MQTT for devices and mappers (KubeEdge EventBus).'),
-    mode: oneOf(['internal', 'external', 'both'] as const, 'internal', 'internal: an embedded broker; external: a client of another broker (e.g. mosquitto); both: the two at once.'),
+    mode: oneOf(
+      ['internal', 'external', 'both'] as const,
+      'internal',
+      'internal: an embedded broker; external: a client of another broker (e.g. mosquitto); both: the two at once.',
+    ),
     internal: {
       address: str('127.0.0.1', 'Address of the embedded broker; keep it on loopback unless mappers run on other hosts.'),
       port: int(1884, 'Port of the embedded broker (KubeEdge mqttServerInternal); 0 picks a free port.', { min: 0, max: 65535 }),
@@ -13,7 +17,10 @@ export function eventBusConfigSchema() {
       passwordFile: secretFile('password'),
     },
     external: {
-      url: str('tcp://127.0.0.1:1883', 'URL of the external broker (KubeEdge mqttServerExternal).', { pattern: /^(tcp|mqtt|mqtts|tls|ssl|ws|wss):\/\/[^/\s]+$/, expected: 'a broker URL like tcp://127.0.0.1:1883' }),
+      url: str('tcp://127.0.0.1:1883', 'URL of the external broker (KubeEdge mqttServerExternal).', {
+        pattern: /^(tcp|mqtt|mqtts|tls|ssl|ws|wss):\/\/[^/\s]+$/,
+        expected: 'a broker URL like tcp://127.0.0.1:1883',
+      }),
       username: str('', 'Username at the external broker.', { allowEmpty: true }),
       password: str('', 'Password at the external broker.', { allowEmpty: true }),
       passwordFile: secretFile('password'),

@@ -52,11 +52,17 @@ export class EventBus implements Module {
     const { address, port, username, password } = this.deps.config.internal;
     const logger = this.deps.logger;
     const { Aedes } = await import('aedes');
-    const broker = await Aedes.createBroker(username ? { authenticate: (client, user, pass, done) => {
-      if (user === username && pass !== undefined && equal(pass, Buffer.from(password))) return done(null, true);
-      logger.warn({ clientId: client.id }, 'mqtt client refused: bad username or password');
-      done(Object.assign(new Error('bad username or password'), { returnCode: 4 }) as AuthenticateError, false);
-    } } : {});
+    const broker = await Aedes.createBroker(
+      username
+        ? {
+            authenticate: (client, user, pass, done) => {
+              if (user === username && pass !== undefined && equal(pass, Buffer.from(password))) return done(null, true);
+              logger.warn({ clientId: client.id }, 'mqtt client refused: bad username or password');
+              done(Object.assign(new Error('bad username or password'), { returnCode: 4 }) as AuthenticateError, false);
+            },
+          }
+        : {},
+    );
     broker.on('clientError', (client, err) => logger.debug({ err, clientId: client.id }, 'mqtt client error'));
     for (const topic of EDGE_SUBSCRIPTIONS) {
       await new Promise<void>((resolve) => broker.subscribe(topic, (packet, done) => (this.inbound(packet.topic, packet.payload as Buffer), done()), resolve));
@@ -64,7 +70,9 @@ export class EventBus implements Module {
     const server = net.createServer(broker.handle);
     try {
       await new Promise<void>((resolve, reject) => {
-        server.once('error', (err) => reject(new ConfigError([`modules.eventBus.internal: cannot listen on ${address}:${port}: ${err.message}`], { cause: err })));
+        server.once('error', (err) =>
+          reject(new ConfigError([`modules.eventBus.internal: cannot listen on ${address}:${port}: ${err.message}`], { cause: err })),
+        );
         server.listen(port, address, () => resolve());
       });
     } catch (err) {
@@ -82,7 +90,13 @@ export class EventBus implements Module {
     const { default: mqtt } = await import('mqtt');
     const { url, username, password } = this.deps.config.external;
     const logger = this.deps.logger;
-    const client = mqtt.connect(url, { username: username || undefined, password: password || undefined, reconnectPeriod: 5_000, connectTimeout: 10_000, clientId: `edgecore-${process.pid}-${Date.now().toString(36)}` });
+    const client = mqtt.connect(url, {
+      username: username || undefined,
+      password: password || undefined,
+      reconnectPeriod: 5_000,
+      connectTimeout: 10_000,
+      clientId: `edgecore-${process.pid}-${Date.now().toString(36)}`,
+    });
     let connected = false;
     client.on('connect', () => {
       connected = true;
@@ -101,7 +115,13 @@ export class EventBus implements Module {
   private inbound(topic: string, payload: Buffer): void {
     if (isDeviceTopic(topic)) {
       if (!this.deps.bus.has(EdgeModule.deviceTwin)) return;
-      const message: ReceivedMessage = newMessage({ source: this.name, group: Group.user, operation: Operation.received, resource: topic, content: Buffer.from(payload) });
+      const message: ReceivedMessage = newMessage({
+        source: this.name,
+        group: Group.user,
+        operation: Operation.received,
+        resource: topic,
+        content: Buffer.from(payload),
+      });
       void this.deps.bus.send(EdgeModule.deviceTwin, message).catch((err: unknown) => this.deps.logger.debug({ err, topic }, 'mqtt message not delivered'));
       return;
     }
@@ -112,7 +132,10 @@ export class EventBus implements Module {
   private handle(message: PublishMessage): void {
     const topic = message.resource;
     const payload = message.content;
-    this.broker?.publish({ cmd: 'publish', topic, payload, qos: 0, retain: false, dup: false }, (err) => err && this.deps.logger.warn({ err: asError(err), topic }, 'mqtt publish failed'));
+    this.broker?.publish(
+      { cmd: 'publish', topic, payload, qos: 0, retain: false, dup: false },
+      (err) => err && this.deps.logger.warn({ err: asError(err), topic }, 'mqtt publish failed'),
+    );
     if (this.client?.connected) this.client.publish(topic, payload, { qos: 0 });
   }
 }

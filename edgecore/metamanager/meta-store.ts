@@ -2,7 +2,6 @@ import type { InventoryItem } from '../../shared/channel/frame.js';
 import type { ApplyResult, ObjectChange } from '../contracts/object-change.js';
 import type { SqliteDatabase } from '../../shared/sqlite.js';
 
-
 export interface StoredMeta {
   key: string;
   type: string;

@@ -83,7 +83,14 @@ export class MetaManager implements Module {
     changes.forEach((change, i) => {
       const owner = STORED_TYPE_OWNERS[change.type];
       if (!owner || outcomes[i] !== 'applied' || !this.deps.bus.has(owner)) return;
-      const note: StoredNotice = newMessage({ source: this.name, group: Group.resource, operation: change.deleted ? Operation.delete : Operation.update, resource: change.key, resourceVersion: change.resourceVersion, content: change.deleted ? null : change.value });
+      const note: StoredNotice = newMessage({
+        source: this.name,
+        group: Group.resource,
+        operation: change.deleted ? Operation.delete : Operation.update,
+        resource: change.key,
+        resourceVersion: change.resourceVersion,
+        content: change.deleted ? null : change.value,
+      });
       void this.deps.bus.send(owner, note).catch((err: unknown) => this.deps.logger.warn({ err, resource: change.key }, 'change not announced'));
     });
   }
@@ -98,7 +105,11 @@ export class MetaManager implements Module {
       }
       // `*/<type>` lists every namespace.
       const list = this.metaStore.listByType(type).filter((o) => namespace === '*' || o.key.startsWith(`${namespace}/`));
-      return responseTo(message, this.name, list.map((o) => JSON.parse(o.value.toString('utf8')) as unknown));
+      return responseTo(
+        message,
+        this.name,
+        list.map((o) => JSON.parse(o.value.toString('utf8')) as unknown),
+      );
     } catch (err) {
       return errorResponseTo(message, this.name, err as Error);
     }

@@ -18,7 +18,11 @@ export const DEFAULT_BROKER_URL = 'mqtt://127.0.0.1:1884';
 export function mapperSchema() {
   return {
     broker: str(DEFAULT_BROKER_URL, 'MQTT broker of the node.', { pattern: /^(mqtts?|tcp|ssl|wss?):\/\/[^/\s]+\/?$/, expected: 'an mqtt://host:port URL' }),
-    nodeName: str('', 'Name of the node whose devices this mapper serves (required).', { allowEmpty: true, pattern: NODE_NAME_PATTERN, expected: 'a DNS-1123 name (lower-case letters, digits, "-" and ".")' }),
+    nodeName: str('', 'Name of the node whose devices this mapper serves (required).', {
+      allowEmpty: true,
+      pattern: NODE_NAME_PATTERN,
+      expected: 'a DNS-1123 name (lower-case letters, digits, "-" and ".")',
+    }),
     username: str('', 'MQTT username; empty means none.', { allowEmpty: true }),
     password: str('', 'MQTT password; empty means none.', { allowEmpty: true }),
     logLevel: oneOf(LOG_LEVELS, 'info', 'Log level.'),

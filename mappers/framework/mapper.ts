@@ -146,23 +146,25 @@ export class Mapper {
   }
 
   private applyChange(compute: () => RegistryChange): void {
-    this.changes = this.changes.then(async () => {
-      if (this.stopping) return;
-      const change = compute();
-      for (const id of change.stopped) {
-        await this.stopRunner(id);
-        this.logger.info({ deviceId: id }, 'device removed');
-      }
-      for (const device of change.replaced) {
-        await this.stopRunner(device.id);
-        this.startRunner(device);
-        this.logger.info({ deviceId: device.id }, 'device replaced');
-      }
-      for (const device of change.started) {
-        this.startRunner(device);
-        this.logger.info({ deviceId: device.id, properties: device.properties.map((p) => p.name) }, 'device added');
-      }
-    }).catch((err: unknown) => this.logger.error({ err: asError(err) }, 'membership change failed'));
+    this.changes = this.changes
+      .then(async () => {
+        if (this.stopping) return;
+        const change = compute();
+        for (const id of change.stopped) {
+          await this.stopRunner(id);
+          this.logger.info({ deviceId: id }, 'device removed');
+        }
+        for (const device of change.replaced) {
+          await this.stopRunner(device.id);
+          this.startRunner(device);
+          this.logger.info({ deviceId: device.id }, 'device replaced');
+        }
+        for (const device of change.started) {
+          this.startRunner(device);
+          this.logger.info({ deviceId: device.id, properties: device.properties.map((p) => p.name) }, 'device added');
+        }
+      })
+      .catch((err: unknown) => this.logger.error({ err: asError(err) }, 'membership change failed'));
   }
 
   private async stopRunner(id: string): Promise<void> {

@@ -125,7 +125,8 @@ export function createModbusDriver(context: DriverContext): Driver {
 function classify(err: unknown, what: string): Error {
   if (err instanceof CoreError) return err;
   const e = err as { name?: string; message?: string; modbusCode?: number };
-  if (typeof e.modbusCode === 'number') return new ProtocolError(`${what}: modbus exception ${e.modbusCode} (${e.message ?? ''})`, 'ERR_PROTOCOL', { cause: err });
+  if (typeof e.modbusCode === 'number')
+    return new ProtocolError(`${what}: modbus exception ${e.modbusCode} (${e.message ?? ''})`, 'ERR_PROTOCOL', { cause: err });
   if (e.name === 'TransactionTimedOutError') return new TimeoutError(`${what}: no answer in time`, { cause: err });
   return new ConnectionError(`${what}: ${e.message ?? String(err)}`, 'ERR_CONNECTION', { cause: err });
 }

@@ -4,7 +4,7 @@ import { createVirtualDriver } from './virtual-driver.js';
 
 mapperMain({
   name: 'virtual-mapper',
-  description: 'Virtual mapper: simulates the node\'s `virtual` devices (sine, random, counter, constant) for demos.',
+  description: "Virtual mapper: simulates the node's `virtual` devices (sine, random, counter, constant) for demos.",
   protocols: ['virtual'],
   createDriver: createVirtualDriver,
 });

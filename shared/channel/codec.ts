@@ -94,7 +94,9 @@ export function decodeMessage(bytes: Uint8Array): Message {
   try {
     return { ...message, content: JSON.parse(Buffer.from(content.buffer, content.byteOffset, content.length).toString('utf8')) as unknown };
   } catch (err) {
-    throw new ProtocolError(`message ${message.id} (${message.operation} ${message.resource}) has content that is not JSON`, 'ERR_INVALID_MESSAGE', { cause: err });
+    throw new ProtocolError(`message ${message.id} (${message.operation} ${message.resource}) has content that is not JSON`, 'ERR_INVALID_MESSAGE', {
+      cause: err,
+    });
   }
 }
 

@@ -1,17 +1,7 @@
 import { ConnectionError, CoreError, IllegalStateError, ProtocolError, asError } from '../errors.js';
 import { decodeFrames, decodeHello, decodeMessage, encodeFrames, encodeHello } from './codec.js';
 import type { Message } from '../message.js';
-import {
-  FIRST_DYNAMIC_STREAM,
-  FrameType,
-  GoAwayCode,
-  STREAM_PRIORITY,
-  StreamId,
-  type Frame,
-  type FrameInit,
-  type Hello,
-  type Settings,
-} from './frame.js';
+import { FIRST_DYNAMIC_STREAM, FrameType, GoAwayCode, STREAM_PRIORITY, StreamId, type Frame, type FrameInit, type Hello, type Settings } from './frame.js';
 import { ReceiveStream, SendStream, type ReceivedMessage } from './streams.js';
 
 /** Byte transport under a session (a WebSocket, or an in-memory pair in tests). */
@@ -215,7 +205,14 @@ export class ChannelSession {
   fail(error: CoreError): void {
     if (this.status === 'closed') return;
     const tooBig = error.code === 'ERR_MESSAGE_TOO_LARGE' || error.code === 'ERR_FRAME_TOO_LARGE';
-    const code = error instanceof ProtocolError ? (tooBig ? CloseCode.tooBig : CloseCode.protocol) : error.code === 'ERR_SESSION_TIMEOUT' ? CloseCode.timeout : CloseCode.internal;
+    const code =
+      error instanceof ProtocolError
+        ? tooBig
+          ? CloseCode.tooBig
+          : CloseCode.protocol
+        : error.code === 'ERR_SESSION_TIMEOUT'
+          ? CloseCode.timeout
+          : CloseCode.internal;
     if (error instanceof ProtocolError) this.goAway(GoAwayCode.PROTOCOL_ERROR, error.message.slice(0, 200));
     this.flushNow();
     this.options.transport.close(code, error.message.slice(0, 120));
@@ -311,7 +308,8 @@ export class ChannelSession {
   private handleStreamControl(frame: Frame): void {
     if (frame.stream >= FIRST_DYNAMIC_STREAM) {
       // Dynamic streams (tunnels) arrive with a later version; refuse politely so the peer can fall back.
-      if (frame.type === FrameType.OPEN) this.queueControl({ type: FrameType.RESET, stream: frame.stream, code: 1, reason: 'dynamic streams are not supported' });
+      if (frame.type === FrameType.OPEN)
+        this.queueControl({ type: FrameType.RESET, stream: frame.stream, code: 1, reason: 'dynamic streams are not supported' });
       return;
     }
     if (frame.type === FrameType.RESET) {
@@ -430,9 +428,7 @@ export class ChannelSession {
       return;
     }
     if (this.status !== 'open') return;
-    const due = this.options.role === 'client'
-      ? silentMs >= heartbeatMs || now - this.lastSentAt >= heartbeatMs
-      : silentMs >= heartbeatMs * 1.5;
+    const due = this.options.role === 'client' ? silentMs >= heartbeatMs || now - this.lastSentAt >= heartbeatMs : silentMs >= heartbeatMs * 1.5;
     if (due) this.sendPing();
   }
 

@@ -94,7 +94,10 @@ export class ReceiveStream {
         throw new ProtocolError(`stream ${this.id}: message seq ${frame.seq} arrived, expected ${this.expectedSeq}`);
       }
       if (this.outstanding >= this.windowBytes) {
-        throw new ProtocolError(`stream ${this.id}: peer started a message with no credit left (${this.outstanding} bytes unconsumed, window ${this.windowBytes})`, 'ERR_FLOW_CONTROL');
+        throw new ProtocolError(
+          `stream ${this.id}: peer started a message with no credit left (${this.outstanding} bytes unconsumed, window ${this.windowBytes})`,
+          'ERR_FLOW_CONTROL',
+        );
       }
       this.partial = [];
       this.partialBytes = 0;

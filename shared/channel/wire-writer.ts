@@ -73,9 +73,16 @@ function planFrame(f: FrameInit): FramePlan {
   let acksBytes = 0;
   for (const a of f.acks ?? []) acksBytes += varintSize(a);
   const size =
-    uintSize(1, f.type) + uintSize(2, f.stream ?? 0) + uintSize(3, f.seq ?? 0) + uintSize(4, f.flags ?? 0) +
-    lenSize(5, f.payload?.length ?? 0) + uintSize(6, f.credit ?? 0) + lenSize(7, acksBytes) + uintSize(8, f.code ?? 0) +
-    lenSize(9, reasonBytes) + lenSize(10, addressBytes);
+    uintSize(1, f.type) +
+    uintSize(2, f.stream ?? 0) +
+    uintSize(3, f.seq ?? 0) +
+    uintSize(4, f.flags ?? 0) +
+    lenSize(5, f.payload?.length ?? 0) +
+    uintSize(6, f.credit ?? 0) +
+    lenSize(7, acksBytes) +
+    uintSize(8, f.code ?? 0) +
+    lenSize(9, reasonBytes) +
+    lenSize(10, addressBytes);
   return { frame: f, size, reasonBytes, addressBytes, acksBytes };
 }
 
@@ -112,8 +119,16 @@ export function writeEnvelope(m: Omit<Message, 'content'>, content: string | Uin
   const lengths = strings.map((s) => Buffer.byteLength(s));
   const contentBytes = typeof content === 'string' ? Buffer.byteLength(content) : content.length;
   const size =
-    lenSize(1, lengths[0]!) + lenSize(2, lengths[1]!) + uintSize(3, timestampMs) + lenSize(4, lengths[2]!) + lenSize(5, lengths[3]!) +
-    lenSize(6, lengths[4]!) + lenSize(7, lengths[5]!) + lenSize(8, lengths[6]!) + lenSize(9, contentBytes) + uintSize(10, raw ? 1 : 0);
+    lenSize(1, lengths[0]!) +
+    lenSize(2, lengths[1]!) +
+    uintSize(3, timestampMs) +
+    lenSize(4, lengths[2]!) +
+    lenSize(5, lengths[3]!) +
+    lenSize(6, lengths[4]!) +
+    lenSize(7, lengths[5]!) +
+    lenSize(8, lengths[6]!) +
+    lenSize(9, contentBytes) +
+    uintSize(10, raw ? 1 : 0);
   const w = new ByteWriter(Buffer.allocUnsafe(size));
   w.string(1, m.id, lengths[0]!);
   w.string(2, m.parentId, lengths[1]!);

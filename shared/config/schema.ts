@@ -69,8 +69,7 @@ export function oneOf<const V extends string>(values: readonly V[], defaultValue
     kind: 'field',
     defaultValue,
     doc: `${doc} One of: ${values.join(', ')}.`,
-    parse: (value) =>
-      values.includes(value as V) ? ok(value as V) : bad(`must be one of ${values.join(', ')}, got ${show(value)}`),
+    parse: (value) => (values.includes(value as V) ? ok(value as V) : bad(`must be one of ${values.join(', ')}, got ${show(value)}`)),
   };
 }
 
@@ -98,7 +97,9 @@ export interface SecretFileField extends Field<string> {
  * config file or a flag, where it would show in backups and `ps`. The module keeps reading `secretKey`.
  */
 export function secretFile(secretKey: string): SecretFileField {
-  const doc = `File holding the ${secretKey}, read at start (trailing newline trimmed); keeps the secret out of the config file and the process list. Set this or \`${secretKey}\`, not both.`;
+  const doc =
+    `File holding the ${secretKey}, read at start (trailing newline trimmed); keeps the secret out of the ` +
+    `config file and the process list. Set this or \`${secretKey}\`, not both.`;
   return { ...str('', doc, { allowEmpty: true }), secretFor: secretKey };
 }
 

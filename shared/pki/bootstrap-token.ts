@@ -63,7 +63,7 @@ export function verifyBootstrapJwt(jwt: string, secret: Buffer, nowMs: number = 
   const expected = createHmac('sha256', secret).update(`${header}.${payload}`).digest();
   const given = Buffer.from(signature, 'base64url');
   if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
-    throw new AuthError('bearer token signature does not match this cluster\'s CA', 'ERR_TOKEN_SIGNATURE');
+    throw new AuthError("bearer token signature does not match this cluster's CA", 'ERR_TOKEN_SIGNATURE');
   }
   const { exp } = claims;
   if (typeof exp !== 'number') throw new AuthError('bearer token has no numeric exp claim', 'ERR_TOKEN_MALFORMED');
@@ -78,11 +78,19 @@ function scopeClaims(claims: Record<string, unknown>): Omit<JoinTokenClaims, 'ex
   const { sub, jti, uses } = claims;
   const scope: Omit<JoinTokenClaims, 'expiresAt'> = {};
   if (sub !== undefined) {
-    if (typeof sub !== 'string' || !sub.startsWith(NODE_CN_PREFIX)) throw new AuthError(`bearer token sub claim must be "${NODE_CN_PREFIX}<node>"`, 'ERR_TOKEN_MALFORMED');
+    if (typeof sub !== 'string' || !sub.startsWith(NODE_CN_PREFIX))
+      throw new AuthError(`bearer token sub claim must be "${NODE_CN_PREFIX}<node>"`, 'ERR_TOKEN_MALFORMED');
     scope.nodeName = sub.slice(NODE_CN_PREFIX.length);
   }
   if (jti !== undefined || uses !== undefined) {
-    if (typeof jti !== 'string' || jti.length === 0 || jti.length > 64 || !/^[A-Za-z0-9_-]+$/.test(jti) || !Number.isSafeInteger(uses) || (uses as number) < 1) {
+    if (
+      typeof jti !== 'string' ||
+      jti.length === 0 ||
+      jti.length > 64 ||
+      !/^[A-Za-z0-9_-]+$/.test(jti) ||
+      !Number.isSafeInteger(uses) ||
+      (uses as number) < 1
+    ) {
       throw new AuthError('bearer token needs both a jti claim (base64url) and a positive integer uses claim, or neither', 'ERR_TOKEN_MALFORMED');
     }
     scope.limit = { jti, uses: uses as number };

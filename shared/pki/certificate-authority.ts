@@ -145,11 +145,25 @@ export class CertificateAuthority {
   /** Key and certificate for a node in one step (simulators and tests; real edges send a CSR). */
   async issueNodeCert(nodeName: string, validityMs: number, keys?: CryptoKeyPair, now?: Date): Promise<PemPair> {
     const pair = keys ?? (await generateKeyPair());
-    const cert = await this.sign({ subject: nodeSubject(nodeName), publicKey: pair.publicKey, validityMs, now, usage: x509.ExtendedKeyUsage.clientAuth, extra: [] });
+    const cert = await this.sign({
+      subject: nodeSubject(nodeName),
+      publicKey: pair.publicKey,
+      validityMs,
+      now,
+      usage: x509.ExtendedKeyUsage.clientAuth,
+      extra: [],
+    });
     return { certPem: cert.toString('pem'), keyPem: await privateKeyToPem(pair.privateKey) };
   }
 
-  private async sign(opts: { subject: string; publicKey: CryptoKey; validityMs: number; now?: Date; usage: string; extra: x509.Extension[] }): Promise<x509.X509Certificate> {
+  private async sign(opts: {
+    subject: string;
+    publicKey: CryptoKey;
+    validityMs: number;
+    now?: Date;
+    usage: string;
+    extra: x509.Extension[];
+  }): Promise<x509.X509Certificate> {
     const now = opts.now ?? new Date();
     return x509.X509CertificateGenerator.create(
       {
@@ -192,8 +206,6 @@ export function nodeNameFromCommonName(cn: string | undefined): string | undefin
   return /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(name) ? name : undefined;
 }
 
-
 export function derToPem(der: Uint8Array): string {
   return new x509.X509Certificate(Buffer.from(der)).toString('pem');
 }
-

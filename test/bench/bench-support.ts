@@ -71,10 +71,11 @@ export function start(bin: string, args: string[], opts: { wrapper?: string[]; n
     if (typeof line.level === 'number' && line.level >= 50) note(`${String(line.msg)} ${JSON.stringify(line.err ?? '')}`.slice(0, 300));
     lines.push(line);
     if (lines.length > 2000) lines.splice(0, 1000);
-    for (const w of waiters) if (w.p(line)) {
-      waiters.delete(w);
-      w.r(line);
-    }
+    for (const w of waiters)
+      if (w.p(line)) {
+        waiters.delete(w);
+        w.r(line);
+      }
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   return {

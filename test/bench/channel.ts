@@ -19,7 +19,22 @@ import { Operation, newMessage } from '../../shared/message.js';
 import { CertificateAuthority } from '../../shared/pki/certificate-authority.js';
 import { createBootstrapToken } from '../../shared/pki/bootstrap-token.js';
 import { issueCerts, simOver, simStart, startFleet, waitSynced } from './simulator-fleet.js';
-import { CLOUDCORE_BIN, EDGECORE_BIN, ROOT, benchDir, cpuSeconds, note, percentile, report, rssKiB, runBench, sleep, start, writeCloudConfig, type Proc } from './bench-support.js';
+import {
+  CLOUDCORE_BIN,
+  EDGECORE_BIN,
+  ROOT,
+  benchDir,
+  cpuSeconds,
+  note,
+  percentile,
+  report,
+  rssKiB,
+  runBench,
+  sleep,
+  start,
+  writeCloudConfig,
+  type Proc,
+} from './bench-support.js';
 
 const args = new Map(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=') as [string, string]));
 const only = args.get('only')?.split(',');
@@ -38,7 +53,12 @@ async function main(): Promise<void> {
 /** A ~1 KiB ConfigMap-shaped object. */
 function object(key: string, rv: number): Record<string, unknown> {
   const [namespace, , name] = key.split('/');
-  return { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace, uid: `uid-${name}`, resourceVersion: String(rv) }, data: { payload: 'x'.repeat(860) } };
+  return {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: { name, namespace, uid: `uid-${name}`, resourceVersion: String(rv) },
+    data: { payload: 'x'.repeat(860) },
+  };
 }
 
 async function throughputAndLatency(): Promise<void> {
@@ -71,13 +91,28 @@ async function throughputAndLatency(): Promise<void> {
   await cloud.start();
   const ca = cloud.cloudHub.certificateAuthority;
   const edgeConfig = join(dir, 'edge.yaml');
-  writeFileSync(edgeConfig, stringify({
-    logLevel: 'info',
-    nodeName: NODE,
-    database: { path: join(process.env.KE_BENCH_EDGE_DB_DIR ?? join(dir, 'edge'), 'edgecore.db') },
-    modules: { eventBus: { enable: false }, deviceTwin: { enable: false }, edgeHub: { server: `127.0.0.1:${cloud.cloudHub.hubPort}`, certServer: `https://127.0.0.1:${cloud.cloudHub.certServerPort}`, caFile: join(dir, 'edge', 'ca.crt'), certFile: join(dir, 'edge', 'node.crt'), keyFile: join(dir, 'edge', 'node.key') } },
-  }));
-  const edge = start(EDGECORE_BIN, ['--config', edgeConfig, '--token', createBootstrapToken(ca.hash, ca.tokenSecret(), 3_600_000)], { nodeArgs: process.env.KE_BENCH_EDGE_NODE_ARGS?.split(' ') ?? [] });
+  writeFileSync(
+    edgeConfig,
+    stringify({
+      logLevel: 'info',
+      nodeName: NODE,
+      database: { path: join(process.env.KE_BENCH_EDGE_DB_DIR ?? join(dir, 'edge'), 'edgecore.db') },
+      modules: {
+        eventBus: { enable: false },
+        deviceTwin: { enable: false },
+        edgeHub: {
+          server: `127.0.0.1:${cloud.cloudHub.hubPort}`,
+          certServer: `https://127.0.0.1:${cloud.cloudHub.certServerPort}`,
+          caFile: join(dir, 'edge', 'ca.crt'),
+          certFile: join(dir, 'edge', 'node.crt'),
+          keyFile: join(dir, 'edge', 'node.key'),
+        },
+      },
+    }),
+  );
+  const edge = start(EDGECORE_BIN, ['--config', edgeConfig, '--token', createBootstrapToken(ca.hash, ca.tokenSecret(), 3_600_000)], {
+    nodeArgs: process.env.KE_BENCH_EDGE_NODE_ARGS?.split(' ') ?? [],
+  });
   await edge.waitForLog((l) => l.msg === 'resynced with cloud');
 
   const KEYS = 20_000;
@@ -87,7 +122,10 @@ async function throughputAndLatency(): Promise<void> {
     injectedAt.set(key, performance.now());
     rv++;
     // What a controller does with a change: hand it to CloudHub for the node.
-    cloud.cloudHub.deliver(NODE, newMessage({ source: 'bench', group: 'resource', operation: Operation.update, resource: key, resourceVersion: String(rv), content: object(key, rv) }));
+    cloud.cloudHub.deliver(
+      NODE,
+      newMessage({ source: 'bench', group: 'resource', operation: Operation.update, resource: key, resourceVersion: String(rv), content: object(key, rv) }),
+    );
     return Promise.resolve();
   };
   const deliveredChange = (): Promise<void> => new Promise((r) => (onDelivered = r));
@@ -135,8 +173,21 @@ async function throughputAndLatency(): Promise<void> {
     // A keepalive must not wait behind a 10 MiB object: ping every 5 ms until the object is committed.
     const session = cloud.cloudHub.session(NODE)!;
     const idleRtt = await session.channel.ping();
-    const big = { metadata: { name: 'big', namespace: 'default', uid: 'uid-big', resourceVersion: String(++rv) }, data: { blob: 'y'.repeat(10 * 1024 * 1024) } };
-    cloud.cloudHub.deliver(NODE, newMessage({ source: 'bench', group: 'resource', operation: Operation.update, resource: 'default/configmap/big', resourceVersion: String(rv), content: big }));
+    const big = {
+      metadata: { name: 'big', namespace: 'default', uid: 'uid-big', resourceVersion: String(++rv) },
+      data: { blob: 'y'.repeat(10 * 1024 * 1024) },
+    };
+    cloud.cloudHub.deliver(
+      NODE,
+      newMessage({
+        source: 'bench',
+        group: 'resource',
+        operation: Operation.update,
+        resource: 'default/configmap/big',
+        resourceVersion: String(rv),
+        content: big,
+      }),
+    );
     const rtts: number[] = [];
     const sentAt = performance.now();
     while (!bigDelivered) {
@@ -144,7 +195,12 @@ async function throughputAndLatency(): Promise<void> {
       await sleep(5);
     }
     rtts.sort((a, b) => a - b);
-    report('keepalive_rtt_10mib_ms', rtts[rtts.length - 1]!, 'ms', { idleRttMs: Math.round(idleRtt * 100) / 100, medianMs: Math.round(percentile(rtts, 50) * 100) / 100, pings: rtts.length, transferMs: Math.round(performance.now() - sentAt) });
+    report('keepalive_rtt_10mib_ms', rtts[rtts.length - 1]!, 'ms', {
+      idleRttMs: Math.round(idleRtt * 100) / 100,
+      medianMs: Math.round(percentile(rtts, 50) * 100) / 100,
+      pings: rtts.length,
+      transferMs: Math.round(performance.now() - sentAt),
+    });
   }
   edge.child.kill('SIGTERM');
   await edge.exited;
@@ -202,7 +258,12 @@ async function connectionsAndStorm(): Promise<void> {
     note(`${STORM_EDGES} edges connected and synced from cold in ${Math.round((performance.now() - t1) / 100) / 10} s`);
     await sleep(5_000);
     const rssAll = rssKiB(cloud.child.pid!);
-    if (want('connections')) report(`rss_per_conn_kib_${STORM_EDGES}`, (rssAll - baseline) / STORM_EDGES, 'KiB', { baselineKiB: baseline, rssKiB: rssAll, simRssKiB: (await sim.status()).rssKiB });
+    if (want('connections'))
+      report(`rss_per_conn_kib_${STORM_EDGES}`, (rssAll - baseline) / STORM_EDGES, 'KiB', {
+        baselineKiB: baseline,
+        rssKiB: rssAll,
+        simRssKiB: (await sim.status()).rssKiB,
+      });
   }
 
   if (want('storm')) {
@@ -220,7 +281,10 @@ async function connectionsAndStorm(): Promise<void> {
     while (!(status.synced === STORM_EDGES && status.lastSyncedAtMs > readyAt && status.reconnects >= before.reconnects + STORM_EDGES)) {
       if (Date.now() > deadline) throw new Error(`storm did not converge: ${JSON.stringify(status)}`);
       if (Date.now() - lastNote > 2_000) {
-        note(`storm +${((Date.now() - killedAt) / 1000).toFixed(1)} s: synced ${status.synced}, connected ${status.connected}, failed connects ${status.failedConnects - before.failedConnects}`);
+        note(
+          `storm +${((Date.now() - killedAt) / 1000).toFixed(1)} s: synced ${status.synced}, connected ` +
+            `${status.connected}, failed connects ${status.failedConnects - before.failedConnects}`,
+        );
         lastNote = Date.now();
       }
       await sleep(200);
@@ -230,7 +294,13 @@ async function connectionsAndStorm(): Promise<void> {
     const cloudCpuS = cpuSeconds(cloud.child.pid!);
     if (process.env.KE_BENCH_DEBUG) note(`cloudcore threads (name: cpu s): ${threadCpu(cloud.child.pid!)}`);
     const simCpuS = sim.cpuSeconds() - simCpuBefore;
-    report(`storm_${STORM_EDGES}_s`, (status.lastSyncedAtMs - killedAt) / 1000, 's', { simulators: SIMS, cloudcoreStartS: (readyAt - killedAt) / 1000, failedConnects: status.failedConnects - before.failedConnects, cloudcoreCpuS: cloudCpuS, simulatorCpuS: Math.round(simCpuS * 10) / 10 });
+    report(`storm_${STORM_EDGES}_s`, (status.lastSyncedAtMs - killedAt) / 1000, 's', {
+      simulators: SIMS,
+      cloudcoreStartS: (readyAt - killedAt) / 1000,
+      failedConnects: status.failedConnects - before.failedConnects,
+      cloudcoreCpuS: cloudCpuS,
+      simulatorCpuS: Math.round(simCpuS * 10) / 10,
+    });
   }
   sim.kill();
   // SIGTERM: a graceful stop lets a profiled cloudcore (KE_BENCH_CLOUD_NODE_ARGS=--cpu-prof) write its profile.
@@ -253,7 +323,11 @@ async function idleBytes(): Promise<void> {
     ip('link', 'add', cloudIf, 'netns', cloudNs, 'type', 'veth', 'peer', 'name', edgeIf, 'netns', edgeNs);
     ip('-n', cloudNs, 'addr', 'add', '10.254.0.1/30', 'dev', cloudIf);
     ip('-n', edgeNs, 'addr', 'add', '10.254.0.2/30', 'dev', edgeIf);
-    for (const [ns, dev] of [[cloudNs, cloudIf], [edgeNs, edgeIf]] as const) ip('-n', ns, 'link', 'set', dev, 'up');
+    for (const [ns, dev] of [
+      [cloudNs, cloudIf],
+      [edgeNs, edgeIf],
+    ] as const)
+      ip('-n', ns, 'link', 'set', dev, 'up');
   } catch (err) {
     note(`idle: cannot create network namespaces and a veth pair (needs root and iproute2): ${(err as Error).message}`);
     return;
@@ -264,7 +338,13 @@ async function idleBytes(): Promise<void> {
   /** IP bytes and packets through the cloud's veth end, both directions. */
   const counters = (): { bytes: number; packets: number } => {
     const dev = execFileSync('ip', ['netns', 'exec', cloudNs, 'cat', '/proc/net/dev'], { encoding: 'utf8' });
-    const f = dev.split('\n').find((l) => l.trim().startsWith(`${cloudIf}:`))!.split(':')[1]!.trim().split(/\s+/).map(Number);
+    const f = dev
+      .split('\n')
+      .find((l) => l.trim().startsWith(`${cloudIf}:`))!
+      .split(':')[1]!
+      .trim()
+      .split(/\s+/)
+      .map(Number);
     const packets = f[1]! + f[9]!;
     return { bytes: f[0]! + f[8]! - 14 * packets, packets };
   };
@@ -285,7 +365,13 @@ async function idleBytes(): Promise<void> {
   await sleep(WINDOW_MS);
   const after = counters();
   const perEdgeMin = (n: number): number => n / EDGES / (WINDOW_MS / 60_000);
-  report('idle_bytes_per_edge_per_min', perEdgeMin(after.bytes - before.bytes), 'bytes', { edges: EDGES, windowS: WINDOW_MS / 1000, heartbeatS: 30, packetsPerEdgePerMin: perEdgeMin(after.packets - before.packets), link: 'veth' });
+  report('idle_bytes_per_edge_per_min', perEdgeMin(after.bytes - before.bytes), 'bytes', {
+    edges: EDGES,
+    windowS: WINDOW_MS / 1000,
+    heartbeatS: 30,
+    packetsPerEdgePerMin: perEdgeMin(after.packets - before.packets),
+    link: 'veth',
+  });
   sim.proc.kill('SIGKILL');
   cloud.child.kill('SIGKILL');
 }

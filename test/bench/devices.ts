@@ -16,7 +16,23 @@ import * as k8s from '@kubernetes/client-node';
 import mqtt, { type MqttClient } from 'mqtt';
 import { stringify } from 'yaml';
 import { startControlPlane, type ControlPlane } from '../support/control-plane.js';
-import { CLOUDCORE_BIN, EDGECORE_BIN, ROOT, benchDir, cpuSeconds, freePort, note, onExit, percentile, report, rssKiB, sleep, start, runBench, type Proc } from './bench-support.js';
+import {
+  CLOUDCORE_BIN,
+  EDGECORE_BIN,
+  ROOT,
+  benchDir,
+  cpuSeconds,
+  freePort,
+  note,
+  onExit,
+  percentile,
+  report,
+  rssKiB,
+  sleep,
+  start,
+  runBench,
+  type Proc,
+} from './bench-support.js';
 
 const args = new Map(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=') as [string, string]));
 const only = args.get('only')?.split(',');
@@ -55,27 +71,49 @@ async function setUp(): Promise<System> {
   await cp.kubectlOk(['create', 'namespace', NS]);
   const dir = benchDir();
   const [hubPort, certPort, mqttPort] = [await freePort(), await freePort(), await freePort()];
-  writeFileSync(join(dir, 'cloudcore.yaml'), stringify({
-    logLevel: 'info',
-    kubeAPI: { kubeconfig: cp.kubeconfig, ...(QPS ? { qps: Number(QPS), burst: Number(QPS) * 2 } : {}) },
-    modules: {
-      cloudHub: { address: '127.0.0.1', port: hubPort, certServerAddress: '127.0.0.1', certServerPort: certPort, advertiseAddresses: ['127.0.0.1'], caCertFile: join(dir, 'ca.crt'), caKeyFile: join(dir, 'ca.key'), serverCertFile: join(dir, 'server.crt'), serverKeyFile: join(dir, 'server.key') },
-      edgeController: { source: 'kubernetes', webhookAddress: '127.0.0.1', webhookPort: 0 },
-    },
-  }));
+  writeFileSync(
+    join(dir, 'cloudcore.yaml'),
+    stringify({
+      logLevel: 'info',
+      kubeAPI: { kubeconfig: cp.kubeconfig, ...(QPS ? { qps: Number(QPS), burst: Number(QPS) * 2 } : {}) },
+      modules: {
+        cloudHub: {
+          address: '127.0.0.1',
+          port: hubPort,
+          certServerAddress: '127.0.0.1',
+          certServerPort: certPort,
+          advertiseAddresses: ['127.0.0.1'],
+          caCertFile: join(dir, 'ca.crt'),
+          caKeyFile: join(dir, 'ca.key'),
+          serverCertFile: join(dir, 'server.crt'),
+          serverKeyFile: join(dir, 'server.key'),
+        },
+        edgeController: { source: 'kubernetes', webhookAddress: '127.0.0.1', webhookPort: 0 },
+      },
+    }),
+  );
   const cloud = start(CLOUDCORE_BIN, ['--config', join(dir, 'cloudcore.yaml')]);
   await cloud.waitForLog((l) => l.msg === 'cloudcore ready');
   const edgeDb = join(dir, 'edge', 'edgecore.db');
-  writeFileSync(join(dir, 'edgecore.yaml'), stringify({
-    logLevel: 'warn',
-    nodeName: NODE,
-    database: { path: edgeDb },
-    modules: {
-      edged: { nodeIP: '127.0.0.1', runtimeEndpoint: '' },
-      eventBus: { internal: { port: mqttPort } },
-      edgeHub: { server: `127.0.0.1:${hubPort}`, certServer: `https://127.0.0.1:${certPort}`, caFile: join(dir, 'edge', 'ca.crt'), certFile: join(dir, 'edge', 'node.crt'), keyFile: join(dir, 'edge', 'node.key') },
-    },
-  }));
+  writeFileSync(
+    join(dir, 'edgecore.yaml'),
+    stringify({
+      logLevel: 'warn',
+      nodeName: NODE,
+      database: { path: edgeDb },
+      modules: {
+        edged: { nodeIP: '127.0.0.1', runtimeEndpoint: '' },
+        eventBus: { internal: { port: mqttPort } },
+        edgeHub: {
+          server: `127.0.0.1:${hubPort}`,
+          certServer: `https://127.0.0.1:${certPort}`,
+          caFile: join(dir, 'edge', 'ca.crt'),
+          certFile: join(dir, 'edge', 'node.crt'),
+          keyFile: join(dir, 'edge', 'node.key'),
+        },
+      },
+    }),
+  );
   const { execFileSync } = await import('node:child_process');
   const token = execFileSync(process.execPath, [CLOUDCORE_BIN, '--config', join(dir, 'cloudcore.yaml'), 'token', 'create'], { encoding: 'utf8' }).trim();
   const edge = start(EDGECORE_BIN, ['--config', join(dir, 'edgecore.yaml'), '--token', token]);
@@ -84,13 +122,35 @@ async function setUp(): Promise<System> {
 }
 
 async function applyDevices(cp: ControlPlane): Promise<void> {
-  const model = { apiVersion: 'devices.kubeedge.io/v1beta1', kind: 'DeviceModel', metadata: { name: 'sensor', namespace: NS }, spec: { protocol: 'virtual', properties: [{ name: 'temperature', type: 'FLOAT', accessMode: 'ReadOnly' }, { name: 'humidity', type: 'FLOAT', accessMode: 'ReadOnly' }] } };
+  const model = {
+    apiVersion: 'devices.kubeedge.io/v1beta1',
+    kind: 'DeviceModel',
+    metadata: { name: 'sensor', namespace: NS },
+    spec: {
+      protocol: 'virtual',
+      properties: [
+        { name: 'temperature', type: 'FLOAT', accessMode: 'ReadOnly' },
+        { name: 'humidity', type: 'FLOAT', accessMode: 'ReadOnly' },
+      ],
+    },
+  };
   const devices = Array.from({ length: DEVICES }, (_, i) => ({
-    apiVersion: 'devices.kubeedge.io/v1beta1', kind: 'Device', metadata: { name: `sensor-${i}`, namespace: NS },
-    spec: { deviceModelRef: { name: 'sensor' }, nodeName: NODE, protocol: { protocolName: 'virtual' }, properties: [{ name: 'temperature' }, { name: 'humidity' }] },
+    apiVersion: 'devices.kubeedge.io/v1beta1',
+    kind: 'Device',
+    metadata: { name: `sensor-${i}`, namespace: NS },
+    spec: {
+      deviceModelRef: { name: 'sensor' },
+      nodeName: NODE,
+      protocol: { protocolName: 'virtual' },
+      properties: [{ name: 'temperature' }, { name: 'humidity' }],
+    },
   }));
   const t0 = performance.now();
-  for (let i = 0; i < devices.length; i += 250) await cp.kubectlOk(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: i === 0 ? [model, ...devices.slice(0, 250)] : devices.slice(i, i + 250) }));
+  for (let i = 0; i < devices.length; i += 250)
+    await cp.kubectlOk(
+      ['apply', '-f', '-'],
+      JSON.stringify({ apiVersion: 'v1', kind: 'List', items: i === 0 ? [model, ...devices.slice(0, 250)] : devices.slice(i, i + 250) }),
+    );
   note(`applied ${DEVICES} devices in ${Math.round(performance.now() - t0)} ms`);
 }
 
@@ -127,17 +187,28 @@ async function throughput(s: System): Promise<void> {
     if (!running) return;
     const n = seq++;
     const device = (n * CONNECTIONS + c) % DEVICES;
-    void client.publishAsync(`$hw/events/device/${NS}/sensor-${device}/twin/update`, JSON.stringify({ event_id: `t${n}`, timestamp: Date.now(), twin: { temperature: { actual: { value: String(20 + (n % 1000) / 100) }, metadata: { type: 'float' } } } }));
+    void client.publishAsync(
+      `$hw/events/device/${NS}/sensor-${device}/twin/update`,
+      JSON.stringify({
+        event_id: `t${n}`,
+        timestamp: Date.now(),
+        twin: { temperature: { actual: { value: String(20 + (n % 1000) / 100) }, metadata: { type: 'float' } } },
+      }),
+    );
   };
-  await Promise.all(clients.map(async (client, c) => {
-    client.on('message', (_topic, payload) => {
-      if (payload.includes('"code"')) errors++;
-      else accepted++;
-      send(client, c);
-    });
-    const topics = Array.from({ length: DEVICES }, (_, d) => d).filter((d) => d % CONNECTIONS === c).map((d) => `$hw/events/device/${NS}/sensor-${d}/twin/update/result`);
-    await client.subscribeAsync(topics);
-  }));
+  await Promise.all(
+    clients.map(async (client, c) => {
+      client.on('message', (_topic, payload) => {
+        if (payload.includes('"code"')) errors++;
+        else accepted++;
+        send(client, c);
+      });
+      const topics = Array.from({ length: DEVICES }, (_, d) => d)
+        .filter((d) => d % CONNECTIONS === c)
+        .map((d) => `$hw/events/device/${NS}/sensor-${d}/twin/update/result`);
+      await client.subscribeAsync(topics);
+    }),
+  );
   const edgeCpu0 = cpuSeconds(s.edge.child.pid!);
   for (const [c, client] of clients.entries()) for (let i = 0; i < WINDOW; i++) send(client, c);
   await sleep(2_000);
@@ -148,7 +219,16 @@ async function throughput(s: System): Promise<void> {
   const perSecond = ((accepted - a0) / (performance.now() - t0)) * 1000;
   const cpu = cpuSeconds(s.edge.child.pid!) - cpu0;
   running = false;
-  report('twin_updates_per_s', perSecond, 'updates/s', { devices: DEVICES, connections: CONNECTIONS, inFlight: WINDOW, seconds: SECONDS, errors, edgeCpuPerS: Math.round((cpu / SECONDS) * 100) / 100, edgeRssMiB: Math.round(rssKiB(s.edge.child.pid!) / 1024), warmupCpuS: Math.round((cpu0 - edgeCpu0) * 10) / 10 });
+  report('twin_updates_per_s', perSecond, 'updates/s', {
+    devices: DEVICES,
+    connections: CONNECTIONS,
+    inFlight: WINDOW,
+    seconds: SECONDS,
+    errors,
+    edgeCpuPerS: Math.round((cpu / SECONDS) * 100) / 100,
+    edgeRssMiB: Math.round(rssKiB(s.edge.child.pid!) / 1024),
+    warmupCpuS: Math.round((cpu0 - edgeCpu0) * 10) / 10,
+  });
   await Promise.all(clients.map((c) => c.endAsync()));
   await drained(s);
 }
@@ -176,17 +256,22 @@ async function latency(s: System): Promise<void> {
   const pending = new Map<string, number>();
   const samples: number[] = [];
   let superseded = 0;
-  const watch = await new k8s.Watch(kc).watch(`/apis/devices.kubeedge.io/v1beta1/namespaces/${NS}/devices`, {}, (_phase, obj: { metadata: { name: string }; status?: { twins?: Array<{ propertyName: string; reported?: { value: string } }> } }) => {
-    const value = obj.status?.twins?.find((t) => t.propertyName === 'humidity')?.reported?.value;
-    if (!value) return;
-    const key = `${obj.metadata.name}=${value}`;
-    const sent = pending.get(key);
-    if (sent === undefined) return;
-    samples.push(performance.now() - sent);
-    // Older values of this device that never showed were coalesced away at the edge: newer wins.
-    for (const k of pending.keys()) if (k.startsWith(`${obj.metadata.name}=`) && pending.get(k)! < sent) (pending.delete(k), superseded++);
-    pending.delete(key);
-  }, () => undefined);
+  const watch = await new k8s.Watch(kc).watch(
+    `/apis/devices.kubeedge.io/v1beta1/namespaces/${NS}/devices`,
+    {},
+    (_phase, obj: { metadata: { name: string }; status?: { twins?: Array<{ propertyName: string; reported?: { value: string } }> } }) => {
+      const value = obj.status?.twins?.find((t) => t.propertyName === 'humidity')?.reported?.value;
+      if (!value) return;
+      const key = `${obj.metadata.name}=${value}`;
+      const sent = pending.get(key);
+      if (sent === undefined) return;
+      samples.push(performance.now() - sent);
+      // Older values of this device that never showed were coalesced away at the edge: newer wins.
+      for (const k of pending.keys()) if (k.startsWith(`${obj.metadata.name}=`) && pending.get(k)! < sent) (pending.delete(k), superseded++);
+      pending.delete(key);
+    },
+    () => undefined,
+  );
   onExit(() => watch.abort());
   const client = await connect(s.broker);
   const total = RATE * LATENCY_SECONDS;
@@ -203,7 +288,18 @@ async function latency(s: System): Promise<void> {
   const deadline = Date.now() + 30_000;
   while (pending.size > 0 && Date.now() < deadline) await sleep(100);
   const sorted = samples.sort((a, b) => a - b);
-  const extra = { updates: total, updatesPerS: RATE, devices: 100, seen: sorted.length, superseded, missing: pending.size, p50Ms: Math.round(percentile(sorted, 50)), maxMs: Math.round(sorted.at(-1) ?? 0), cloudCpuS: cpuSeconds(s.cloud.child.pid!), qps: QPS ?? 'default' };
+  const extra = {
+    updates: total,
+    updatesPerS: RATE,
+    devices: 100,
+    seen: sorted.length,
+    superseded,
+    missing: pending.size,
+    p50Ms: Math.round(percentile(sorted, 50)),
+    maxMs: Math.round(sorted.at(-1) ?? 0),
+    cloudCpuS: cpuSeconds(s.cloud.child.pid!),
+    qps: QPS ?? 'default',
+  };
   report('report_to_status_p99_ms', percentile(sorted, 99), 'ms', extra);
   await client.endAsync();
 }

@@ -62,7 +62,12 @@ class SimEdge {
 
   connect(): void {
     acquire(() => {
-      const ws = new WebSocket(`${this.cfg.url}/sim/${this.name}/events`, { secureContext: this.context, perMessageDeflate: false, handshakeTimeout: 30_000, maxPayload: 1 << 20 } as never);
+      const ws = new WebSocket(`${this.cfg.url}/sim/${this.name}/events`, {
+        secureContext: this.context,
+        perMessageDeflate: false,
+        handshakeTimeout: 30_000,
+        maxPayload: 1 << 20,
+      } as never);
       let opened = false;
       ws.on('error', () => undefined);
       ws.once('open', () => {
@@ -88,10 +93,11 @@ class SimEdge {
       settings,
       hello: { protocolVersion: PROTOCOL_VERSION, nodeName: this.name, settings, softwareVersion: 'sim', sessionId: '' },
       handlers: {
-        onHello: () => void setImmediate(() => {
-          this.sendInventory();
-          if (this.cfg.reportNodeStatus) this.sendNodeStatus();
-        }),
+        onHello: () =>
+          void setImmediate(() => {
+            this.sendInventory();
+            if (this.cfg.reportNodeStatus) this.sendNodeStatus();
+          }),
         onMessage: (stream, received, done) => {
           done();
           if (stream !== StreamId.objects) return;
@@ -102,10 +108,11 @@ class SimEdge {
           } else if (message.operation === Operation.delete) this.store.delete(message.resource);
           else this.store.set(message.resource, { uid: uidOf(message.content), resourceVersion: message.resourceVersion });
           // One cumulative ACK per event-loop turn, like edgecore's batched commits.
-          if (this.pendingAck === 0) setImmediate(() => {
-            session.ack(StreamId.objects, this.pendingAck);
-            this.pendingAck = 0;
-          });
+          if (this.pendingAck === 0)
+            setImmediate(() => {
+              session.ack(StreamId.objects, this.pendingAck);
+              this.pendingAck = 0;
+            });
           this.pendingAck = received.seq;
         },
         onClose: () => {
@@ -125,12 +132,22 @@ class SimEdge {
     const session = this.session;
     if (!session || session.status !== 'open') return;
     const items = [...this.store].map(([key, v]) => ({ key, uid: v.uid, resourceVersion: v.resourceVersion }));
-    session.write(StreamId.objects, encodeMessage(newMessage({ source: 'sim', group: 'resource', operation: Operation.inventory, resource: `null/node/${this.name}`, content: encodeInventory(items) })));
+    session.write(
+      StreamId.objects,
+      encodeMessage(
+        newMessage({ source: 'sim', group: 'resource', operation: Operation.inventory, resource: `null/node/${this.name}`, content: encodeInventory(items) }),
+      ),
+    );
   }
 
   private sendNodeStatus(): void {
     if (this.session?.status !== 'open') return;
-    this.session.write(StreamId.upstream, encodeMessage(newMessage({ source: 'edged', group: 'resource', operation: Operation.update, resource: `${NULL_NAMESPACE}/nodestatus/${this.name}`, content: facts })));
+    this.session.write(
+      StreamId.upstream,
+      encodeMessage(
+        newMessage({ source: 'edged', group: 'resource', operation: Operation.update, resource: `${NULL_NAMESPACE}/nodestatus/${this.name}`, content: facts }),
+      ),
+    );
   }
 }
 

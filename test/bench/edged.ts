@@ -14,7 +14,23 @@ import * as k8s from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { CriClient } from '../../edgecore/edged/cri/cri-client.js';
 import { startControlPlane } from '../support/control-plane.js';
-import { CLOUDCORE_BIN, EDGECORE_BIN, ROOT, benchDir, cpuSeconds, freePort, note, onExit, percentile, report, rssKiB, runBench, sleep, start, type Proc } from './bench-support.js';
+import {
+  CLOUDCORE_BIN,
+  EDGECORE_BIN,
+  ROOT,
+  benchDir,
+  cpuSeconds,
+  freePort,
+  note,
+  onExit,
+  percentile,
+  report,
+  rssKiB,
+  runBench,
+  sleep,
+  start,
+  type Proc,
+} from './bench-support.js';
 
 const args = new Map(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=') as [string, string]));
 const PODS = Number(args.get('pods') ?? 50);
@@ -41,35 +57,75 @@ async function main(): Promise<void> {
   const containerd = startContainerd();
   const dir = benchDir();
   const [hubPort, certPort, mqttPort] = [await freePort(), await freePort(), await freePort()];
-  writeFileSync(join(dir, 'cloudcore.yaml'), stringify({
-    logLevel: 'info',
-    kubeAPI: { kubeconfig: cp.kubeconfig },
-    modules: {
-      cloudHub: { address: '127.0.0.1', port: hubPort, certServerAddress: '127.0.0.1', certServerPort: certPort, advertiseAddresses: ['127.0.0.1'], caCertFile: join(dir, 'ca.crt'), caKeyFile: join(dir, 'ca.key'), serverCertFile: join(dir, 'server.crt'), serverKeyFile: join(dir, 'server.key') },
-      edgeController: { source: 'kubernetes', webhookAddress: '127.0.0.1', webhookPort: 0 },
-    },
-  }));
+  writeFileSync(
+    join(dir, 'cloudcore.yaml'),
+    stringify({
+      logLevel: 'info',
+      kubeAPI: { kubeconfig: cp.kubeconfig },
+      modules: {
+        cloudHub: {
+          address: '127.0.0.1',
+          port: hubPort,
+          certServerAddress: '127.0.0.1',
+          certServerPort: certPort,
+          advertiseAddresses: ['127.0.0.1'],
+          caCertFile: join(dir, 'ca.crt'),
+          caKeyFile: join(dir, 'ca.key'),
+          serverCertFile: join(dir, 'server.crt'),
+          serverKeyFile: join(dir, 'server.key'),
+        },
+        edgeController: { source: 'kubernetes', webhookAddress: '127.0.0.1', webhookPort: 0 },
+      },
+    }),
+  );
   const cloud = start(CLOUDCORE_BIN, ['--config', join(dir, 'cloudcore.yaml')]);
   await cloud.waitForLog((l) => l.msg === 'cloudcore ready');
-  writeFileSync(join(dir, 'edgecore.yaml'), stringify({
-    logLevel: 'warn',
-    nodeName: NODE,
-    database: { path: join(dir, 'edge', 'edgecore.db') },
-    modules: {
-      edged: { nodeIP: '127.0.0.1', runtimeEndpoint: containerd.endpoint, rootDirectory: join(dir, 'pods'), podLogsDirectory: join(dir, 'logs'), cgroupParent: containerd.cgroupParent, staticPodPath: join(dir, 'manifests') },
-      eventBus: { internal: { port: mqttPort } },
-      edgeHub: { server: `127.0.0.1:${hubPort}`, certServer: `https://127.0.0.1:${certPort}`, caFile: join(dir, 'edge', 'ca.crt'), certFile: join(dir, 'edge', 'node.crt'), keyFile: join(dir, 'edge', 'node.key') },
-    },
-  }));
+  writeFileSync(
+    join(dir, 'edgecore.yaml'),
+    stringify({
+      logLevel: 'warn',
+      nodeName: NODE,
+      database: { path: join(dir, 'edge', 'edgecore.db') },
+      modules: {
+        edged: {
+          nodeIP: '127.0.0.1',
+          runtimeEndpoint: containerd.endpoint,
+          rootDirectory: join(dir, 'pods'),
+          podLogsDirectory: join(dir, 'logs'),
+          cgroupParent: containerd.cgroupParent,
+          staticPodPath: join(dir, 'manifests'),
+        },
+        eventBus: { internal: { port: mqttPort } },
+        edgeHub: {
+          server: `127.0.0.1:${hubPort}`,
+          certServer: `https://127.0.0.1:${certPort}`,
+          caFile: join(dir, 'edge', 'ca.crt'),
+          certFile: join(dir, 'edge', 'node.crt'),
+          keyFile: join(dir, 'edge', 'node.key'),
+        },
+      },
+    }),
+  );
   const token = execFileSync(process.execPath, [CLOUDCORE_BIN, '--config', join(dir, 'cloudcore.yaml'), 'token', 'create'], { encoding: 'utf8' }).trim();
   // The V8 flags build/install.sh gives edgecore; KE_BENCH_EDGE_NODE_ARGS tries others.
-  const edge = start(EDGECORE_BIN, ['--config', join(dir, 'edgecore.yaml'), '--token', token], { nodeArgs: (process.env.KE_BENCH_EDGE_NODE_ARGS ?? '--max-semi-space-size=1').split(' ').filter(Boolean) });
+  const edge = start(EDGECORE_BIN, ['--config', join(dir, 'edgecore.yaml'), '--token', token], {
+    nodeArgs: (process.env.KE_BENCH_EDGE_NODE_ARGS ?? '--max-semi-space-size=1').split(' ').filter(Boolean),
+  });
   const kc = new k8s.KubeConfig();
   kc.loadFromFile(cp.kubeconfig);
   const core = kc.makeApiClient(k8s.CoreV1Api);
-  await until(async () => (await core.readNode({ name: NODE }).catch(() => undefined))?.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false, 60_000, 'edge node Ready');
+  await until(
+    async () =>
+      (await core.readNode({ name: NODE }).catch(() => undefined))?.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false,
+    60_000,
+    'edge node Ready',
+  );
   await core.createNamespace({ body: { metadata: { name: NS } } });
-  await until(async () => Boolean(await core.readNamespacedServiceAccount({ name: 'default', namespace: NS }).catch(() => undefined)), 30_000, 'default service account');
+  await until(
+    async () => Boolean(await core.readNamespacedServiceAccount({ name: 'default', namespace: NS }).catch(() => undefined)),
+    30_000,
+    'default service account',
+  );
   const cri = new CriClient({ endpoint: containerd.endpoint });
   onExit(() => cri.close());
 
@@ -117,10 +173,22 @@ async function createAndWait(core: k8s.CoreV1Api, cri: CriClient, from: number, 
     const wait = t0 + ((i - from) * 1000) / RATE - performance.now();
     if (wait > 1) await sleep(wait);
     sentAt.set(i, performance.now());
-    creates.push(core.createNamespacedPod({ namespace: NS, body: {
-      metadata: { name: `p-${i}` },
-      spec: { nodeName: NODE, terminationGracePeriodSeconds: 1, automountServiceAccountToken: false, containers: [{ name: 'app', image: 'localhost/lite/busybox:latest', imagePullPolicy: 'IfNotPresent', command: ['sleep', '3600'] }] },
-    } }).then((pod) => uidOf.set(pod.metadata!.uid!, i)));
+    creates.push(
+      core
+        .createNamespacedPod({
+          namespace: NS,
+          body: {
+            metadata: { name: `p-${i}` },
+            spec: {
+              nodeName: NODE,
+              terminationGracePeriodSeconds: 1,
+              automountServiceAccountToken: false,
+              containers: [{ name: 'app', image: 'localhost/lite/busybox:latest', imagePullPolicy: 'IfNotPresent', command: ['sleep', '3600'] }],
+            },
+          },
+        })
+        .then((pod) => uidOf.set(pod.metadata!.uid!, i)),
+    );
   }
   await Promise.all(creates);
   created = true;

@@ -21,10 +21,11 @@ export function startSim(): Sim {
 export function simOver(proc: ReturnType<typeof fork>): Sim {
   return {
     proc,
-    status: () => new Promise((resolve) => {
-      proc.once('message', (m) => resolve(m as SimStatus));
-      proc.send({ type: 'status' });
-    }),
+    status: () =>
+      new Promise((resolve) => {
+        proc.once('message', (m) => resolve(m as SimStatus));
+        proc.send({ type: 'status' });
+      }),
   };
 }
 

@@ -54,16 +54,27 @@ async function setUp(qps: number): Promise<Bench> {
   onExit(() => cp.stop());
   const dir = benchDir();
   const configPath = join(dir, 'cloudcore.yaml');
-  writeFileSync(configPath, stringify({
-    kubeAPI: { kubeconfig: cp.kubeconfig, qps, burst: qps * 2 },
-    modules: {
-      cloudHub: {
-        address: '127.0.0.1', port: await freePort(), certServerAddress: '127.0.0.1', certServerPort: await freePort(), advertiseAddresses: ['127.0.0.1'], nodeLimit: 20_000,
-        caCertFile: join(dir, 'ca.crt'), caKeyFile: join(dir, 'ca.key'), serverCertFile: join(dir, 'server.crt'), serverKeyFile: join(dir, 'server.key'),
+  writeFileSync(
+    configPath,
+    stringify({
+      kubeAPI: { kubeconfig: cp.kubeconfig, qps, burst: qps * 2 },
+      modules: {
+        cloudHub: {
+          address: '127.0.0.1',
+          port: await freePort(),
+          certServerAddress: '127.0.0.1',
+          certServerPort: await freePort(),
+          advertiseAddresses: ['127.0.0.1'],
+          nodeLimit: 20_000,
+          caCertFile: join(dir, 'ca.crt'),
+          caKeyFile: join(dir, 'ca.key'),
+          serverCertFile: join(dir, 'server.crt'),
+          serverKeyFile: join(dir, 'server.key'),
+        },
+        edgeController: { source: 'kubernetes', webhookAddress: '127.0.0.1', webhookPort: 0, podAutonomy: process.env.KE_BENCH_AUTONOMY !== '0' },
       },
-      edgeController: { source: 'kubernetes', webhookAddress: '127.0.0.1', webhookPort: 0, podAutonomy: process.env.KE_BENCH_AUTONOMY !== '0' },
-    },
-  }));
+    }),
+  );
   return { cp, core: createKubeClients({ kubeconfig: cp.kubeconfig }).core, configPath };
 }
 
@@ -122,7 +133,9 @@ function pod(namespace: string, name: string, node: string, configMap?: string):
     spec: {
       nodeName: node,
       automountServiceAccountToken: false,
-      containers: [{ name: 'app', image: 'busybox', command: ['sleep', '3600'], ...(configMap ? { volumeMounts: [{ name: 'cfg', mountPath: '/etc/cfg' }] } : {}) }],
+      containers: [
+        { name: 'app', image: 'busybox', command: ['sleep', '3600'], ...(configMap ? { volumeMounts: [{ name: 'cfg', mountPath: '/etc/cfg' }] } : {}) },
+      ],
       ...(configMap ? { volumes: [{ name: 'cfg', configMap: { name: configMap } }] } : {}),
     },
   };
@@ -130,7 +143,10 @@ function pod(namespace: string, name: string, node: string, configMap?: string):
 
 /** Writes the API server served so far, by verb and resource, from its own metrics. */
 function apiWrites(cp: ControlPlane): Map<string, number> {
-  const metrics = execFileSync(join(cp.binDir, 'kubectl'), ['--kubeconfig', cp.kubeconfig, 'get', '--raw', '/metrics'], { encoding: 'utf8', maxBuffer: 256 << 20 });
+  const metrics = execFileSync(join(cp.binDir, 'kubectl'), ['--kubeconfig', cp.kubeconfig, 'get', '--raw', '/metrics'], {
+    encoding: 'utf8',
+    maxBuffer: 256 << 20,
+  });
   const byKind = new Map<string, number>();
   for (const line of metrics.split('\n')) {
     if (!line.startsWith('apiserver_request_total{')) continue;
@@ -173,11 +189,16 @@ async function latencyAndIdle(): Promise<void> {
       const name = `${prefix}-${i}`;
       const sent = performance.now();
       sentAt.set(`bench/pod/${name}`, sent);
-      inflight.push(bench.core.createNamespacedPod({ namespace: 'bench', body: pod('bench', name, names[i % EDGES]!) }).then(() => createMs.push(performance.now() - sent), (err: unknown) => {
-        failures++;
-        sentAt.delete(`bench/pod/${name}`);
-        note(`create ${name} failed: ${String(err).slice(0, 200)}`);
-      }));
+      inflight.push(
+        bench.core.createNamespacedPod({ namespace: 'bench', body: pod('bench', name, names[i % EDGES]!) }).then(
+          () => createMs.push(performance.now() - sent),
+          (err: unknown) => {
+            failures++;
+            sentAt.delete(`bench/pod/${name}`);
+            note(`create ${name} failed: ${String(err).slice(0, 200)}`);
+          },
+        ),
+      );
     }
     await Promise.all(inflight);
     const deadline = Date.now() + 60_000;
@@ -191,7 +212,17 @@ async function latencyAndIdle(): Promise<void> {
     const sorted = [...latencies].sort((a, b) => a - b);
     const api = [...createMs].sort((a, b) => a - b);
     // apiCreate: the create call alone (admission, including the pod autonomy webhook, and the etcd write).
-    const extra = { pods: CREATE_SECONDS * RATE, acked: sorted.length, failures, unacked: sentAt.size, edges: EDGES, podsPerS: RATE, maxMs: Math.round(sorted.at(-1) ?? 0), apiCreateP50Ms: Math.round(percentile(api, 50)), apiCreateP99Ms: Math.round(percentile(api, 99)) };
+    const extra = {
+      pods: CREATE_SECONDS * RATE,
+      acked: sorted.length,
+      failures,
+      unacked: sentAt.size,
+      edges: EDGES,
+      podsPerS: RATE,
+      maxMs: Math.round(sorted.at(-1) ?? 0),
+      apiCreateP50Ms: Math.round(percentile(api, 50)),
+      apiCreateP99Ms: Math.round(percentile(api, 99)),
+    };
     report('create_to_ack_p50_ms', percentile(sorted, 50), 'ms', extra);
     report('create_to_ack_p99_ms', percentile(sorted, 99), 'ms', extra);
   }
@@ -206,7 +237,12 @@ async function latencyAndIdle(): Promise<void> {
     const minutes = (Date.now() - t0) / 60_000;
     const delta = [...after].map(([k, v]) => [k, v - (before.get(k) ?? 0)] as const).filter(([, v]) => v > 0);
     const total = delta.reduce((sum, [, v]) => sum + v, 0);
-    report('apiserver_writes_per_idle_node_per_min', total / EDGES / minutes, 'writes', { edges: EDGES, windowS: Math.round(minutes * 60), totalWrites: total, byKind: Object.fromEntries(delta) });
+    report('apiserver_writes_per_idle_node_per_min', total / EDGES / minutes, 'writes', {
+      edges: EDGES,
+      windowS: Math.round(minutes * 60),
+      totalWrites: total,
+      byKind: Object.fromEntries(delta),
+    });
     const status = await fleet.status();
     if (status.synced !== EDGES) note(`warning: only ${status.synced}/${EDGES} edges synced at the end`);
   }
@@ -227,7 +263,10 @@ async function resync(): Promise<void> {
   const perKind = OBJECTS_PER_EDGE / 2;
   for (const node of names) {
     for (let j = 0; j < perKind; j++) {
-      const cm: V1ConfigMap = { metadata: { name: `${node}-cfg-${j}`, namespace: 'fleet' }, data: { 'settings.json': JSON.stringify({ node, j, threshold: 42, mode: 'auto' }) } };
+      const cm: V1ConfigMap = {
+        metadata: { name: `${node}-cfg-${j}`, namespace: 'fleet' },
+        data: { 'settings.json': JSON.stringify({ node, j, threshold: 42, mode: 'auto' }) },
+      };
       work.push(() => bench.core.createNamespacedConfigMap({ namespace: 'fleet', body: cm }));
       work.push(() => bench.core.createNamespacedPod({ namespace: 'fleet', body: pod('fleet', `${node}-app-${j}`, node, cm.metadata!.name) }));
     }
@@ -235,7 +274,11 @@ async function resync(): Promise<void> {
   await pool(work, 32);
   note(`created ${work.length} objects in ${Math.round(performance.now() - t0)} ms`);
   const expected = RESYNC_EDGES * (OBJECTS_PER_EDGE + 1);
-  await until(async () => (await fleet.status()).objects === expected, 300_000, async () => `edges hold ${(await fleet.status()).objects}/${expected} objects`);
+  await until(
+    async () => (await fleet.status()).objects === expected,
+    300_000,
+    async () => `edges hold ${(await fleet.status()).objects}/${expected} objects`,
+  );
 
   let resent = 0;
   bench.onAck = () => resent++;
@@ -245,13 +288,24 @@ async function resync(): Promise<void> {
   const startAt = Date.now();
   await startCloud(bench);
   const cloudStartMs = Date.now() - startAt;
-  await until(async () => {
-    const s = await fleet.status();
-    return s.synced === RESYNC_EDGES && s.lastSyncedAtMs > startAt && s.reconnects >= before.reconnects + RESYNC_EDGES;
-  }, 300_000, async () => JSON.stringify(await fleet.status()));
+  await until(
+    async () => {
+      const s = await fleet.status();
+      return s.synced === RESYNC_EDGES && s.lastSyncedAtMs > startAt && s.reconnects >= before.reconnects + RESYNC_EDGES;
+    },
+    300_000,
+    async () => JSON.stringify(await fleet.status()),
+  );
   const seconds = (Date.now() - stoppedAt) / 1000;
   const after = await fleet.status();
-  report('resync_1000x20_s', seconds, 's', { edges: RESYNC_EDGES, objectsPerEdge: OBJECTS_PER_EDGE, cloudStartMs, objectsResent: resent, edgeObjectsAfter: after.objects, expected });
+  report('resync_1000x20_s', seconds, 's', {
+    edges: RESYNC_EDGES,
+    objectsPerEdge: OBJECTS_PER_EDGE,
+    cloudStartMs,
+    objectsResent: resent,
+    edgeObjectsAfter: after.objects,
+    expected,
+  });
   await tearDown(bench, fleet);
 }
 
@@ -263,9 +317,11 @@ async function tearDown(bench: Bench, fleet: Fleet): Promise<void> {
 
 async function pool(work: Array<() => Promise<unknown>>, concurrency: number): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (next < work.length) await work[next++]!();
-  }));
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < work.length) await work[next++]!();
+    }),
+  );
 }
 
 async function until(check: () => Promise<boolean>, timeoutMs: number, describe: () => Promise<string>): Promise<void> {

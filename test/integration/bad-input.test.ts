@@ -21,7 +21,12 @@ interface RawResult {
 /** A hand-driven client: connects with the given certificate, sends `payloads`, reports how it ended. */
 function rawClient(cloud: Cloud, tls: Partial<PemPair> & { caPem?: string }, payloads: Array<Buffer | string>): Promise<RawResult> {
   return new Promise((resolve) => {
-    const ws = new WebSocket(`wss://127.0.0.1:${cloud.setup.hubPort}/p/raw/events`, { ca: tls.caPem, cert: tls.certPem, key: tls.keyPem, handshakeTimeout: 5_000 });
+    const ws = new WebSocket(`wss://127.0.0.1:${cloud.setup.hubPort}/p/raw/events`, {
+      ca: tls.caPem,
+      cert: tls.certPem,
+      key: tls.keyPem,
+      handshakeTimeout: 5_000,
+    });
     const result: RawResult = { opened: false };
     ws.on('open', () => {
       result.opened = true;
@@ -39,7 +44,16 @@ function rawClient(cloud: Cloud, tls: Partial<PemPair> & { caPem?: string }, pay
   });
 }
 
-const hello = (nodeName: string): Buffer => Buffer.from(encodeFrames([{ type: FrameType.OPEN, stream: StreamId.control, payload: encodeHello({ protocolVersion: PROTOCOL_VERSION, nodeName, settings, softwareVersion: 'raw', sessionId: '' }) }]));
+const hello = (nodeName: string): Buffer =>
+  Buffer.from(
+    encodeFrames([
+      {
+        type: FrameType.OPEN,
+        stream: StreamId.control,
+        payload: encodeHello({ protocolVersion: PROTOCOL_VERSION, nodeName, settings, softwareVersion: 'raw', sessionId: '' }),
+      },
+    ]),
+  );
 
 describe('bad input at the hub (real cloudcore)', () => {
   it('closes only the offending connection, names the problem, and keeps serving the healthy edge', async () => {
@@ -50,13 +64,19 @@ describe('bad input at the hub (real cloudcore)', () => {
     await eventually(() => expect(healthy.edgeHub.status).toMatchObject({ type: 'connected', synced: true }));
     const since = (healthy.edgeHub.status as { since: number }).since;
 
-    const ca = await CertificateAuthority.fromPem(readFileSync(cloud.setup.configPath.replace('cloudcore.yaml', 'cloud/ca.crt'), 'utf8'), readFileSync(join(dir, 'cloud', 'ca.key'), 'utf8'));
+    const ca = await CertificateAuthority.fromPem(
+      readFileSync(cloud.setup.configPath.replace('cloudcore.yaml', 'cloud/ca.crt'), 'utf8'),
+      readFileSync(join(dir, 'cloud', 'ca.key'), 'utf8'),
+    );
     const node = async (name: string): Promise<PemPair & { caPem: string }> => ({ ...(await ca.issueNodeCert(name, 3_600_000)), caPem: ca.certPem });
 
     // Malformed frames, unknown stream, text frame, oversized message, a hello naming another node.
     const garbage = await rawClient(cloud, await node('raw-1'), [Buffer.from([0xff, 0xff, 0xff, 0xff, 0x0f, 9, 9, 9])]);
     expect(garbage.closeCode).toBe(1002);
-    const unknownStream = await rawClient(cloud, await node('raw-2'), [hello('raw-2'), Buffer.from(encodeFrames([{ type: FrameType.DATA, stream: 11, seq: 1, flags: FLAG_FIN, payload: Buffer.from('x') }]))]);
+    const unknownStream = await rawClient(cloud, await node('raw-2'), [
+      hello('raw-2'),
+      Buffer.from(encodeFrames([{ type: FrameType.DATA, stream: 11, seq: 1, flags: FLAG_FIN, payload: Buffer.from('x') }])),
+    ]);
     expect(unknownStream.closeCode).toBe(1002);
     const text = await rawClient(cloud, await node('raw-3'), ['{"hello":"json"}']);
     expect(text.closeCode).toBe(1002);
@@ -64,11 +84,15 @@ describe('bad input at the hub (real cloudcore)', () => {
     expect(huge.closeCode).toBe(1009);
     const liar = await rawClient(cloud, await node('raw-5'), [hello('healthy')]);
     expect(liar.closeCode).toBe(1002);
-    const dataBeforeHello = await rawClient(cloud, await node('raw-6'), [Buffer.from(encodeFrames([{ type: FrameType.DATA, stream: StreamId.upstream, seq: 1, flags: FLAG_FIN, payload: Buffer.from('x') }]))]);
+    const dataBeforeHello = await rawClient(cloud, await node('raw-6'), [
+      Buffer.from(encodeFrames([{ type: FrameType.DATA, stream: StreamId.upstream, seq: 1, flags: FLAG_FIN, payload: Buffer.from('x') }])),
+    ]);
     expect(dataBeforeHello.closeCode).toBe(1002);
 
     // Each refusal is logged with the node, the peer and a code naming what was wrong.
-    const closed = (node: string) => cloud.logs.find((l) => l.msg === 'edge session closed with error' && l.nodeId === node) as { err: { code: string; message: string }; peer: string } | undefined;
+    const closed = (node: string) =>
+      cloud.logs.find((l) => l.msg === 'edge session closed with error' && l.nodeId === node) as
+        { err: { code: string; message: string }; peer: string } | undefined;
     await eventually(() => expect(closed('raw-6')).toBeDefined());
     expect(closed('raw-1')!.err.code).toBe('ERR_FRAME_MALFORMED');
     expect(closed('raw-1')!.peer).toMatch(/^127\.0\.0\.1:\d+$/);
@@ -82,7 +106,11 @@ describe('bad input at the hub (real cloudcore)', () => {
     const otherCa = await CertificateAuthority.create();
     const none = await rawClient(cloud, { caPem: ca.certPem }, []);
     const foreign = await rawClient(cloud, { ...(await otherCa.issueNodeCert('intruder', 3_600_000)), caPem: ca.certPem }, []);
-    const expired = await rawClient(cloud, { ...(await ca.issueNodeCert('old-node', 60_000, undefined, new Date(Date.now() - 3_600_000))), caPem: ca.certPem }, []);
+    const expired = await rawClient(
+      cloud,
+      { ...(await ca.issueNodeCert('old-node', 60_000, undefined, new Date(Date.now() - 3_600_000))), caPem: ca.certPem },
+      [],
+    );
     const serving = await rawClient(cloud, { ...(await ca.issueServerCert({ hosts: ['127.0.0.1'] })), caPem: ca.certPem }, []);
     const badName = await rawClient(cloud, { ...(await ca.issueNodeCert('Not_A_Node', 3_600_000)), caPem: ca.certPem }, []);
     // A serving certificate lacks the client-auth purpose, so TLS refuses it like the others.
@@ -104,7 +132,10 @@ describe('bad input at the hub (real cloudcore)', () => {
     const dir = tempDir();
     const cloud = await startCloud(await cloudSetup(dir));
     const token = await cloud.token();
-    const first = await startEdgeInProcess(edgeSetup(join(dir, 'a'), 'twin-node', cloud.setup, { edgeHub: { reconnectInitialDelayMs: 5_000, reconnectMaxDelayMs: 10_000 } }), token);
+    const first = await startEdgeInProcess(
+      edgeSetup(join(dir, 'a'), 'twin-node', cloud.setup, { edgeHub: { reconnectInitialDelayMs: 5_000, reconnectMaxDelayMs: 10_000 } }),
+      token,
+    );
     await eventually(() => expect(first.edgeHub.status).toMatchObject({ type: 'connected', synced: true }));
     const second = await startEdgeInProcess(edgeSetup(join(dir, 'b'), 'twin-node', cloud.setup), token);
     await eventually(() => expect(second.edgeHub.status).toMatchObject({ type: 'connected', synced: true }));

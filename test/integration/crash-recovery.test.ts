@@ -118,8 +118,20 @@ describe('crash recovery (real processes)', () => {
     let reports = 0;
     const report = async (n: number): Promise<void> => {
       for (let i = 0; i < n; i++, reports++) {
-        await edge.bus.send('edgehub', newMessage({ source: 'edged', group: 'resource', operation: Operation.update, resource: `default/podstatus/p${reports % 20}`, content: { n: reports } }));
-        await edge.bus.send('edgehub', newMessage({ source: 'edged', group: 'resource', operation: Operation.insert, resource: `default/event/e${reports}`, content: { n: reports } }));
+        await edge.bus.send(
+          'edgehub',
+          newMessage({
+            source: 'edged',
+            group: 'resource',
+            operation: Operation.update,
+            resource: `default/podstatus/p${reports % 20}`,
+            content: { n: reports },
+          }),
+        );
+        await edge.bus.send(
+          'edgehub',
+          newMessage({ source: 'edged', group: 'resource', operation: Operation.insert, resource: `default/event/e${reports}`, content: { n: reports } }),
+        );
       }
     };
     let lastCutAt = 0;

@@ -131,7 +131,11 @@ describe('CriClient against a real containerd', () => {
   it('returns stdout, stderr and the exit code of execSync', async () => {
     const { containerId } = await sleeper('exec');
     const res = await containerd().client.execSync(containerId, ['sh', '-c', 'echo out; echo err >&2; exit 7'], 10);
-    expect({ stdout: res.stdout.toString(), stderr: res.stderr.toString(), exit_code: res.exit_code }).toEqual({ stdout: 'out\n', stderr: 'err\n', exit_code: 7 });
+    expect({ stdout: res.stdout.toString(), stderr: res.stderr.toString(), exit_code: res.exit_code }).toEqual({
+      stdout: 'out\n',
+      stderr: 'err\n',
+      exit_code: 7,
+    });
   });
 
   it('stops a running container within its timeout: EXITED by SIGTERM or SIGKILL', async () => {
@@ -148,9 +152,7 @@ describe('CriClient against a real containerd', () => {
     const { client } = containerd();
     const sandbox = podConfig('failer');
     const containerId = await runContainer(await runPod(sandbox), sandbox, { name: 'app', command: ['sh', '-c', 'exit 3'] });
-    await eventually(async () =>
-      expect(await client.containerStatus(containerId)).toMatchObject({ state: 'CONTAINER_EXITED', exit_code: 3, reason: 'Error' }),
-    );
+    await eventually(async () => expect(await client.containerStatus(containerId)).toMatchObject({ state: 'CONTAINER_EXITED', exit_code: 3, reason: 'Error' }));
   });
 
   it('fails StartContainer for a missing command with the runtime message; the status says StartError', async () => {
@@ -183,7 +185,12 @@ describe('CriClient against a real containerd', () => {
   });
 
   it('passes env values into the container', async () => {
-    const { containerId } = await sleeper('env', { envs: [{ key: 'GREETING', value: 'hello world' }, { key: 'EMPTY', value: '' }] });
+    const { containerId } = await sleeper('env', {
+      envs: [
+        { key: 'GREETING', value: 'hello world' },
+        { key: 'EMPTY', value: '' },
+      ],
+    });
     expect(await exec(containerId, 'echo "[$GREETING] [${EMPTY-unset}]"')).toBe('[hello world] []\n');
   });
 
@@ -260,7 +267,9 @@ describe('CriClient against a real containerd', () => {
     }
     expect(await client.listPodSandbox()).toEqual([]);
     expect(await client.listContainers()).toEqual([]);
-    const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(` ${workdir}/`));
+    const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .filter((l) => l.includes(` ${workdir}/`));
     expect(mounts).toEqual([]);
   });
 });

@@ -47,7 +47,11 @@ function table(out: string): Record<string, string>[] {
 function withoutNulls(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(withoutNulls);
   if (value === null || typeof value !== 'object') return value;
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== null).map(([k, v]) => [k, withoutNulls(v)]));
+  return Object.fromEntries(
+    Object.entries(value)
+      .filter(([, v]) => v !== null)
+      .map(([k, v]) => [k, withoutNulls(v)]),
+  );
 }
 
 const manifests = (file: string): any[] => parseAllDocuments(readFileSync(file, 'utf8')).map((d) => d.toJS());
@@ -95,9 +99,7 @@ describe('devices.kubeedge.io/v1beta1 CRDs on a real kube-apiserver', () => {
     expect(table(await cp.kubectlOk(['get', 'devices', '-n', ns]))).toEqual([{ ...row, STATE: '', AGE: expect.stringMatching(/^\d+[smh]/) }]);
     await cp.kubectlOk(['patch', 'device', 'thermometer-1', '-n', ns, '--subresource=status', '--type=merge', '-p', '{"status":{"state":"online"}}']);
     expect(table(await cp.kubectlOk(['get', 'devices', '-n', ns]))).toEqual([{ ...row, STATE: 'online', AGE: expect.any(String) }]);
-    expect(table(await cp.kubectlOk(['get', 'devicemodels', '-n', ns]))).toEqual([
-      { NAME: 'thermometer-model', PROTOCOL: 'modbus', AGE: expect.any(String) },
-    ]);
+    expect(table(await cp.kubectlOk(['get', 'devicemodels', '-n', ns]))).toEqual([{ NAME: 'thermometer-model', PROTOCOL: 'modbus', AGE: expect.any(String) }]);
   });
 
   it('keeps reports written through the status subresource when the spec is edited or re-applied', async () => {
@@ -167,40 +169,67 @@ describe('devices.kubeedge.io/v1beta1 CRDs on a real kube-apiserver', () => {
   const model = (edit: (spec: any) => void): any => broken(thermometerModel, edit);
   const dev = (edit: (spec: any) => void): any => broken(thermometer, edit);
   const invalid = [
-    { what: 'an unknown property type', error: 'spec.properties[0].type: Unsupported value: "LONG"',
-      manifest: model((s) => (s.properties[0].type = 'LONG')) },
-    { what: 'an unknown access mode', error: 'spec.properties[1].accessMode: Unsupported value: "WriteOnly"',
-      manifest: model((s) => (s.properties[1].accessMode = 'WriteOnly')) },
-    { what: 'a model property without a name', error: 'spec.properties[1].name: Required value',
-      manifest: model((s) => delete s.properties[1].name) },
-    { what: 'a model property named twice', error: 'spec.properties[1]: Duplicate value',
-      manifest: model((s) => (s.properties[1].name = 'temperature')) },
-    { what: 'a numeric desired value', error: 'spec.properties[1].desired.value: Invalid value: "integer"',
-      manifest: dev((s) => (s.properties[1].desired = { value: 22 })) },
-    { what: 'a desired without a value', error: 'spec.properties[1].desired.value: Required value',
-      manifest: dev((s) => (s.properties[1].desired = { metadata: {} })) },
-    { what: 'a negative collectCycle', error: 'spec.properties[0].collectCycle: Invalid value: -1',
-      manifest: dev((s) => (s.properties[0].collectCycle = -1)) },
-    { what: 'a negative reportCycle', error: 'spec.properties[1].reportCycle: Invalid value: -1000',
-      manifest: dev((s) => (s.properties[1].reportCycle = -1000)) },
-    { what: 'a device property named twice', error: 'spec.properties[1]: Duplicate value',
-      manifest: dev((s) => (s.properties[1].name = 'temperature')) },
-    { what: 'a property name that cannot be a twin key', error: 'spec.properties[0].name: Invalid value: "room temp"',
-      manifest: dev((s) => (s.properties[0].name = 'room temp')) },
-    { what: 'a node name that is not a DNS-1123 subdomain', error: 'spec.nodeName: Invalid value: "Edge_1"',
-      manifest: dev((s) => (s.nodeName = 'Edge_1')) },
-    { what: 'an MQTT QoS above 2', error: 'spec.properties[0].pushMethod.mqtt.qos: Invalid value: 3',
-      manifest: dev((s) => (s.properties[0].pushMethod = { mqtt: { qos: 3 } })) },
-    { what: 'a v1alpha2 field', error: 'unknown field "spec.propertyVisitors"',
-      manifest: dev((s) => (s.propertyVisitors = [])) },
+    { what: 'an unknown property type', error: 'spec.properties[0].type: Unsupported value: "LONG"', manifest: model((s) => (s.properties[0].type = 'LONG')) },
+    {
+      what: 'an unknown access mode',
+      error: 'spec.properties[1].accessMode: Unsupported value: "WriteOnly"',
+      manifest: model((s) => (s.properties[1].accessMode = 'WriteOnly')),
+    },
+    { what: 'a model property without a name', error: 'spec.properties[1].name: Required value', manifest: model((s) => delete s.properties[1].name) },
+    { what: 'a model property named twice', error: 'spec.properties[1]: Duplicate value', manifest: model((s) => (s.properties[1].name = 'temperature')) },
+    {
+      what: 'a numeric desired value',
+      error: 'spec.properties[1].desired.value: Invalid value: "integer"',
+      manifest: dev((s) => (s.properties[1].desired = { value: 22 })),
+    },
+    {
+      what: 'a desired without a value',
+      error: 'spec.properties[1].desired.value: Required value',
+      manifest: dev((s) => (s.properties[1].desired = { metadata: {} })),
+    },
+    { what: 'a negative collectCycle', error: 'spec.properties[0].collectCycle: Invalid value: -1', manifest: dev((s) => (s.properties[0].collectCycle = -1)) },
+    {
+      what: 'a negative reportCycle',
+      error: 'spec.properties[1].reportCycle: Invalid value: -1000',
+      manifest: dev((s) => (s.properties[1].reportCycle = -1000)),
+    },
+    { what: 'a device property named twice', error: 'spec.properties[1]: Duplicate value', manifest: dev((s) => (s.properties[1].name = 'temperature')) },
+    {
+      what: 'a property name that cannot be a twin key',
+      error: 'spec.properties[0].name: Invalid value: "room temp"',
+      manifest: dev((s) => (s.properties[0].name = 'room temp')),
+    },
+    { what: 'a node name that is not a DNS-1123 subdomain', error: 'spec.nodeName: Invalid value: "Edge_1"', manifest: dev((s) => (s.nodeName = 'Edge_1')) },
+    {
+      what: 'an MQTT QoS above 2',
+      error: 'spec.properties[0].pushMethod.mqtt.qos: Invalid value: 3',
+      manifest: dev((s) => (s.properties[0].pushMethod = { mqtt: { qos: 3 } })),
+    },
+    { what: 'a v1alpha2 field', error: 'unknown field "spec.propertyVisitors"', manifest: dev((s) => (s.propertyVisitors = [])) },
   ].map((c, i) => ({ ...c, name: `invalid-${i}` }));
 
   // KubeEdge's CRDs take these; cloudcore then says in the status why mappers cannot serve the device.
   const acceptedAsKubeEdgeDoes = [
-    { what: 'a model property without a type', manifest: model((s) => delete s.properties[0].type), stored: (spec: any) => expect(spec.properties[0].type).toBeUndefined() },
-    { what: 'a device without deviceModelRef', manifest: dev((s) => delete s.deviceModelRef), stored: (spec: any) => expect(spec.deviceModelRef).toBeUndefined() },
-    { what: 'a deviceModelRef without a name', manifest: dev((s) => (s.deviceModelRef = {})), stored: (spec: any) => expect(spec.deviceModelRef).toEqual({ name: '' }) },
-    { what: 'an empty deviceModelRef name', manifest: dev((s) => (s.deviceModelRef.name = '')), stored: (spec: any) => expect(spec.deviceModelRef).toEqual({ name: '' }) },
+    {
+      what: 'a model property without a type',
+      manifest: model((s) => delete s.properties[0].type),
+      stored: (spec: any) => expect(spec.properties[0].type).toBeUndefined(),
+    },
+    {
+      what: 'a device without deviceModelRef',
+      manifest: dev((s) => delete s.deviceModelRef),
+      stored: (spec: any) => expect(spec.deviceModelRef).toBeUndefined(),
+    },
+    {
+      what: 'a deviceModelRef without a name',
+      manifest: dev((s) => (s.deviceModelRef = {})),
+      stored: (spec: any) => expect(spec.deviceModelRef).toEqual({ name: '' }),
+    },
+    {
+      what: 'an empty deviceModelRef name',
+      manifest: dev((s) => (s.deviceModelRef.name = '')),
+      stored: (spec: any) => expect(spec.deviceModelRef).toEqual({ name: '' }),
+    },
   ].map((c, i) => ({ ...c, name: `accepted-${i}` }));
 
   it.each(acceptedAsKubeEdgeDoes)('accepts $what, as KubeEdge does', async ({ manifest, stored, name }) => {

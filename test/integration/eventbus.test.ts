@@ -30,7 +30,13 @@ describe('EventBus: the embedded MQTT broker', () => {
     await peer.publish('$hw/events/upload/anything', 'x');
     await eventually(() => expect(toTwin.map((m) => m.resource)).toEqual(['$hw/events/device/ns/dev/twin/update', '$hw/events/node/n1/membership/get']));
     expect(Buffer.isBuffer(toTwin[0]!.content)).toBe(true);
-    const publish: PublishMessage = newMessage({ source: 'devicetwin', group: 'user', operation: Operation.publish, resource: '$hw/events/device/ns/dev/twin/update/result', content: Buffer.from('{"ok":1}') });
+    const publish: PublishMessage = newMessage({
+      source: 'devicetwin',
+      group: 'user',
+      operation: Operation.publish,
+      resource: '$hw/events/device/ns/dev/twin/update/result',
+      content: Buffer.from('{"ok":1}'),
+    });
     await bus.send('eventbus', publish);
     expect(await peer.next('$hw/events/device/ns/dev/twin/update/result')).toEqual({ ok: 1 });
   });
@@ -38,7 +44,9 @@ describe('EventBus: the embedded MQTT broker', () => {
   it('refuses clients without the configured username and password', async () => {
     const { url } = await eventBus({ username: 'mapper', password: 's3cret' });
     await expect(mqtt.connectAsync(url, { reconnectPeriod: 0, connectTimeout: 3_000 })).rejects.toThrow(/Not authorized|Bad username/i);
-    await expect(mqtt.connectAsync(url, { reconnectPeriod: 0, username: 'mapper', password: 'wrong', connectTimeout: 3_000 })).rejects.toThrow(/Not authorized|Bad username/i);
+    await expect(mqtt.connectAsync(url, { reconnectPeriod: 0, username: 'mapper', password: 'wrong', connectTimeout: 3_000 })).rejects.toThrow(
+      /Not authorized|Bad username/i,
+    );
     const ok = await mqttPeer(url, [], { username: 'mapper', password: 's3cret' });
     expect(ok.client.connected).toBe(true);
   });

@@ -28,7 +28,9 @@ describe('joining and syncing (real cloudcore and edgecore processes)', () => {
       const have = readEdgeStore(edge.dbPath);
       expect([...have.keys()]).toEqual(['default/configmap/before-join']);
       expect(JSON.parse(have.get('default/configmap/before-join')!.value).data).toEqual({ a: '2' });
-      expect(have.get('default/configmap/before-join')!.resourceVersion).toBe(desiredFor(cloud.store, 'edge-1').get('default/configmap/before-join')!.resourceVersion);
+      expect(have.get('default/configmap/before-join')!.resourceVersion).toBe(
+        desiredFor(cloud.store, 'edge-1').get('default/configmap/before-join')!.resourceVersion,
+      );
     });
     // The second start needs no token: the node keeps its certificate.
     await daemon.kill('SIGTERM');
@@ -44,9 +46,21 @@ describe('joining and syncing (real cloudcore and edgecore processes)', () => {
     await eventually(() => expect(edge.edgeHub.status).toMatchObject({ type: 'connected', synced: true }));
 
     for (let i = 0; i < 20; i++) {
-      await edge.bus.send('edgehub', newMessage({ source: 'edged', group: 'resource', operation: Operation.update, resource: 'default/podstatus/web', content: { phase: 'Running', seq: i } }));
+      await edge.bus.send(
+        'edgehub',
+        newMessage({
+          source: 'edged',
+          group: 'resource',
+          operation: Operation.update,
+          resource: 'default/podstatus/web',
+          content: { phase: 'Running', seq: i },
+        }),
+      );
     }
-    await edge.bus.send('edgehub', newMessage({ source: 'edged', group: 'resource', operation: Operation.insert, resource: 'default/event/e1', content: { reason: 'Started' } }));
+    await edge.bus.send(
+      'edgehub',
+      newMessage({ source: 'edged', group: 'resource', operation: Operation.insert, resource: 'default/event/e1', content: { reason: 'Started' } }),
+    );
     await eventually(() => {
       expect(cloud.store.getStatus('edge-1', 'default/podstatus/web')).toEqual({ phase: 'Running', seq: 19 });
       expect(cloud.store.getStatus('edge-1', 'default/event/e1')).toEqual({ reason: 'Started' });
@@ -54,10 +68,16 @@ describe('joining and syncing (real cloudcore and edgecore processes)', () => {
     });
 
     // A query the edge cannot answer itself goes to the cloud over the request/response stream.
-    const reply = await edge.bus.request('edgehub', newMessage({ source: 'test', group: 'resource', operation: Operation.query, resource: 'default/configmap/cfg', content: null }));
+    const reply = await edge.bus.request(
+      'edgehub',
+      newMessage({ source: 'test', group: 'resource', operation: Operation.query, resource: 'default/configmap/cfg', content: null }),
+    );
     expect(reply.operation).toBe(Operation.response);
     expect((reply.content as { data: unknown }).data).toEqual({ k: 'v' });
-    const missing = await edge.bus.request('edgehub', newMessage({ source: 'test', group: 'resource', operation: Operation.query, resource: 'default/configmap/nope', content: null }));
+    const missing = await edge.bus.request(
+      'edgehub',
+      newMessage({ source: 'test', group: 'resource', operation: Operation.query, resource: 'default/configmap/nope', content: null }),
+    );
     expect(missing.operation).toBe(Operation.error);
     expect(missing.content).toMatchObject({ code: 'ERR_NOT_FOUND' });
   });
@@ -71,7 +91,10 @@ describe('joining and syncing (real cloudcore and edgecore processes)', () => {
     await cloud.kill('SIGKILL');
     await eventually(() => expect(edge.edgeHub.status.type).not.toBe('connected'));
     for (let i = 0; i < 50; i++) {
-      await edge.bus.send('edgehub', newMessage({ source: 'edged', group: 'resource', operation: Operation.update, resource: `default/podstatus/p${i % 5}`, content: { n: i } }));
+      await edge.bus.send(
+        'edgehub',
+        newMessage({ source: 'edged', group: 'resource', operation: Operation.update, resource: `default/podstatus/p${i % 5}`, content: { n: i } }),
+      );
     }
     // Coalesced per pod: only the newest status of each of the 5 pods waits.
     expect(edge.edgeHub.pendingUpstream()).toBe(5);
@@ -118,7 +141,11 @@ describe('joining and syncing (real cloudcore and edgecore processes)', () => {
       const edge = startEdge(edgeSetup(dir, nodeName, cloud.setup), joinToken);
       expect((await edge.exited).code, nodeName).not.toBe(0);
       expect(edge.stderr.join('\n'), nodeName).toMatch(reason);
-      await cloud.waitForLog((l) => l.msg === 'certificate request refused' && l.nodeId === nodeName && (l.err as { code?: string })?.code === code, 10_000, `refusal of ${nodeName}`);
+      await cloud.waitForLog(
+        (l) => l.msg === 'certificate request refused' && l.nodeId === nodeName && (l.err as { code?: string })?.code === code,
+        10_000,
+        `refusal of ${nodeName}`,
+      );
     };
 
     const bound = await token('--node', 'edge-a');

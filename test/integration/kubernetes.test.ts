@@ -67,7 +67,13 @@ describe('cloudcore on a real cluster (kube-apiserver, controller-manager, sched
     expect(lease.spec.holderIdentity).toBe('kube-edge-a');
     // Owned by the Node, as a kubelet's Lease is: deleting the Node removes it.
     expect(lease.metadata.ownerReferences).toEqual([expect.objectContaining({ kind: 'Node', name: 'kube-edge-a', uid: node.metadata.uid })]);
-    await eventually(async () => expect(new Date((await json(e.cp, ['get', 'lease', '-n', 'kube-node-lease', 'kube-edge-a'])).spec.renewTime).getTime()).toBeGreaterThan(new Date(lease.spec.renewTime).getTime()), 15_000);
+    await eventually(
+      async () =>
+        expect(new Date((await json(e.cp, ['get', 'lease', '-n', 'kube-node-lease', 'kube-edge-a'])).spec.renewTime).getTime()).toBeGreaterThan(
+          new Date(lease.spec.renewTime).getTime(),
+        ),
+      15_000,
+    );
     // The edge's own Node reaches its store (edged reads it later).
     await eventually(() => expect(readEdgeStore(setup.dbPath).has('null/node/kube-edge-a')).toBe(true));
 
@@ -96,18 +102,28 @@ describe('cloudcore on a real cluster (kube-apiserver, controller-manager, sched
     await e.cp.kubectlOk(['-n', 'shop', 'create', 'configmap', 'settings', '--from-literal=mode=one']);
     await e.cp.kubectlOk(['-n', 'shop', 'create', 'secret', 'generic', 'creds', '--from-literal=pw=x']);
     await e.cp.kubectlOk(['-n', 'shop', 'create', 'configmap', 'unrelated', '--from-literal=a=b']);
-    await e.cp.kubectlOk(['apply', '-f', '-'], JSON.stringify({
-      apiVersion: 'v1', kind: 'Pod', metadata: { name: 'till', namespace: 'shop' },
-      spec: {
-        nodeName: 'kube-edge-b',
-        containers: [{ name: 'c', image: 'busybox', env: [{ name: 'PW', valueFrom: { secretKeyRef: { name: 'creds', key: 'pw' } } }] }],
-        volumes: [{ name: 'cfg', configMap: { name: 'settings' } }],
-      },
-    }));
+    await e.cp.kubectlOk(
+      ['apply', '-f', '-'],
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: 'till', namespace: 'shop' },
+        spec: {
+          nodeName: 'kube-edge-b',
+          containers: [{ name: 'c', image: 'busybox', env: [{ name: 'PW', valueFrom: { secretKeyRef: { name: 'creds', key: 'pw' } } }] }],
+          volumes: [{ name: 'cfg', configMap: { name: 'settings' } }],
+        },
+      }),
+    );
     await eventually(() => {
       const store = readEdgeStore(setup.dbPath);
       // kube-root-ca.crt comes with the service account volume every pod gets; `unrelated` must not come.
-      expect([...store.keys()].filter((k) => k.startsWith('shop/')).sort()).toEqual(['shop/configmap/kube-root-ca.crt', 'shop/configmap/settings', 'shop/pod/till', 'shop/secret/creds']);
+      expect([...store.keys()].filter((k) => k.startsWith('shop/')).sort()).toEqual([
+        'shop/configmap/kube-root-ca.crt',
+        'shop/configmap/settings',
+        'shop/pod/till',
+        'shop/secret/creds',
+      ]);
     });
     const before = readEdgeStore(setup.dbPath).get('shop/configmap/settings')!.resourceVersion;
     await e.cp.kubectlOk(['-n', 'shop', 'patch', 'configmap', 'settings', '-p', '{"data":{"mode":"two"}}']);
@@ -148,8 +164,23 @@ describe('cloudcore on a real cluster (kube-apiserver, controller-manager, sched
     await e.cp.kubectlOk(['run', 'theirs', '--image=busybox', '--restart=Never', '--overrides', JSON.stringify({ spec: { nodeName: 'kube-edge-e' } })]);
     const mine = await json(e.cp, ['get', 'pod', 'mine']);
     const startTime = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
-    const status = { phase: 'Running', podIP: '192.0.2.10', startTime, conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: startTime }], containerStatuses: [{ name: 'mine', ready: true, restartCount: 0, image: 'busybox', imageID: '', state: { running: { startedAt: startTime } } }] };
-    await a.bus.send('edgehub', newMessage({ source: 'edged', group: 'resource', operation: Operation.update, resource: 'default/podstatus/mine', content: { uid: mine.metadata.uid, status } }));
+    const status = {
+      phase: 'Running',
+      podIP: '192.0.2.10',
+      startTime,
+      conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: startTime }],
+      containerStatuses: [{ name: 'mine', ready: true, restartCount: 0, image: 'busybox', imageID: '', state: { running: { startedAt: startTime } } }],
+    };
+    await a.bus.send(
+      'edgehub',
+      newMessage({
+        source: 'edged',
+        group: 'resource',
+        operation: Operation.update,
+        resource: 'default/podstatus/mine',
+        content: { uid: mine.metadata.uid, status },
+      }),
+    );
     await eventually(async () => {
       const pod = await json(e.cp, ['get', 'pod', 'mine']);
       expect(pod.status.phase).toBe('Running');
@@ -158,10 +189,28 @@ describe('cloudcore on a real cluster (kube-apiserver, controller-manager, sched
     });
 
     // Node d writes a status for a pod on node e and for node e itself: both refused, nothing changes.
-    await a.bus.send('edgehub', newMessage({ source: 'edged', group: 'resource', operation: Operation.update, resource: 'default/podstatus/theirs', content: { status: { ...status, podIP: '192.0.2.66' } } }));
-    await a.bus.send('edgehub', newMessage({ source: 'edged', group: 'resource', operation: Operation.update, resource: 'null/nodestatus/kube-edge-e', content: { labels: { hijacked: 'yes' }, addresses: [{ type: 'InternalIP', address: '203.0.113.1' }] } }));
+    await a.bus.send(
+      'edgehub',
+      newMessage({
+        source: 'edged',
+        group: 'resource',
+        operation: Operation.update,
+        resource: 'default/podstatus/theirs',
+        content: { status: { ...status, podIP: '192.0.2.66' } },
+      }),
+    );
+    await a.bus.send(
+      'edgehub',
+      newMessage({
+        source: 'edged',
+        group: 'resource',
+        operation: Operation.update,
+        resource: 'null/nodestatus/kube-edge-e',
+        content: { labels: { hijacked: 'yes' }, addresses: [{ type: 'InternalIP', address: '203.0.113.1' }] },
+      }),
+    );
     await eventually(() => expect(e.cloud.logs.filter((l) => l.msg === 'edge report refused' && l.nodeId === 'kube-edge-d').length).toBe(2));
-    const refusals = e.cloud.logs.filter((l) => l.msg === 'edge report refused').map((l) => (l.err as { code: string; message: string }));
+    const refusals = e.cloud.logs.filter((l) => l.msg === 'edge report refused').map((l) => l.err as { code: string; message: string });
     expect(refusals.every((r) => r.code === 'ERR_FORBIDDEN')).toBe(true);
     expect((await json(e.cp, ['get', 'pod', 'theirs'])).status.podIP).toBeUndefined();
     expect((await json(e.cp, ['get', 'node', 'kube-edge-e'])).status.addresses.map((x: any) => x.address)).not.toContain('203.0.113.1');
@@ -176,15 +225,31 @@ describe('cloudcore on a real cluster (kube-apiserver, controller-manager, sched
     await e.edge('kube-edge-f');
     const { core: g, setup } = await e.edge('kube-edge-g');
     await e.cp.kubectlOk(['run', 'kept', '--image=busybox', '--restart=Never', '--overrides', JSON.stringify({ spec: { nodeName: 'kube-edge-g' } })]);
-    await e.cp.kubectlOk(['run', 'evictable', '--image=busybox', '--restart=Never', '--annotations=kubeedge-ts.io/evict-when-unreachable=true', '--overrides', JSON.stringify({ spec: { nodeName: 'kube-edge-g' } })]);
+    await e.cp.kubectlOk([
+      'run',
+      'evictable',
+      '--image=busybox',
+      '--restart=Never',
+      '--annotations=kubeedge-ts.io/evict-when-unreachable=true',
+      '--overrides',
+      JSON.stringify({ spec: { nodeName: 'kube-edge-g' } }),
+    ]);
     const kept = await json(e.cp, ['get', 'pod', 'kept']);
     const unreachable = kept.spec.tolerations.find((t: any) => t.key === 'node.kubernetes.io/unreachable');
     expect(unreachable).toEqual({ key: 'node.kubernetes.io/unreachable', operator: 'Exists', effect: 'NoExecute' });
-    expect((await json(e.cp, ['get', 'pod', 'evictable'])).spec.tolerations.find((t: any) => t.key === 'node.kubernetes.io/unreachable').tolerationSeconds).toBe(5);
+    expect(
+      (await json(e.cp, ['get', 'pod', 'evictable'])).spec.tolerations.find((t: any) => t.key === 'node.kubernetes.io/unreachable').tolerationSeconds,
+    ).toBe(5);
     await eventually(() => expect(readEdgeStore(setup.dbPath).has('default/pod/kept')).toBe(true));
 
     await g.stop();
-    await eventually(async () => expect((await json(e.cp, ['get', 'node', 'kube-edge-g'])).spec.taints?.map((t: any) => `${t.key}:${t.effect}`)).toContain('node.kubernetes.io/unreachable:NoExecute'), 40_000);
+    await eventually(
+      async () =>
+        expect((await json(e.cp, ['get', 'node', 'kube-edge-g'])).spec.taints?.map((t: any) => `${t.key}:${t.effect}`)).toContain(
+          'node.kubernetes.io/unreachable:NoExecute',
+        ),
+      40_000,
+    );
     // The taint controller evicts the opted-out pod 5 s after the taint: a graceful delete, so it stays
     // Terminating until its node confirms (no kubelet here). The kept pod must not be touched.
     await eventually(async () => expect((await json(e.cp, ['get', 'pod', 'evictable'])).metadata.deletionTimestamp).toBeDefined(), 40_000);
@@ -208,7 +273,15 @@ describe('cloudcore on a real cluster (kube-apiserver, controller-manager, sched
     expect(e.cloud.logs.some((l) => l.msg === 'device CRDs not installed; devices sync once they are')).toBe(true);
     await e.cp.kubectlOk(['apply', '-f', join(ROOT, 'build', 'crds')]);
     await e.cp.kubectlOk(['wait', '--for=condition=Established', 'crd/devices.devices.kubeedge.io', 'crd/devicemodels.devices.kubeedge.io', '--timeout=60s']);
-    await e.cp.kubectlOk(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'devices.kubeedge.io/v1beta1', kind: 'Device', metadata: { name: 'late', namespace: 'default' }, spec: { deviceModelRef: { name: 'none-yet' }, nodeName: 'kube-edge-h' } }));
+    await e.cp.kubectlOk(
+      ['apply', '-f', '-'],
+      JSON.stringify({
+        apiVersion: 'devices.kubeedge.io/v1beta1',
+        kind: 'Device',
+        metadata: { name: 'late', namespace: 'default' },
+        spec: { deviceModelRef: { name: 'none-yet' }, nodeName: 'kube-edge-h' },
+      }),
+    );
     // The device watch retries with a backoff of up to 30 s.
     await eventually(() => expect(readEdgeStore(setup.dbPath).has('default/device/late')).toBe(true), 60_000, 200);
     await e.cp.kubectlOk(['delete', 'device', 'late']);

@@ -22,7 +22,14 @@ describe('many edges on one cloudcore', () => {
 
     for (const name of names) cloud.store.put(name, `default/configmap/${name}-c0`, { data: { k: 'updated' } });
     cloud.store.remove(names[0]!, `default/configmap/${names[0]}-c4`);
-    await Promise.all(edges.map((e, i) => e.bus.send('edgehub', newMessage({ source: 'edged', group: 'resource', operation: Operation.update, resource: `null/nodestatus/${names[i]}`, content: { ready: true, i } }))));
+    await Promise.all(
+      edges.map((e, i) =>
+        e.bus.send(
+          'edgehub',
+          newMessage({ source: 'edged', group: 'resource', operation: Operation.update, resource: `null/nodestatus/${names[i]}`, content: { ready: true, i } }),
+        ),
+      ),
+    );
 
     await eventually(() => {
       setups.forEach((s, i) => {

@@ -59,28 +59,56 @@ async function edgePeer(url: string, devices: unknown[], credentials: { username
   });
   await client.subscribeAsync(['$hw/events/node/+/membership/get', '$hw/events/device/#'], { qos: 1 });
   onTestFinished(() => client.endAsync(true));
-  const reports = (id: string, from = 0) => received.slice(from).filter((m) => m.topic === `$hw/events/device/${id}/twin/update`).map((m) => m.body);
+  const reports = (id: string, from = 0) =>
+    received
+      .slice(from)
+      .filter((m) => m.topic === `$hw/events/device/${id}/twin/update`)
+      .map((m) => m.body);
   return {
     received,
     reports,
-    states: (id: string, from = 0) => received.slice(from).filter((m) => m.topic === `$hw/events/device/${id}/state/update`).map((m) => m.body.state as string),
+    states: (id: string, from = 0) =>
+      received
+        .slice(from)
+        .filter((m) => m.topic === `$hw/events/device/${id}/state/update`)
+        .map((m) => m.body.state as string),
     membershipRequests: () => received.filter((m) => m.topic.endsWith('/membership/get')).length,
     /** The newest reported actual value of a property. */
-    actual: (id: string, property: string, from = 0) => reports(id, from).reverse().find((r) => r.twin[property])?.twin[property].actual.value as string | undefined,
+    actual: (id: string, property: string, from = 0) =>
+      reports(id, from)
+        .reverse()
+        .find((r) => r.twin[property])?.twin[property].actual.value as string | undefined,
     publish: (topic: string, payload: unknown) => client.publishAsync(topic, typeof payload === 'string' ? payload : JSON.stringify(payload)),
   };
 }
 
 const property = (name: string, type: string, accessMode: string, protocolName: string, configData: object) => ({
-  name, type, accessMode, unit: '', minimum: '', maximum: '', collectCycle: CYCLE_MS, reportCycle: CYCLE_MS, reportToCloud: true,
-  visitors: { protocolName, configData }, desired: { value: '', metadata: {} },
+  name,
+  type,
+  accessMode,
+  unit: '',
+  minimum: '',
+  maximum: '',
+  collectCycle: CYCLE_MS,
+  reportCycle: CYCLE_MS,
+  reportToCloud: true,
+  visitors: { protocolName, configData },
+  desired: { value: '', metadata: {} },
 });
 
 function modbusDevice(name: string, port: number, properties: object[]) {
   return {
-    id: `default/${name}`, name, namespace: 'default', description: '', state: 'unknown', last_online: '', model: 'thermometer-model',
+    id: `default/${name}`,
+    name,
+    namespace: 'default',
+    description: '',
+    state: 'unknown',
+    last_online: '',
+    model: 'thermometer-model',
     protocol: { protocolName: 'modbus', configData: { ip: '127.0.0.1', port, slaveID: 1 } },
-    properties, attributes: {}, twin: {},
+    properties,
+    attributes: {},
+    twin: {},
   };
 }
 
@@ -101,11 +129,24 @@ async function setup(extraDevices: (port: number) => unknown[] = () => []) {
   const peer = await edgePeer(broker.url, devices);
   const logs: { level: number; msg: string; [k: string]: unknown }[] = [];
   const logger = createLogger({ name: 'modbus-mapper', level: 'debug', destination: { write: (line: string) => void logs.push(JSON.parse(line)) } });
-  onTestFailed(() => console.error(logs.slice(-40).map((l) => JSON.stringify(l).slice(0, 300)).join('\n')));
+  onTestFailed(() =>
+    console.error(
+      logs
+        .slice(-40)
+        .map((l) => JSON.stringify(l).slice(0, 300))
+        .join('\n'),
+    ),
+  );
   const fast = { initialDelayMs: 100, maxDelayMs: 400 };
   const mapper = runMapper({
-    nodeName: NODE, protocols: ['modbus'], createDriver: createModbusDriver, broker: { url: broker.url }, logger,
-    deviceReconnect: fast, brokerReconnect: fast, membershipRetryMs: 1_000,
+    nodeName: NODE,
+    protocols: ['modbus'],
+    createDriver: createModbusDriver,
+    broker: { url: broker.url },
+    logger,
+    deviceReconnect: fast,
+    brokerReconnect: fast,
+    membershipRetryMs: 1_000,
   });
   onTestFinished(() => mapper.stop());
   return { broker, modbusPort, regs, modbus, devices, peer, logs, mapper };
@@ -143,7 +184,10 @@ describe('modbus mapper', () => {
     await eventually(() => expect(peer.actual(THERMOMETER, 'setpoint')).toBe('21'));
     const from = peer.received.length;
     await peer.publish(`$hw/events/device/${THERMOMETER}/twin/update/delta`, {
-      event_id: 'd1', timestamp: Date.now(), twin: {}, delta: { temperature: '99.9', setpoint: '30', alarm: 'true' },
+      event_id: 'd1',
+      timestamp: Date.now(),
+      twin: {},
+      delta: { temperature: '99.9', setpoint: '30', alarm: 'true' },
     });
     await eventually(() => expect([regs.holding[1], regs.coils[0]]).toEqual([30, true]));
     expect(regs.holding[0]).toBe(235);
@@ -225,11 +269,15 @@ describe('mapper processes', () => {
     await startModbusServer(modbusPort, { holding: [235, 21], coils: [] });
     // collectCycle 10000000000 is "10 seconds, in nanoseconds" (KubeEdge < 1.18); 10^17 ns is beyond any timer.
     const slow = (name: string, offset: number, cycle: number) => ({
-      ...property(name, 'INT', 'ReadOnly', 'modbus', { register: 'HoldingRegister', offset, limit: 1 }), collectCycle: cycle, reportCycle: cycle,
+      ...property(name, 'INT', 'ReadOnly', 'modbus', { register: 'HoldingRegister', offset, limit: 1 }),
+      collectCycle: cycle,
+      reportCycle: cycle,
     });
     const device = modbusDevice('slow-1', modbusPort, [slow('temperature', 0, 10_000_000_000), slow('setpoint', 1, 1e17)]);
     const peer = await edgePeer(broker.url, [device]);
-    const child = spawn(process.execPath, [`${ROOT}dist/mappers/modbus/main.js`, '--broker', broker.url, '--node-name', NODE], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [`${ROOT}dist/mappers/modbus/main.js`, '--broker', broker.url, '--node-name', NODE], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -255,7 +303,10 @@ describe('mapper processes', () => {
     const modbusPort = await freePort();
     const modbus = await startModbusServer(modbusPort, { holding: [235, 21], coils: [true] });
     const virtual = {
-      id: 'default/demo-1', name: 'demo-1', namespace: 'default', protocol: { protocolName: 'virtual', configData: {} },
+      id: 'default/demo-1',
+      name: 'demo-1',
+      namespace: 'default',
+      protocol: { protocolName: 'virtual', configData: {} },
       properties: [
         property('wave', 'FLOAT', 'ReadOnly', 'virtual', { kind: 'sine', min: 20, max: 30, periodMs: 10_000 }),
         property('mode', 'STRING', 'ReadWrite', 'virtual', { kind: 'constant', initial: 'auto' }),
@@ -263,7 +314,21 @@ describe('mapper processes', () => {
     };
     const peer = await edgePeer(broker.url, [thermometer(modbusPort), virtual], credentials);
     const procs = ['modbus', 'virtual'].map((name) => {
-      const child = spawn(process.execPath, [`${ROOT}dist/mappers/${name}/main.js`, '--broker', broker.url, '--node-name', NODE, '--username', credentials.username, '--password', credentials.password], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(
+        process.execPath,
+        [
+          `${ROOT}dist/mappers/${name}/main.js`,
+          '--broker',
+          broker.url,
+          '--node-name',
+          NODE,
+          '--username',
+          credentials.username,
+          '--password',
+          credentials.password,
+        ],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      );
       const output: string[] = [];
       child.stdout.on('data', (d: Buffer) => output.push(d.toString()));
       child.stderr.on('data', (d: Buffer) => output.push(d.toString()));

@@ -31,7 +31,10 @@ describe('certificate renewal and GOAWAY (real processes)', () => {
     let i = 0;
     const traffic = setInterval(() => {
       cloud.store.put(NODE, `default/configmap/c${i % 10}`, { data: { i: String(i) } });
-      void edge.bus.send('edgehub', newMessage({ source: 'edged', group: 'resource', operation: Operation.insert, resource: `default/event/e${i}`, content: { i } }));
+      void edge.bus.send(
+        'edgehub',
+        newMessage({ source: 'edged', group: 'resource', operation: Operation.insert, resource: `default/event/e${i}`, content: { i } }),
+      );
       i++;
     }, 100);
     onTestFinished(() => clearInterval(traffic));
@@ -75,7 +78,11 @@ describe('certificate renewal and GOAWAY (real processes)', () => {
     await eventually(() => expect(edge.edgeHub.status).toMatchObject({ type: 'connected', server: `127.0.0.1:${setupA.hubPort}`, synced: true }));
 
     for (let n = 0; n < 300; n++) store.put(NODE, `default/configmap/c${n % 30}`, { data: { n: String(n) } });
-    for (let n = 0; n < 30; n++) await edge.bus.send('edgehub', newMessage({ source: 'edged', group: 'resource', operation: Operation.update, resource: `default/podstatus/p${n % 3}`, content: { n } }));
+    for (let n = 0; n < 30; n++)
+      await edge.bus.send(
+        'edgehub',
+        newMessage({ source: 'edged', group: 'resource', operation: Operation.update, resource: `default/podstatus/p${n % 3}`, content: { n } }),
+      );
     a.cloudHub.session(NODE)!.goAway(GoAwayCode.REBALANCE, 'rebalance', `127.0.0.1:${setupB.hubPort}`);
     for (let n = 300; n < 600; n++) store.put(NODE, `default/configmap/c${n % 30}`, { data: { n: String(n) } });
 

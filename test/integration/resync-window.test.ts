@@ -46,7 +46,10 @@ function slowProvider(bus: CloudBus): { held: Promise<Message<SyncRequest>>; hol
 
 /** Asks EdgeController for a node's diff through the bus; its mailbox is FIFO, so earlier requests are done. */
 async function edgeControllerDiff(bus: CloudBus, inventory: SyncRequest['inventory'] = []): Promise<SyncResponse> {
-  const request: SyncMessage = { ...newMessage({ source: 'test', group: 'resource', operation: Operation.sync, resource: '', content: { nodeName: NODE, inventory } }), node: NODE };
+  const request: SyncMessage = {
+    ...newMessage({ source: 'test', group: 'resource', operation: Operation.sync, resource: '', content: { nodeName: NODE, inventory } }),
+    node: NODE,
+  };
   const reply = await bus.request('edgecontroller', request, 10_000);
   if (reply.operation === Operation.error) throw new Error(reply.content.message);
   return reply.content;

@@ -47,7 +47,10 @@ function sClient(port: number, args: string[], request?: string): Promise<{ code
 }
 
 async function nodeCredentials(cloud: Cloud, dir: string, nodeName: string): Promise<{ certFile: string; keyFile: string; ca: CertificateAuthority }> {
-  const ca = await CertificateAuthority.fromPem(readFileSync(join(cloud.setup.dir, 'cloud', 'ca.crt'), 'utf8'), readFileSync(join(cloud.setup.dir, 'cloud', 'ca.key'), 'utf8'));
+  const ca = await CertificateAuthority.fromPem(
+    readFileSync(join(cloud.setup.dir, 'cloud', 'ca.crt'), 'utf8'),
+    readFileSync(join(cloud.setup.dir, 'cloud', 'ca.key'), 'utf8'),
+  );
   const pair = await ca.issueNodeCert(nodeName, 3_600_000);
   const certFile = join(dir, `${nodeName}.crt`);
   const keyFile = join(dir, `${nodeName}.key`);
@@ -110,7 +113,14 @@ describe('clients that hold a connection without finishing', () => {
     const { ca } = await nodeCredentials(cloud, dir, 'silent');
     const pair = await ca.issueNodeCert('silent', 3_600_000);
 
-    const silentTls = tls.connect({ host: '127.0.0.1', port: cloud.setup.hubPort, ca: ca.certPem, cert: pair.certPem, key: pair.keyPem, servername: 'localhost' });
+    const silentTls = tls.connect({
+      host: '127.0.0.1',
+      port: cloud.setup.hubPort,
+      ca: ca.certPem,
+      cert: pair.certPem,
+      key: pair.keyPem,
+      servername: 'localhost',
+    });
     const tlsClosed = closedBy(silentTls);
     const rawTcp = net.connect(cloud.setup.hubPort, '127.0.0.1');
     const tcpClosed = closedBy(rawTcp);
@@ -126,7 +136,15 @@ describe('clients that hold a connection without finishing', () => {
 
   it('closes a certificate-server client that drips headers or sends nothing, at its request deadline', async () => {
     const ca = await CertificateAuthority.create();
-    const server = new CertServer({ ca, serving: await ca.issueServerCert({ hosts: ['127.0.0.1', 'localhost'] }), address: '127.0.0.1', port: 0, edgeCertValidityMs: 3_600_000, requestTimeoutMs: 1_000, logger: silentLogger() });
+    const server = new CertServer({
+      ca,
+      serving: await ca.issueServerCert({ hosts: ['127.0.0.1', 'localhost'] }),
+      address: '127.0.0.1',
+      port: 0,
+      edgeCertValidityMs: 3_600_000,
+      requestTimeoutMs: 1_000,
+      logger: silentLogger(),
+    });
     const { port } = await server.listen();
     try {
       const dripping = tls.connect({ host: '127.0.0.1', port, ca: ca.certPem, servername: 'localhost' });
@@ -144,7 +162,9 @@ describe('clients that hold a connection without finishing', () => {
 
       // Everyone else is still served.
       const status = await new Promise<number | undefined>((resolve, reject) => {
-        https.get({ host: '127.0.0.1', port, path: '/healthz', ca: ca.certPem, servername: 'localhost' }, (res) => resolve(res.resume().statusCode)).on('error', reject);
+        https
+          .get({ host: '127.0.0.1', port, path: '/healthz', ca: ca.certPem, servername: 'localhost' }, (res) => resolve(res.resume().statusCode))
+          .on('error', reject);
       });
       expect(status).toBe(200);
     } finally {
@@ -161,11 +181,22 @@ describe('bad input at the certificate server', () => {
     const jwt = (await cloud.token()).split('.').slice(1).join('.');
     const request = (nodeName: string): Promise<{ status: number | undefined; body: string }> =>
       new Promise((resolve, reject) => {
-        const req = https.request({ host: '127.0.0.1', port: cloud.setup.certPort, path: '/edge.crt', method: 'POST', ca: caPem, servername: 'localhost', headers: { NodeName: nodeName, Authorization: `Bearer ${jwt}` } }, (res) => {
-          let body = '';
-          res.on('data', (d: Buffer) => (body += d));
-          res.on('end', () => resolve({ status: res.statusCode, body }));
-        });
+        const req = https.request(
+          {
+            host: '127.0.0.1',
+            port: cloud.setup.certPort,
+            path: '/edge.crt',
+            method: 'POST',
+            ca: caPem,
+            servername: 'localhost',
+            headers: { NodeName: nodeName, Authorization: `Bearer ${jwt}` },
+          },
+          (res) => {
+            let body = '';
+            res.on('data', (d: Buffer) => (body += d));
+            res.on('end', () => resolve({ status: res.statusCode, body }));
+          },
+        );
         req.on('error', reject);
         req.end(Buffer.from('not a csr'));
       });

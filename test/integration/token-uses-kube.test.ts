@@ -18,7 +18,12 @@ describe('token uses shared by cloudcore replicas (ConfigMap kubeedge/tokenuses,
     const replicas = [0, 1, 2].map(() => new ConfigMapTokenUses({ core: createKubeClients({ kubeconfig: cp.kubeconfig }).core }));
     const expiresAt = new Date(Date.now() + 3_600_000);
     const results = await Promise.allSettled([...replicas, ...replicas].map((r) => r.consume('race-token', 2, expiresAt)));
-    expect(results.filter((r) => r.status === 'fulfilled').map((r) => (r as PromiseFulfilledResult<number>).value).sort()).toEqual([1, 2]);
+    expect(
+      results
+        .filter((r) => r.status === 'fulfilled')
+        .map((r) => (r as PromiseFulfilledResult<number>).value)
+        .sort(),
+    ).toEqual([1, 2]);
     for (const r of results.filter((x) => x.status === 'rejected')) expect((r as PromiseRejectedResult).reason).toMatchObject({ code: 'ERR_TOKEN_USED_UP' });
     expect((await storedUses())['race-token']).toBe(`2 ${Math.ceil(expiresAt.getTime() / 1000)}`);
   });

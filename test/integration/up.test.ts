@@ -9,7 +9,10 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 /** What `npm run up` runs after its prepare step, in its own state folder. */
 function up(dir: string): { output: () => string; exited: Promise<number | null>; kill: (signal: NodeJS.Signals) => void } {
-  const child = spawn(process.execPath, [join(ROOT, 'dist', 'build', 'up.js')], { env: { ...process.env, KE_UP_DIR: dir, KUBECONFIG: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [join(ROOT, 'dist', 'build', 'up.js')], {
+    env: { ...process.env, KE_UP_DIR: dir, KUBECONFIG: '' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
   child.stdout.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr.on('data', (d: Buffer) => (output += d.toString()));
@@ -31,7 +34,9 @@ describe('npm run up', () => {
     const kubeconfig = run.output().match(/export KUBECONFIG=(\S+)/)![1]!;
     const kubectlPath = run.output().match(/alias kubectl=(\S+)/)![1]!;
     const kubectl = (...args: string[]): string => spawnSync(kubectlPath, ['--kubeconfig', kubeconfig, ...args], { encoding: 'utf8' }).stdout;
-    const edgeObjects = (): string => spawnSync(process.execPath, [join(ROOT, 'dist', 'edgecore', 'main.js'), '--config', join(dir, 'edgecore.yaml'), 'objects', 'list'], { encoding: 'utf8' }).stdout;
+    const edgeObjects = (): string =>
+      spawnSync(process.execPath, [join(ROOT, 'dist', 'edgecore', 'main.js'), '--config', join(dir, 'edgecore.yaml'), 'objects', 'list'], { encoding: 'utf8' })
+        .stdout;
 
     // The commands it prints work: the edge node is Ready, the demo pod is scheduled there and on the edge.
     expect(kubectl('get', 'nodes', '--no-headers')).toMatch(/^edge-1\s+Ready\s+edge/m);
@@ -48,20 +53,27 @@ describe('npm run up', () => {
     await eventually(() => expect(edgeObjects()).toMatch(new RegExp(`^default/configmap/hello\\t${rv}\\t`, 'm')), 20_000, 200);
 
     // The demo device: the virtual mapper's values reach the Device status, and keep moving.
-    const temperature = (): string => kubectl('get', 'device', 'virtual-sensor-1', '-o', 'jsonpath={.status.twins[?(@.propertyName=="temperature")].reported.value}');
+    const temperature = (): string =>
+      kubectl('get', 'device', 'virtual-sensor-1', '-o', 'jsonpath={.status.twins[?(@.propertyName=="temperature")].reported.value}');
     expect(kubectl('get', 'devices', '--no-headers')).toMatch(/^virtual-sensor-1\s+edge-1\s+virtual-sensor-model\s+virtual\s+online/m);
     const first = temperature();
     expect(Number(first)).toBeGreaterThanOrEqual(18);
     await eventually(() => expect(temperature()).not.toBe(first), 20_000, 500);
     kubectl('patch', 'device', 'virtual-sensor-1', '--type=json', '-p', '[{"op":"add","path":"/spec/properties/2/desired","value":{"value":"3"}}]');
-    await eventually(() => expect(kubectl('get', 'device', 'virtual-sensor-1', '-o', 'jsonpath={.status.twins[?(@.propertyName=="fan-speed")].reported.value}')).toBe('3'), 20_000, 500);
+    await eventually(
+      () => expect(kubectl('get', 'device', 'virtual-sensor-1', '-o', 'jsonpath={.status.twins[?(@.propertyName=="fan-speed")].reported.value}')).toBe('3'),
+      20_000,
+      500,
+    );
 
     run.kill('SIGTERM');
     expect(await run.exited).toBe(0);
     expect(run.output()).toMatch(/^stopped$/m);
     // Every control-plane process is gone (stop.sh renames its pid file only when none is left).
     expect(existsSync(join(dir, 'control-plane', 'pids'))).toBe(false);
-    for (const line of readFileSync(join(dir, 'control-plane', 'pids.stopped'), 'utf8').trim().split('\n')) {
+    for (const line of readFileSync(join(dir, 'control-plane', 'pids.stopped'), 'utf8')
+      .trim()
+      .split('\n')) {
       // Gone, or a zombie waiting for whichever process adopted it to reap it.
       const stat = `/proc/${line.split(' ')[1]}/stat`;
       if (existsSync(stat)) expect(readFileSync(stat, 'utf8').split(' ')[2], line).toBe('Z');

@@ -76,12 +76,18 @@ export function startControlPlane(options: ControlPlaneOptions = {}): ControlPla
     const token = (await kubectlOk(['-n', 'kubeedge', 'create', 'token', 'cloudcore', '--duration=24h'])).trim();
     const path = join(dir, 'cloudcore.kubeconfig');
     const ca = readFileSync(vars.KE_CP_CA_FILE!).toString('base64');
-    writeFileSync(path, JSON.stringify({
-      apiVersion: 'v1', kind: 'Config', 'current-context': 'cloudcore',
-      clusters: [{ name: 'kubeedge-ts', cluster: { server: vars.KE_CP_SERVER, 'certificate-authority-data': ca } }],
-      users: [{ name: 'cloudcore', user: { token } }],
-      contexts: [{ name: 'cloudcore', context: { cluster: 'kubeedge-ts', user: 'cloudcore' } }],
-    }), { mode: 0o600 });
+    writeFileSync(
+      path,
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Config',
+        'current-context': 'cloudcore',
+        clusters: [{ name: 'kubeedge-ts', cluster: { server: vars.KE_CP_SERVER, 'certificate-authority-data': ca } }],
+        users: [{ name: 'cloudcore', user: { token } }],
+        contexts: [{ name: 'cloudcore', context: { cluster: 'kubeedge-ts', user: 'cloudcore' } }],
+      }),
+      { mode: 0o600 },
+    );
     return path;
   };
   return {

@@ -47,13 +47,16 @@ export function spawnDaemon(bin: string, args: string[], name: string): Daemon {
       line = { level: 30, msg: text };
     }
     logs.push(line);
-    for (const w of waiters) if (w.predicate(line)) {
-      waiters.delete(w);
-      w.resolve(line);
-    }
+    for (const w of waiters)
+      if (w.predicate(line)) {
+        waiters.delete(w);
+        w.resolve(line);
+      }
   });
   createInterface({ input: child.stderr! }).on('line', (text) => stderr.push(text));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
   onTestFinished(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
@@ -108,7 +111,10 @@ export interface CloudSetup {
  * Writes a cloudcore config for `dir` on fixed free ports (so a restarted cloudcore comes back on them). With
  * `kubeconfig` the objects come from that cluster, otherwise from the local store.
  */
-export async function cloudSetup(dir: string, overrides: { kubeconfig?: string; cloudHub?: Record<string, unknown>; edgeController?: Record<string, unknown> } = {}): Promise<CloudSetup> {
+export async function cloudSetup(
+  dir: string,
+  overrides: { kubeconfig?: string; cloudHub?: Record<string, unknown>; edgeController?: Record<string, unknown> } = {},
+): Promise<CloudSetup> {
   const hubPort = await freePort();
   const certPort = await freePort();
   const storePath = join(dir, 'cloud', 'objects.db');
@@ -130,7 +136,14 @@ export async function cloudSetup(dir: string, overrides: { kubeconfig?: string; 
       },
       edgeController: overrides.kubeconfig
         ? // Renewals well inside the test control plane's 10 s node grace period.
-          { source: 'kubernetes', webhookAddress: '127.0.0.1', webhookPort: 0, leaseRenewIntervalMs: 2_000, leaseDurationSeconds: 10, ...(overrides.edgeController as object) }
+          {
+            source: 'kubernetes',
+            webhookAddress: '127.0.0.1',
+            webhookPort: 0,
+            leaseRenewIntervalMs: 2_000,
+            leaseDurationSeconds: 10,
+            ...(overrides.edgeController as object),
+          }
         : { source: 'local', localStorePath: storePath, pollIntervalMs: 20, ...(overrides.edgeController as object) },
     },
   };
@@ -181,7 +194,12 @@ export interface EdgeSetup {
 }
 
 /** An edgecore config for `nodeName` under `dir`, pointed at the cloud (or at `hubPort`, e.g. a proxy). */
-export function edgeSetup(dir: string, nodeName: string, cloud: CloudSetup, opts: { hubPort?: number; edgeHub?: Record<string, unknown>; edged?: Record<string, unknown>; devices?: boolean; eventBus?: Record<string, unknown> } = {}): EdgeSetup {
+export function edgeSetup(
+  dir: string,
+  nodeName: string,
+  cloud: CloudSetup,
+  opts: { hubPort?: number; edgeHub?: Record<string, unknown>; edged?: Record<string, unknown>; devices?: boolean; eventBus?: Record<string, unknown> } = {},
+): EdgeSetup {
   const base = join(dir, nodeName);
   const dbPath = join(base, 'edgecore.db');
   const config = {
@@ -246,5 +264,10 @@ export function readEdgeStore(dbPath: string): Map<string, { uid: string; resour
 
 /** What the cloud says `node` should hold: key → resourceVersion. */
 export function desiredFor(store: LocalObjectStore, node: string): Map<string, { uid: string; resourceVersion: string }> {
-  return new Map(store.live().filter((o) => o.node === node).map((o) => [o.key, { uid: o.uid, resourceVersion: String(o.resourceVersion) }]));
+  return new Map(
+    store
+      .live()
+      .filter((o) => o.node === node)
+      .map((o) => [o.key, { uid: o.uid, resourceVersion: String(o.resourceVersion) }]),
+  );
 }

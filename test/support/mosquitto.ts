@@ -79,10 +79,14 @@ export async function mosquittoSub(url: string, topics: string[]): Promise<Mosqu
       }
     }
   });
-  await eventually(() => {
-    if (child.exitCode !== null) throw new Error(`mosquitto_sub exited with ${child.exitCode}`);
-    if (!subscribed) throw new Error('mosquitto_sub not subscribed yet');
-  }, 10_000, 20);
+  await eventually(
+    () => {
+      if (child.exitCode !== null) throw new Error(`mosquitto_sub exited with ${child.exitCode}`);
+      if (!subscribed) throw new Error('mosquitto_sub not subscribed yet');
+    },
+    10_000,
+    20,
+  );
   return {
     messages,
     next: (topic, match = () => true, since = 0, timeoutMs = 10_000) =>

@@ -35,7 +35,8 @@ export async function mqttPeer(url: string, subscriptions: string[], options: mq
     next: (topic, match = () => true, since = 0, timeoutMs = 10_000) =>
       eventually(() => {
         const found = messages.slice(since).find((m) => m.topic === topic && match(m.payload));
-        if (!found) throw new Error(`no message on ${topic} matching ${match.toString().slice(0, 200)}; got ${JSON.stringify(messages.slice(-5)).slice(0, 800)}`);
+        if (!found)
+          throw new Error(`no message on ${topic} matching ${match.toString().slice(0, 200)}; got ${JSON.stringify(messages.slice(-5)).slice(0, 800)}`);
         return found.payload;
       }, timeoutMs),
   };

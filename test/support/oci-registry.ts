@@ -39,10 +39,19 @@ export async function startOciRegistry(imagesTar: string): Promise<{ host: strin
     if (m) {
       const entry = manifest(m[1]!, m[2]!);
       if (!entry) return send(404, {});
-      return send(200, { 'Content-Type': entry.mediaType, 'Docker-Content-Digest': entry.digest, 'Content-Length': statSync(blob(entry.digest)).size }, blob(entry.digest));
+      return send(
+        200,
+        { 'Content-Type': entry.mediaType, 'Docker-Content-Digest': entry.digest, 'Content-Length': statSync(blob(entry.digest)).size },
+        blob(entry.digest),
+      );
     }
     m = /^\/v2\/(.+)\/blobs\/(sha256:[0-9a-f]{64})$/.exec(path);
-    if (m && existsSync(blob(m[2]!))) return send(200, { 'Content-Type': 'application/octet-stream', 'Docker-Content-Digest': m[2], 'Content-Length': statSync(blob(m[2]!)).size }, blob(m[2]!));
+    if (m && existsSync(blob(m[2]!)))
+      return send(
+        200,
+        { 'Content-Type': 'application/octet-stream', 'Docker-Content-Digest': m[2], 'Content-Length': statSync(blob(m[2]!)).size },
+        blob(m[2]!),
+      );
     send(404, {});
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -120,7 +120,13 @@ describe('channel session', () => {
 
     const b = await openPair({ server: { streamWindowBytes: 8 * 1024 } });
     b.server.autoRelease = false;
-    const frames = Array.from({ length: 4 }, (_, i) => ({ type: FrameType.DATA, stream: StreamId.upstream, seq: i + 1, flags: FLAG_FIN, payload: bytes(4096) }));
+    const frames = Array.from({ length: 4 }, (_, i) => ({
+      type: FrameType.DATA,
+      stream: StreamId.upstream,
+      seq: i + 1,
+      flags: FLAG_FIN,
+      payload: bytes(4096),
+    }));
     b.deliver('client', encodeFrames(frames));
     await waitFor(() => b.server.closed !== undefined);
     expect(b.server.closed!.error?.code).toBe('ERR_FLOW_CONTROL');

@@ -45,17 +45,20 @@ describe('module config slices', () => {
     expect(Object.keys(cloud)).toEqual(['cloudHub', 'edgeController', 'deviceController']);
   });
 
-  it('the daemon still runs the checks a slice owns, under the slice\'s path', () => {
-    expect(problemsOf(() => loadEdgeCoreConfig({ overrides: { modules: { edged: { nodeLabels: ['nolabel'] }, edgeHub: { reconnectInitialDelayMs: 500, reconnectMaxDelayMs: 100 } } } }))).toEqual([
-      'modules.edged.nodeLabels: "nolabel" is not key=value',
-      'modules.edgeHub.reconnectMaxDelayMs must not be below reconnectInitialDelayMs',
-    ]);
+  it("the daemon still runs the checks a slice owns, under the slice's path", () => {
+    expect(
+      problemsOf(() =>
+        loadEdgeCoreConfig({
+          overrides: { modules: { edged: { nodeLabels: ['nolabel'] }, edgeHub: { reconnectInitialDelayMs: 500, reconnectMaxDelayMs: 100 } } },
+        }),
+      ),
+    ).toEqual(['modules.edged.nodeLabels: "nolabel" is not key=value', 'modules.edgeHub.reconnectMaxDelayMs must not be below reconnectInitialDelayMs']);
     expect(problemsOf(() => loadCloudCoreConfig({ overrides: { modules: { cloudHub: { heartbeatIntervalMs: 1_000, sessionTimeoutMs: 1_000 } } } }))).toEqual([
       'modules.cloudHub.sessionTimeoutMs (1000) must be larger than heartbeatIntervalMs (1000)',
     ]);
   });
 
-  it('no module imports its daemon\'s config (only the composition files may)', () => {
+  it("no module imports its daemon's config (only the composition files may)", () => {
     const offenders: string[] = [];
     for (const daemon of ['edgecore', 'cloudcore']) {
       const daemonConfig = join(ROOT, daemon, 'config.ts');
@@ -88,7 +91,10 @@ describe('secrets from files', () => {
     const password = secretFileOf('s3cret pass\n');
     const token = secretFileOf('abc.def\r\n');
     const config = loadEdgeCoreConfig({
-      file: configFile(`modules:\n  eventBus:\n    internal:\n      username: u\n      passwordFile: ${password}\n    external:\n      passwordFile: ${password}\n  edgeHub:\n    tokenFile: ${token}\n`),
+      file: configFile(
+        `modules:\n  eventBus:\n    internal:\n      username: u\n      passwordFile: ${password}\n    external:\n      ` +
+          `passwordFile: ${password}\n  edgeHub:\n    tokenFile: ${token}\n`,
+      ),
     });
     expect(config.modules.eventBus.internal.password).toBe('s3cret pass');
     expect(config.modules.eventBus.external.password).toBe('s3cret pass');
@@ -97,13 +103,22 @@ describe('secrets from files', () => {
   });
 
   it('the --token flag wins over tokenFile, which is then not read', () => {
-    const config = loadEdgeCoreConfig({ file: configFile('modules:\n  edgeHub:\n    tokenFile: /nonexistent/token\n'), overrides: { modules: { edgeHub: { token: 'from-flag' } } } });
+    const config = loadEdgeCoreConfig({
+      file: configFile('modules:\n  edgeHub:\n    tokenFile: /nonexistent/token\n'),
+      overrides: { modules: { edgeHub: { token: 'from-flag' } } },
+    });
     expect(config.modules.edgeHub.token).toBe('from-flag');
   });
 
   it('the secret and its file key both set is a problem naming both keys', () => {
     const path = secretFileOf('x\n');
-    const problems = problemsOf(() => loadEdgeCoreConfig({ file: configFile(`modules:\n  edgeHub:\n    token: inline\n    tokenFile: ${path}\n  eventBus:\n    external:\n      password: inline\n      passwordFile: ${path}\n`) }));
+    const problems = problemsOf(() =>
+      loadEdgeCoreConfig({
+        file: configFile(
+          `modules:\n  edgeHub:\n    token: inline\n    tokenFile: ${path}\n  eventBus:\n    external:\n      password: inline\n      passwordFile: ${path}\n`,
+        ),
+      }),
+    );
     expect(problems).toEqual([
       'modules.eventBus.external.password and modules.eventBus.external.passwordFile are both set; keep one',
       'modules.edgeHub.token and modules.edgeHub.tokenFile are both set; keep one',
@@ -115,7 +130,12 @@ describe('secrets from files', () => {
     const missing = join(dir, 'missing');
     const empty = secretFileOf('\n');
     const problems = problemsOf(() =>
-      loadEdgeCoreConfig({ file: configFile(`logLevel: loud\nmodules:\n  edgeHub:\n    tokenFile: ${missing}\n  eventBus:\n    internal:\n      passwordFile: ${dir}\n    external:\n      passwordFile: ${empty}\n`) }),
+      loadEdgeCoreConfig({
+        file: configFile(
+          `logLevel: loud\nmodules:\n  edgeHub:\n    tokenFile: ${missing}\n  eventBus:\n    internal:\n      ` +
+            `passwordFile: ${dir}\n    external:\n      passwordFile: ${empty}\n`,
+        ),
+      }),
     );
     expect(problems).toEqual([
       expect.stringMatching(/^logLevel: must be one of/),

@@ -10,7 +10,10 @@ describe('ModelResolved: a Device KubeEdge accepts but mappers cannot serve', ()
   it('names what is missing: the reference, the model, or the type of a property', () => {
     expect(modelVerdict(device({}), undefined)?.reason).toBe('NoDeviceModelRef');
     expect(modelVerdict(device({ deviceModelRef: { name: '' } }), undefined)?.reason).toBe('NoDeviceModelRef');
-    expect(modelVerdict(device({ deviceModelRef: { name: 'm' } }), undefined)).toMatchObject({ reason: 'DeviceModelNotFound', message: expect.stringContaining('ns/m') });
+    expect(modelVerdict(device({ deviceModelRef: { name: 'm' } }), undefined)).toMatchObject({
+      reason: 'DeviceModelNotFound',
+      message: expect.stringContaining('ns/m'),
+    });
     const untyped = modelVerdict(device({ deviceModelRef: { name: 'm' }, properties: [{ name: 'temperature' }, { name: 'mode' }] }), model);
     expect(untyped).toMatchObject({ reason: 'PropertyTypeMissing', message: expect.stringContaining('no type for mode') });
     expect(modelVerdict(device({ deviceModelRef: { name: 'm' }, properties: [{ name: 'temperature' }] }), model)).toBeUndefined();
@@ -20,7 +23,9 @@ describe('ModelResolved: a Device KubeEdge accepts but mappers cannot serve', ()
     const verdict = modelVerdict(device({}), undefined);
     expect(conditionsUpdate(device({}), undefined, now)).toBeUndefined();
     const written = conditionsUpdate(device({}), verdict, now)!;
-    expect(written).toEqual([{ type: MODEL_RESOLVED, status: 'False', reason: 'NoDeviceModelRef', message: verdict!.message, lastTransitionTime: '2026-12-04T09:00:00Z' }]);
+    expect(written).toEqual([
+      { type: MODEL_RESOLVED, status: 'False', reason: 'NoDeviceModelRef', message: verdict!.message, lastTransitionTime: '2026-12-04T09:00:00Z' },
+    ]);
     expect(conditionsUpdate(device({}, { conditions: written }), verdict, now)).toBeUndefined();
     // Fixed: the condition turns True, and other conditions are kept.
     const other = { type: 'Other', status: 'True' as const };

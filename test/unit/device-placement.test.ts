@@ -8,7 +8,10 @@ const device = (name: string, node: string | undefined, model = 'm', extra: Part
   metadata: { name, namespace: 'ns', uid: `uid-${name}`, resourceVersion: String(rv++) },
   spec: { nodeName: node, deviceModelRef: { name: model }, properties: [{ name: 'temperature' }], ...extra },
 });
-const model = (name: string): DeviceModel => ({ metadata: { name, namespace: 'ns', uid: `uid-${name}`, resourceVersion: String(rv++) }, spec: { properties: [{ name: 'temperature', type: 'FLOAT' }] } });
+const model = (name: string): DeviceModel => ({
+  metadata: { name, namespace: 'ns', uid: `uid-${name}`, resourceVersion: String(rv++) },
+  spec: { properties: [{ name: 'temperature', type: 'FLOAT' }] },
+});
 const summary = (changes: ReturnType<DevicePlacement['upsertDevice']>): string[] => changes.map((c) => `${c.node} ${c.operation} ${c.object.key}`);
 
 describe('device placement', () => {
@@ -26,7 +29,12 @@ describe('device placement', () => {
     const p = new DevicePlacement();
     p.upsertModel(model('m'));
     p.upsertDevice(device('a', 'n1'));
-    expect(summary(p.upsertDevice(device('a', 'n2')))).toEqual(['n1 delete ns/device/a', 'n1 delete ns/devicemodel/m', 'n2 insert ns/device/a', 'n2 insert ns/devicemodel/m']);
+    expect(summary(p.upsertDevice(device('a', 'n2')))).toEqual([
+      'n1 delete ns/device/a',
+      'n1 delete ns/devicemodel/m',
+      'n2 insert ns/device/a',
+      'n2 insert ns/devicemodel/m',
+    ]);
     expect(p.nodeOf('ns', 'a')).toBe('n2');
     expect(summary(p.upsertDevice(device('a', undefined)))).toEqual(['n2 delete ns/device/a', 'n2 delete ns/devicemodel/m']);
   });
@@ -57,12 +65,28 @@ describe('device status patch', () => {
   const d = device('a', 'n1', 'm', { properties: [{ name: 'temperature' }, { name: 'setpoint' }] });
 
   it('keeps twins of the device properties and drops those of removed ones', () => {
-    const patch = statusPatch(d, { twins: [{ propertyName: 'temperature', reported: { value: '1', metadata: { timestamp: '5' } } }, { propertyName: 'gone', reported: { value: '2' } }], state: 'online', lastOnlineTime: 't' });
-    expect(patch).toEqual({ status: { twins: [{ propertyName: 'temperature', reported: { value: '1', metadata: { timestamp: '5' } } }], state: 'online', lastOnlineTime: 't' } });
+    const patch = statusPatch(d, {
+      twins: [
+        { propertyName: 'temperature', reported: { value: '1', metadata: { timestamp: '5' } } },
+        { propertyName: 'gone', reported: { value: '2' } },
+      ],
+      state: 'online',
+      lastOnlineTime: 't',
+    });
+    expect(patch).toEqual({
+      status: { twins: [{ propertyName: 'temperature', reported: { value: '1', metadata: { timestamp: '5' } } }], state: 'online', lastOnlineTime: 't' },
+    });
   });
 
   it('refuses malformed reports with ERR_INVALID_MESSAGE', () => {
-    for (const bad of [null, {}, { twins: 'x' }, { twins: [{}] }, { twins: [{ propertyName: 'temperature', reported: { value: 1 } }] }, { twins: [], state: 'exploded' }]) {
+    for (const bad of [
+      null,
+      {},
+      { twins: 'x' },
+      { twins: [{}] },
+      { twins: [{ propertyName: 'temperature', reported: { value: 1 } }] },
+      { twins: [], state: 'exploded' },
+    ]) {
       expect(() => statusPatch(d, bad), JSON.stringify(bad)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_MESSAGE' }));
     }
   });

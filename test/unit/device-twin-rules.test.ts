@@ -1,5 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { TwinPayloadError, applyDesired, applyEdgeUpdate, deltaOf, emptyTwin, parsePayload, parseTwinUpdate, toMsgTwin } from '../../edgecore/devicetwin/twin-rules.js';
+import {
+  TwinPayloadError,
+  applyDesired,
+  applyEdgeUpdate,
+  deltaOf,
+  emptyTwin,
+  parsePayload,
+  parseTwinUpdate,
+  toMsgTwin,
+} from '../../edgecore/devicetwin/twin-rules.js';
 import { deviceTopicBases, parseInboundTopic } from '../../edgecore/devicetwin/twin-topics.js';
 
 const props = new Set(['temperature', 'setpoint']);
@@ -88,9 +97,25 @@ describe('twin rules (KubeEdge dtmanager)', () => {
 
 describe('device topics', () => {
   it('reads both id forms and keeps the form for the reply', () => {
-    expect(parseInboundTopic('$hw/events/device/plant/thermo/twin/update')).toEqual({ kind: 'device', action: 'twin-update', namespace: 'plant', name: 'thermo', base: '$hw/events/device/plant/thermo' });
-    expect(parseInboundTopic('$hw/events/device/thermo/state/update')).toEqual({ kind: 'device', action: 'state-update', namespace: 'default', name: 'thermo', base: '$hw/events/device/thermo' });
-    expect(parseInboundTopic('$hw/events/node/edge-1/membership/get')).toEqual({ kind: 'membership-get', node: 'edge-1', base: '$hw/events/node/edge-1/membership' });
+    expect(parseInboundTopic('$hw/events/device/plant/thermo/twin/update')).toEqual({
+      kind: 'device',
+      action: 'twin-update',
+      namespace: 'plant',
+      name: 'thermo',
+      base: '$hw/events/device/plant/thermo',
+    });
+    expect(parseInboundTopic('$hw/events/device/thermo/state/update')).toEqual({
+      kind: 'device',
+      action: 'state-update',
+      namespace: 'default',
+      name: 'thermo',
+      base: '$hw/events/device/thermo',
+    });
+    expect(parseInboundTopic('$hw/events/node/edge-1/membership/get')).toEqual({
+      kind: 'membership-get',
+      node: 'edge-1',
+      base: '$hw/events/node/edge-1/membership',
+    });
   });
 
   it('publishes on its own on both forms for a device in default, and on the two-segment form elsewhere', () => {
@@ -99,7 +124,13 @@ describe('device topics', () => {
   });
 
   it('ignores topics it does not answer', () => {
-    for (const t of ['$hw/events/device/a/b/c/twin/update', '$hw/events/device//twin/update', '$hw/events/device/a/twin/update/result', '$hw/events/upload/x', 'other']) {
+    for (const t of [
+      '$hw/events/device/a/b/c/twin/update',
+      '$hw/events/device//twin/update',
+      '$hw/events/device/a/twin/update/result',
+      '$hw/events/upload/x',
+      'other',
+    ]) {
       expect(parseInboundTopic(t), t).toBeUndefined();
     }
   });

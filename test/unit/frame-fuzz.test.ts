@@ -22,8 +22,18 @@ function validBatch(rand: () => number): Uint8Array {
   const n = 1 + Math.floor(rand() * 4);
   for (let i = 0; i < n; i++) {
     const type = (1 + Math.floor(rand() * 9)) as FrameInit['type'];
-    const payload = Buffer.from(encodeMessage(newMessage({ source: 's', group: 'resource', operation: 'update', resource: 'default/pod/x', content: { a: rand() } })));
-    frames.push({ type, stream: Math.floor(rand() * 6), seq: Math.floor(rand() * 1000), flags: rand() < 0.5 ? FLAG_FIN : 0, payload, credit: Math.floor(rand() * 1e6), acks: [1, 2] });
+    const payload = Buffer.from(
+      encodeMessage(newMessage({ source: 's', group: 'resource', operation: 'update', resource: 'default/pod/x', content: { a: rand() } })),
+    );
+    frames.push({
+      type,
+      stream: Math.floor(rand() * 6),
+      seq: Math.floor(rand() * 1000),
+      flags: rand() < 0.5 ? FLAG_FIN : 0,
+      payload,
+      credit: Math.floor(rand() * 1e6),
+      acks: [1, 2],
+    });
   }
   return encodeFrames(frames);
 }
@@ -49,9 +59,8 @@ describe('frame decoder fuzz', () => {
     let decoded = 0;
     let rejected = 0;
     for (let i = 0; i < 20_000; i++) {
-      const input = i % 2 === 0
-        ? Buffer.from(Array.from({ length: Math.floor(rand() * 200) }, () => Math.floor(rand() * 256)))
-        : mutate(validBatch(rand), rand);
+      const input =
+        i % 2 === 0 ? Buffer.from(Array.from({ length: Math.floor(rand() * 200) }, () => Math.floor(rand() * 256))) : mutate(validBatch(rand), rand);
       try {
         const frames = decodeFrames(input, 64 * 1024);
         decoded++;
@@ -67,7 +76,9 @@ describe('frame decoder fuzz', () => {
 
   it(`message envelopes from mutated bytes decode or throw ProtocolError (seed ${seed})`, () => {
     const rand = prng(seed + 1);
-    const valid = encodeMessage(newMessage({ source: 'edgecontroller', group: 'resource', operation: 'insert', resource: 'default/pod/p', content: { metadata: { uid: 'u' } } }));
+    const valid = encodeMessage(
+      newMessage({ source: 'edgecontroller', group: 'resource', operation: 'insert', resource: 'default/pod/p', content: { metadata: { uid: 'u' } } }),
+    );
     for (let i = 0; i < 20_000; i++) {
       try {
         decodeMessage(mutate(valid, rand));
@@ -115,10 +126,36 @@ describe('frame decoder fuzz', () => {
     const str = (): string => (rand() < 0.2 ? '' : `s-${Math.floor(rand() * 1e9).toString(36)}-ünï-${'x'.repeat(Math.floor(rand() * 200))}`);
     const num = (): number => (rand() < 0.3 ? 0 : Math.floor(rand() * 2 ** (rand() * 53)));
     for (let i = 0; i < 2_000; i++) {
-      const frame: FrameInit = { type: (1 + Math.floor(rand() * 9)) as FrameInit['type'], stream: num() % 2 ** 32, seq: num(), flags: num() % 2 ** 32, payload: Buffer.from(str()), credit: num(), acks: Array.from({ length: Math.floor(rand() * 4) }, num), code: num() % 2 ** 32, reason: str(), address: str() };
+      const frame: FrameInit = {
+        type: (1 + Math.floor(rand() * 9)) as FrameInit['type'],
+        stream: num() % 2 ** 32,
+        seq: num(),
+        flags: num() % 2 ** 32,
+        payload: Buffer.from(str()),
+        credit: num(),
+        acks: Array.from({ length: Math.floor(rand() * 4) }, num),
+        code: num() % 2 ** 32,
+        reason: str(),
+        address: str(),
+      };
       expect(Buffer.from(encodeFrames([frame])).equals(Buffer.from(FrameT.encodeDelimited(frame).finish())), `frame ${i}`).toBe(true);
-      const m = newMessage({ source: str(), group: str(), operation: str(), resource: str(), content: rand() < 0.5 ? { v: str() } : Buffer.from(str()), resourceVersion: str(), parentId: str() }, num());
-      const reference = MessageT.encode({ ...m, content: m.content instanceof Uint8Array ? m.content : Buffer.from(JSON.stringify(m.content)), encoding: m.content instanceof Uint8Array ? 1 : 0 }).finish();
+      const m = newMessage(
+        {
+          source: str(),
+          group: str(),
+          operation: str(),
+          resource: str(),
+          content: rand() < 0.5 ? { v: str() } : Buffer.from(str()),
+          resourceVersion: str(),
+          parentId: str(),
+        },
+        num(),
+      );
+      const reference = MessageT.encode({
+        ...m,
+        content: m.content instanceof Uint8Array ? m.content : Buffer.from(JSON.stringify(m.content)),
+        encoding: m.content instanceof Uint8Array ? 1 : 0,
+      }).finish();
       expect(Buffer.from(encodeMessage(m)).equals(Buffer.from(reference)), `message ${i}`).toBe(true);
     }
   });

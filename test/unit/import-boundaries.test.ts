@@ -37,10 +37,7 @@ interface Violation {
 }
 
 /** What a repo path is: shared, outside the four roots, or part of a daemon as composition, library or module. */
-type Area =
-  | { kind: 'shared' }
-  | { kind: 'outside' }
-  | { kind: 'composition' | 'library' | 'module'; daemon: string; folder: string };
+type Area = { kind: 'shared' } | { kind: 'outside' } | { kind: 'composition' | 'library' | 'module'; daemon: string; folder: string };
 
 function areaOf(path: string): Area {
   const [root, second, ...rest] = path.split('/');

@@ -6,7 +6,7 @@ const bytes = (v: unknown, space?: number): Buffer => Buffer.from(JSON.stringify
 describe('metadataUid', () => {
   it('agrees with JSON.parse on random objects of any key order, nesting and escaping', () => {
     let seed = 7;
-    const rand = (): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const rand = (): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
     const str = (): string => ['a', 'metadata', 'uid', 'x"y', 'back\\slash', 'ünï', '{[', ''][Math.floor(rand() * 8)]! + Math.floor(rand() * 100);
     const value = (depth: number): unknown => {
       const r = rand();

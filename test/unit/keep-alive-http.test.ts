@@ -23,7 +23,9 @@ function rawServer(): Promise<{ port: number; requests: string[]; close: () => v
       }
     });
   });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({ port: (server.address() as net.AddressInfo).port, requests, close: () => server.close() })));
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () => resolve({ port: (server.address() as net.AddressInfo).port, requests, close: () => server.close() })),
+  );
 }
 
 describe('KeepAliveHttp on the wire', () => {

@@ -5,7 +5,8 @@ const apiError = (code: number, body: unknown): unknown => Object.assign(new Err
 
 describe('API failures as stable codes', () => {
   it('drops what the API machinery refuses, retries what never reached it', () => {
-    const status = (code: number, reason: string): string => JSON.stringify({ kind: 'Status', apiVersion: 'v1', status: 'Failure', code, reason, message: reason });
+    const status = (code: number, reason: string): string =>
+      JSON.stringify({ kind: 'Status', apiVersion: 'v1', status: 'Failure', code, reason, message: reason });
     expect(kubeError(apiError(422, status(422, 'Invalid'))).code).toBe('ERR_INVALID_MESSAGE');
     expect(kubeError(apiError(409, status(409, 'AlreadyExists'))).code).toBe('ERR_INVALID_MESSAGE');
     expect(kubeError(apiError(404, status(404, 'NotFound'))).code).toBe('ERR_NOT_FOUND');

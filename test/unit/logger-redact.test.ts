@@ -26,10 +26,22 @@ describe('logger redaction', () => {
 
   it('hides the secrets of an edgecore config logged whole, and of child bindings', () => {
     const { logger, lines } = capture();
-    const config = { nodeName: 'n1', modules: { edgeHub: { token: 'x.y.z', keyFile: '/etc/kubeedge/certs/server.key' }, eventBus: { internal: { username: 'u', password: 'p' }, external: { password: 'q' } } } };
+    const config = {
+      nodeName: 'n1',
+      modules: {
+        edgeHub: { token: 'x.y.z', keyFile: '/etc/kubeedge/certs/server.key' },
+        eventBus: { internal: { username: 'u', password: 'p' }, external: { password: 'q' } },
+      },
+    };
     logger.info({ config }, 'config');
     logger.child({ token: 'x.y.z', module: 'edgehub' }).info('child');
-    expect(lines[0]!.config).toEqual({ nodeName: 'n1', modules: { edgeHub: { token: '[redacted]', keyFile: '/etc/kubeedge/certs/server.key' }, eventBus: { internal: { username: 'u', password: '[redacted]' }, external: { password: '[redacted]' } } } });
+    expect(lines[0]!.config).toEqual({
+      nodeName: 'n1',
+      modules: {
+        edgeHub: { token: '[redacted]', keyFile: '/etc/kubeedge/certs/server.key' },
+        eventBus: { internal: { username: 'u', password: '[redacted]' }, external: { password: '[redacted]' } },
+      },
+    });
     expect(lines[1]).toMatchObject({ token: '[redacted]', module: 'edgehub', msg: 'child' });
     // The caller's objects are left as they were.
     expect(config.modules.edgeHub.token).toBe('x.y.z');
@@ -43,7 +55,24 @@ describe('logger redaction', () => {
 
   it('keeps paths and object keys visible', () => {
     const { logger, lines } = capture();
-    logger.info({ keyFile: '/etc/kubeedge/certs/server.key', caKeyFile: '/etc/kubeedge/ca/rootCA.key', key: 'ns/pod/web', resource: 'ns/pod/web', jti: 'abc', tokenTtlMinutes: 60 }, 'g');
-    expect(lines[0]).toMatchObject({ keyFile: '/etc/kubeedge/certs/server.key', caKeyFile: '/etc/kubeedge/ca/rootCA.key', key: 'ns/pod/web', resource: 'ns/pod/web', jti: 'abc', tokenTtlMinutes: 60 });
+    logger.info(
+      {
+        keyFile: '/etc/kubeedge/certs/server.key',
+        caKeyFile: '/etc/kubeedge/ca/rootCA.key',
+        key: 'ns/pod/web',
+        resource: 'ns/pod/web',
+        jti: 'abc',
+        tokenTtlMinutes: 60,
+      },
+      'g',
+    );
+    expect(lines[0]).toMatchObject({
+      keyFile: '/etc/kubeedge/certs/server.key',
+      caKeyFile: '/etc/kubeedge/ca/rootCA.key',
+      key: 'ns/pod/web',
+      resource: 'ns/pod/web',
+      jti: 'abc',
+      tokenTtlMinutes: 60,
+    });
   });
 });

@@ -3,7 +3,13 @@ import { loadMapperConfig } from '../../mappers/framework/mapper-cli.js';
 
 describe('mapper CLI config', () => {
   it('defaults to KubeEdge internal broker port 1884', () => {
-    expect(loadMapperConfig({ nodeName: 'edge-1' })).toEqual({ broker: 'mqtt://127.0.0.1:1884', nodeName: 'edge-1', username: '', password: '', logLevel: 'info' });
+    expect(loadMapperConfig({ nodeName: 'edge-1' })).toEqual({
+      broker: 'mqtt://127.0.0.1:1884',
+      nodeName: 'edge-1',
+      username: '',
+      password: '',
+      logLevel: 'info',
+    });
   });
 
   it('takes every flag', () => {
@@ -18,6 +24,8 @@ describe('mapper CLI config', () => {
         problems: ['nodeName: --node-name is required', expect.stringContaining('broker: "http://x"'), expect.stringContaining('logLevel: must be one of')],
       }),
     );
-    expect(() => loadMapperConfig({ nodeName: 'Edge_1' })).toThrow(expect.objectContaining({ problems: [expect.stringContaining('nodeName: "Edge_1" is not a DNS-1123 name')] }));
+    expect(() => loadMapperConfig({ nodeName: 'Edge_1' })).toThrow(
+      expect.objectContaining({ problems: [expect.stringContaining('nodeName: "Edge_1" is not a DNS-1123 name')] }),
+    );
   });
 });

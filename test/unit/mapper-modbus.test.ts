@@ -3,7 +3,13 @@ import { parseModbusDevice, parseModbusVisitor, type ModbusVisitor } from '../..
 import { coilOf, dataTypeOf, decodeRegisters, encodeRegisters, swapBytes } from '../../mappers/modbus/register-codec.js';
 
 const visitor = (v: Partial<ModbusVisitor> = {}): ModbusVisitor => ({
-  register: 'HoldingRegister', offset: 0, limit: 1, scale: 1, isSwap: false, isRegisterSwap: false, ...v,
+  register: 'HoldingRegister',
+  offset: 0,
+  limit: 1,
+  scale: 1,
+  isSwap: false,
+  isRegisterSwap: false,
+  ...v,
 });
 
 describe('modbus configData', () => {
@@ -95,7 +101,11 @@ describe('modbus register codec', () => {
     expect(encodeRegisters(0x12345678, visitor({ limit: 2, isSwap: true, isRegisterSwap: true }), 'double')).toEqual([0x7856, 0x3412]);
     expect(encodeRegisters(23.5, visitor({ limit: 2, dataType: 'float32', isRegisterSwap: true }), 'float')).toEqual([0x0000, 0x41bc]);
     expect(encodeRegisters(new Uint8Array([1, 2]), visitor(), 'bytes')).toEqual([0x0102]);
-    for (const [value, v, type] of [[7, visitor({ limit: 2, isSwap: true }), 'int'], [-123456, visitor({ limit: 2 }), 'int'], [1.5, visitor({ limit: 2, dataType: 'float32' }), 'float']] as const) {
+    for (const [value, v, type] of [
+      [7, visitor({ limit: 2, isSwap: true }), 'int'],
+      [-123456, visitor({ limit: 2 }), 'int'],
+      [1.5, visitor({ limit: 2, dataType: 'float32' }), 'float'],
+    ] as const) {
       expect(decodeRegisters(encodeRegisters(value, v, type), v, type)).toBe(value);
     }
   });

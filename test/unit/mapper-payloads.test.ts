@@ -12,11 +12,20 @@ import { MAX_TIMER_MS, deviceDurationMs } from '../../shared/device-types.js';
 import { DELTA_SUBSCRIPTION, deviceIdOfDeltaTopic, membershipGetTopic, stateUpdateTopic, twinUpdateTopic } from '../../mappers/framework/topics.js';
 
 const entry = {
-  id: 'default/thermometer-1', name: 'thermometer-1', namespace: 'default', description: '', state: 'online',
+  id: 'default/thermometer-1',
+  name: 'thermometer-1',
+  namespace: 'default',
+  description: '',
+  state: 'online',
   protocol: { protocolName: 'modbus', configData: { ip: '127.0.0.1', port: 5020, slaveID: 1 } },
   properties: [
-    { name: 'temperature', type: 'FLOAT', accessMode: 'ReadOnly', collectCycle: 500,
-      visitors: { protocolName: 'modbus', configData: { register: 'HoldingRegister', offset: 0, scale: 0.1 } } },
+    {
+      name: 'temperature',
+      type: 'FLOAT',
+      accessMode: 'ReadOnly',
+      collectCycle: 500,
+      visitors: { protocolName: 'modbus', configData: { register: 'HoldingRegister', offset: 0, scale: 0.1 } },
+    },
     { name: 'label', type: 'STRING', accessMode: 'ReadWrite' },
     { name: 'note', type: 'STRING', accessMode: 'ReadWrite', visitors: {} },
     { name: 'other', type: 'INT', visitors: { protocolName: 'opcua', configData: {} } },
@@ -44,11 +53,15 @@ describe('mapper topics', () => {
 describe('mapper payloads', () => {
   it('builds one twin/update carrying every value with its lower-case type', () => {
     const body = twinUpdatePayload(
-      [{ name: 'temperature', type: 'float', value: '23.5' }, { name: 'alarm', type: 'boolean', value: 'false' }],
+      [
+        { name: 'temperature', type: 'float', value: '23.5' },
+        { name: 'alarm', type: 'boolean', value: 'false' },
+      ],
       { nowMs: 1234, eventId: 'e1' },
     );
     expect(body).toEqual({
-      event_id: 'e1', timestamp: 1234,
+      event_id: 'e1',
+      timestamp: 1234,
       twin: { temperature: { actual: { value: '23.5' }, metadata: { type: 'float' } }, alarm: { actual: { value: 'false' }, metadata: { type: 'boolean' } } },
     });
   });
@@ -83,7 +96,13 @@ describe('mapper payloads', () => {
 describe('mapper device config', () => {
   it('keeps the properties with a visitor of the device protocol and reports the broken ones', () => {
     const { device, problems } = parseDeviceEntry(entry);
-    expect(device).toMatchObject({ id: 'default/thermometer-1', name: 'thermometer-1', namespace: 'default', protocolName: 'modbus', protocolConfig: { port: 5020 } });
+    expect(device).toMatchObject({
+      id: 'default/thermometer-1',
+      name: 'thermometer-1',
+      namespace: 'default',
+      protocolName: 'modbus',
+      protocolConfig: { port: 5020 },
+    });
     expect(device?.properties).toEqual([
       { name: 'temperature', type: 'float', accessMode: 'ReadOnly', collectCycleMs: 500, visitor: { register: 'HoldingRegister', offset: 0, scale: 0.1 } },
     ]);

@@ -37,7 +37,15 @@ describe('mapper value codec', () => {
   });
 
   it('refuses values that do not fit the type with ERR_INVALID_MESSAGE', () => {
-    for (const [type, text] of [['int', '1.5'], ['int', ''], ['int', 'abc'], ['float', 'NaN'], ['float', ' '], ['boolean', 'yes'], ['bytes', '***']] as const) {
+    for (const [type, text] of [
+      ['int', '1.5'],
+      ['int', ''],
+      ['int', 'abc'],
+      ['float', 'NaN'],
+      ['float', ' '],
+      ['boolean', 'yes'],
+      ['bytes', '***'],
+    ] as const) {
       expect(() => parseValue(type, text), `${type} ${text}`).toThrow(expect.objectContaining({ code: 'ERR_INVALID_MESSAGE' }));
     }
   });

@@ -6,9 +6,20 @@ import { VirtualDriver } from '../../mappers/virtual/virtual-driver.js';
 
 const signal = (s: Partial<SignalConfig>): SignalConfig => ({ kind: 'constant', min: 0, max: 100, periodMs: 1000, ...s });
 const prop = (name: string, type: PropertyConfig['type'], visitor: object, accessMode?: 'ReadWrite' | 'ReadOnly'): PropertyConfig => ({
-  name, type, collectCycleMs: 1000, visitor: visitor as Record<string, unknown>, ...(accessMode && { accessMode }),
+  name,
+  type,
+  collectCycleMs: 1000,
+  visitor: visitor as Record<string, unknown>,
+  ...(accessMode && { accessMode }),
 });
-const device = (properties: PropertyConfig[]): DeviceConfig => ({ id: 'default/v', name: 'v', namespace: 'default', protocolName: 'virtual', protocolConfig: {}, properties });
+const device = (properties: PropertyConfig[]): DeviceConfig => ({
+  id: 'default/v',
+  name: 'v',
+  namespace: 'default',
+  protocolName: 'virtual',
+  protocolConfig: {},
+  properties,
+});
 
 describe('virtual signals', () => {
   it('follows a sine between min and max over periodMs', () => {
@@ -70,6 +81,9 @@ describe('virtual driver', () => {
   it('refuses a device whose visitors are invalid, with every problem', async () => {
     const driver = new VirtualDriver({ logger: silentLogger() });
     const bad = device([prop('a', 'int', { kind: 'nope' }), prop('b', 'int', { kind: 'constant', initial: 'x' })]);
-    await expect(driver.connect(bad)).rejects.toMatchObject({ code: 'ERR_CONFIG', problems: [expect.stringContaining('a.visitors.configData.kind'), expect.stringContaining('b.visitors.configData.initial')] });
+    await expect(driver.connect(bad)).rejects.toMatchObject({
+      code: 'ERR_CONFIG',
+      problems: [expect.stringContaining('a.visitors.configData.kind'), expect.stringContaining('b.visitors.configData.initial')],
+    });
   });
 });

@@ -27,10 +27,17 @@ async function recordingApiServer(): Promise<{ server: string; seen: Seen[]; clo
 function kubeconfigFor(server: string): string {
   const dir = mkdtempSync(join(tmpdir(), 'ke-kc-'));
   const path = join(dir, 'kubeconfig');
-  writeFileSync(path, JSON.stringify({
-    apiVersion: 'v1', kind: 'Config', 'current-context': 'c',
-    clusters: [{ name: 'k', cluster: { server, 'insecure-skip-tls-verify': true } }], users: [{ name: 'u', user: { token: 'cloudcore-token' } }], contexts: [{ name: 'c', context: { cluster: 'k', user: 'u' } }],
-  }));
+  writeFileSync(
+    path,
+    JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      'current-context': 'c',
+      clusters: [{ name: 'k', cluster: { server, 'insecure-skip-tls-verify': true } }],
+      users: [{ name: 'u', user: { token: 'cloudcore-token' } }],
+      contexts: [{ name: 'c', context: { cluster: 'k', user: 'u' } }],
+    }),
+  );
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
   return path;
 }
@@ -39,7 +46,7 @@ const cleanups: Array<() => void> = [];
 afterEach(() => cleanups.splice(0).forEach((c) => c()));
 
 describe('writes on behalf of a node', () => {
-  it('go out impersonating the node (system:node:<name>, group system:nodes) with cloudcore\'s own credentials; cloudcore\'s own calls do not', async () => {
+  it("go out impersonating the node (system:node:<name>, group system:nodes) with cloudcore's own credentials; cloudcore's own calls do not", async () => {
     const api = await recordingApiServer();
     cleanups.push(api.close);
     const clients = createKubeClients({ kubeconfig: kubeconfigFor(api.server) });
@@ -47,7 +54,12 @@ describe('writes on behalf of a node', () => {
     await clients.asNode('edge-2').coordination.patchNamespacedLease({ name: 'edge-2', namespace: 'kube-node-lease', body: {} }, STRATEGIC_MERGE_PATCH);
     await clients.core.readNode({ name: 'x' });
     const [status, lease, own] = api.seen;
-    expect(status!.headers).toMatchObject({ 'impersonate-user': 'system:node:edge-1', 'impersonate-group': 'system:nodes', authorization: 'Bearer cloudcore-token', 'content-type': 'application/strategic-merge-patch+json' });
+    expect(status!.headers).toMatchObject({
+      'impersonate-user': 'system:node:edge-1',
+      'impersonate-group': 'system:nodes',
+      authorization: 'Bearer cloudcore-token',
+      'content-type': 'application/strategic-merge-patch+json',
+    });
     expect(lease!.headers).toMatchObject({ 'impersonate-user': 'system:node:edge-2', 'impersonate-group': 'system:nodes' });
     expect(own!.headers['impersonate-user']).toBeUndefined();
     expect(own!.headers['impersonate-group']).toBeUndefined();
@@ -72,14 +84,30 @@ describe('labels an edge asks for on its Node', () => {
       'site.example.com/rack': '7',
       plain: 'ok',
     });
-    expect(Object.keys(allowed).sort()).toEqual(['beta.kubernetes.io/arch', 'kubelet.kubernetes.io/anything', 'kubernetes.io/hostname', 'node.kubernetes.io/instance-type', 'plain', 'site.example.com/rack', 'sub.node.kubernetes.io/x', 'topology.kubernetes.io/zone']);
-    expect(refused.sort()).toEqual(['example.k8s.io/x', 'kubernetes.io/role', 'node-restriction.kubernetes.io/trusted', 'node-role.kubernetes.io/control-plane', 'team.node-restriction.kubernetes.io/x']);
+    expect(Object.keys(allowed).sort()).toEqual([
+      'beta.kubernetes.io/arch',
+      'kubelet.kubernetes.io/anything',
+      'kubernetes.io/hostname',
+      'node.kubernetes.io/instance-type',
+      'plain',
+      'site.example.com/rack',
+      'sub.node.kubernetes.io/x',
+      'topology.kubernetes.io/zone',
+    ]);
+    expect(refused.sort()).toEqual([
+      'example.k8s.io/x',
+      'kubernetes.io/role',
+      'node-restriction.kubernetes.io/trusted',
+      'node-role.kubernetes.io/control-plane',
+      'team.node-restriction.kubernetes.io/x',
+    ]);
     expect(isKubeletAllowedLabel('node-role.kubernetes.io/edge')).toBe(false);
   });
 });
 
 describe('mirror pods', () => {
-  const pod = (spec: Record<string, unknown>): V1Pod => ({ metadata: { name: 'm', namespace: 'default' }, spec: { containers: [{ name: 'c', image: 'i' }], ...spec } }) as V1Pod;
+  const pod = (spec: Record<string, unknown>): V1Pod =>
+    ({ metadata: { name: 'm', namespace: 'default' }, spec: { containers: [{ name: 'c', image: 'i' }], ...spec } }) as V1Pod;
 
   it('may reference no Secret, ConfigMap, service account, PVC or resource claim', () => {
     expect(mirrorPodReferences(pod({}))).toEqual([]);
@@ -89,6 +117,8 @@ describe('mirror pods', () => {
     expect(mirrorPodReferences(pod({ volumes: [{ name: 'v', persistentVolumeClaim: { claimName: 'data' } }] }))).toEqual(['persistentvolumeclaim']);
     expect(mirrorPodReferences(pod({ volumes: [{ name: 'v', ephemeral: { volumeClaimTemplate: { spec: {} } } }] }))).toEqual(['persistentvolumeclaim']);
     expect(mirrorPodReferences(pod({ resourceClaims: [{ name: 'gpu', resourceClaimName: 'gpu' }] }))).toEqual(['resourceclaim']);
-    expect(mirrorPodReferences(pod({ volumes: [{ name: 'v', projected: { sources: [{ serviceAccountToken: { path: 't' } }, { configMap: { name: 'x' } }] } }] }))).toEqual(['configmap', 'serviceaccount']);
+    expect(
+      mirrorPodReferences(pod({ volumes: [{ name: 'v', projected: { sources: [{ serviceAccountToken: { path: 't' } }, { configMap: { name: 'x' } }] } }] })),
+    ).toEqual(['configmap', 'serviceaccount']);
   });
 });

@@ -115,7 +115,14 @@ describe('scoped join tokens', () => {
 
   it('refuses a signed but malformed scope instead of ignoring it', () => {
     const exp = Math.floor(Date.now() / 1000) + 60;
-    for (const claims of [{ exp, sub: 'edge-7' }, { exp, sub: 7 }, { exp, uses: 1 }, { exp, jti: 'x' }, { exp, jti: 'x', uses: 0 }, { exp, jti: 'a b', uses: 1 }]) {
+    for (const claims of [
+      { exp, sub: 'edge-7' },
+      { exp, sub: 7 },
+      { exp, uses: 1 },
+      { exp, jti: 'x' },
+      { exp, jti: 'x', uses: 0 },
+      { exp, jti: 'a b', uses: 1 },
+    ]) {
       expect(() => verifyBootstrapJwt(sign(claims), secret), JSON.stringify(claims)).toThrow(expect.objectContaining({ code: 'ERR_TOKEN_MALFORMED' }));
     }
   });

@@ -6,10 +6,16 @@ import { MIRROR_ANNOTATION } from '../../cloudcore/edgecontroller/pod-references
 let rv = 100;
 const meta = (name: string, namespace?: string) => ({ name, namespace, uid: `uid-${name}`, resourceVersion: String(rv++) });
 const node = (name: string): V1Node => ({ metadata: meta(name) });
-const pod = (name: string, nodeName: string | undefined, spec: Partial<V1PodSpec> = {}): V1Pod => ({ metadata: meta(name, 'ns'), spec: { nodeName, containers: [{ name: 'c' }], ...spec } });
+const pod = (name: string, nodeName: string | undefined, spec: Partial<V1PodSpec> = {}): V1Pod => ({
+  metadata: meta(name, 'ns'),
+  spec: { nodeName, containers: [{ name: 'c' }], ...spec },
+});
 /** A pod using ConfigMap `cm` as a volume and Secret `s` in its env. */
 const podUsing = (name: string, nodeName: string, cm = 'cm', secret = 's'): V1Pod =>
-  pod(name, nodeName, { volumes: [{ name: 'v', configMap: { name: cm } }], containers: [{ name: 'c', env: [{ name: 'E', valueFrom: { secretKeyRef: { name: secret, key: 'k' } } }] }] });
+  pod(name, nodeName, {
+    volumes: [{ name: 'v', configMap: { name: cm } }],
+    containers: [{ name: 'c', env: [{ name: 'E', valueFrom: { secretKeyRef: { name: secret, key: 'k' } } }] }],
+  });
 const summary = (changes: PlacementChange[]): string[] => changes.map((c) => `${c.node} ${c.operation} ${c.object.key}`);
 
 /** The informer caches a placement reads, updated before the placement hears of a change (as informers do). */
@@ -80,7 +86,13 @@ describe('pod placement', () => {
     c.putPod(podUsing('a', 'n1'));
     c.putPod(podUsing('b', 'n1', 'cm', 'other'));
     // cm stays on n1 for pod b; s goes with pod a.
-    expect(summary(c.putPod(podUsing('a', 'n2')))).toEqual(['n1 delete ns/pod/a', 'n1 delete ns/secret/s', 'n2 insert ns/configmap/cm', 'n2 insert ns/secret/s', 'n2 insert ns/pod/a']);
+    expect(summary(c.putPod(podUsing('a', 'n2')))).toEqual([
+      'n1 delete ns/pod/a',
+      'n1 delete ns/secret/s',
+      'n2 insert ns/configmap/cm',
+      'n2 insert ns/secret/s',
+      'n2 insert ns/pod/a',
+    ]);
     expect(c.placement.nodeOfPod('ns/a')?.node).toBe('n2');
     expect(summary(c.dropPod(podUsing('a', 'n2')))).toEqual(['n2 delete ns/pod/a', 'n2 delete ns/configmap/cm', 'n2 delete ns/secret/s']);
     expect(c.placement.nodeOfPod('ns/a')).toBeUndefined();

@@ -100,7 +100,9 @@ describe('resync messages', () => {
 
   it('deletes what the edge holds of a type no provider owns, and nothing when one owns every type', () => {
     const deletes = resyncMessages(inventory, [{ ownedTypes: ['pod'], messages: [] }]);
-    expect(deletes.map((m) => [m.operation, m.resource, (m.content as { metadata: { uid: string } }).metadata.uid])).toEqual([['delete', 'default/gadget/g', 'u2']]);
+    expect(deletes.map((m) => [m.operation, m.resource, (m.content as { metadata: { uid: string } }).metadata.uid])).toEqual([
+      ['delete', 'default/gadget/g', 'u2'],
+    ]);
     expect(resyncMessages(inventory, [{ ownedTypes: ['*'], messages: [] }])).toEqual([]);
   });
 });

@@ -11,7 +11,7 @@ describe('SQLite store files', () => {
     const path = join(tempDir(), 'data', 'edgecore.db');
     const db = openDatabase(path, { synchronous: 'normal' });
     try {
-      db.exec('CREATE TABLE t (v TEXT); INSERT INTO t VALUES (\'secret\')');
+      db.exec("CREATE TABLE t (v TEXT); INSERT INTO t VALUES ('secret')");
       expect(mode(join(path, '..'))).toBe(0o700);
       for (const file of [path, `${path}-wal`, `${path}-shm`]) expect(mode(file), file).toBe(0o600);
       expect(directoryOpenToOthers(path)).toBe(false);

@@ -10,7 +10,14 @@ import type { ObjectChange } from '../../edgecore/contracts/object-change.js';
 
 const item = (key: string, uid: string, rv: number, deleted = false): OutboxItem => ({
   key,
-  message: newMessage({ source: 't', group: 'resource', operation: deleted ? 'delete' : 'update', resource: key, resourceVersion: String(rv), content: { metadata: { uid } } }),
+  message: newMessage({
+    source: 't',
+    group: 'resource',
+    operation: deleted ? 'delete' : 'update',
+    resource: key,
+    resourceVersion: String(rv),
+    content: { metadata: { uid } },
+  }),
   version: { uid, resourceVersion: String(rv), deleted },
   enqueuedAtMs: 0,
 });
@@ -72,7 +79,12 @@ describe('edge meta store', () => {
 
   it('applies only newer versions, so nothing ever goes back in time', () => {
     const s = store();
-    expect(s.apply([change('d/pod/a', 'u', '5'), change('d/pod/a', 'u', '4'), change('d/pod/a', 'u', '5'), change('d/pod/a', 'u', '6')])).toEqual(['applied', 'stale', 'stale', 'applied']);
+    expect(s.apply([change('d/pod/a', 'u', '5'), change('d/pod/a', 'u', '4'), change('d/pod/a', 'u', '5'), change('d/pod/a', 'u', '6')])).toEqual([
+      'applied',
+      'stale',
+      'stale',
+      'applied',
+    ]);
     expect(s.get('d/pod/a')!.resourceVersion).toBe('6');
   });
 

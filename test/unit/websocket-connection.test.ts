@@ -7,13 +7,18 @@ function clientFrame(opcode: number, payload: Buffer, fin = true): Buffer {
   const mask = Buffer.from([1, 2, 3, 4]);
   const masked = Buffer.from(payload.map((b, i) => b ^ mask[i & 3]!));
   const len = payload.length;
-  const head = len < 126 ? Buffer.from([(fin ? 0x80 : 0) | opcode, 0x80 | len]) : len < 65536 ? Buffer.from([(fin ? 0x80 : 0) | opcode, 0x80 | 126, len >> 8, len & 255]) : (() => {
-    const h = Buffer.alloc(10);
-    h[0] = (fin ? 0x80 : 0) | opcode;
-    h[1] = 0x80 | 127;
-    h.writeUInt32BE(len, 6);
-    return h;
-  })();
+  const head =
+    len < 126
+      ? Buffer.from([(fin ? 0x80 : 0) | opcode, 0x80 | len])
+      : len < 65536
+        ? Buffer.from([(fin ? 0x80 : 0) | opcode, 0x80 | 126, len >> 8, len & 255])
+        : (() => {
+            const h = Buffer.alloc(10);
+            h[0] = (fin ? 0x80 : 0) | opcode;
+            h[1] = 0x80 | 127;
+            h.writeUInt32BE(len, 6);
+            return h;
+          })();
   return Buffer.concat([head, mask, masked]);
 }
 
@@ -41,7 +46,12 @@ describe('server websocket connection', () => {
   it('reassembles messages split across chunks and fragments', () => {
     const h = harness();
     const big = Buffer.alloc(70_000, 7);
-    const stream = Buffer.concat([clientFrame(2, Buffer.from('one')), clientFrame(2, big), clientFrame(2, Buffer.from('par'), false), clientFrame(0, Buffer.from('ts'))]);
+    const stream = Buffer.concat([
+      clientFrame(2, Buffer.from('one')),
+      clientFrame(2, big),
+      clientFrame(2, Buffer.from('par'), false),
+      clientFrame(0, Buffer.from('ts')),
+    ]);
     for (let i = 0; i < stream.length; i += 1000) h.ws.push(stream.subarray(i, i + 1000));
     expect(h.messages.map((m) => m.length)).toEqual([3, 70_000, 5]);
     expect(h.messages[2]!.toString()).toBe('parts');
@@ -75,10 +85,12 @@ describe('server websocket connection', () => {
 
   it('never throws on random or mutated input and stays consistent', () => {
     let seed = Number(process.env.FUZZ_SEED ?? 12345);
-    const rand = (): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const rand = (): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
     for (let round = 0; round < 3_000; round++) {
       const h = harness(4096);
-      const valid = Buffer.concat(Array.from({ length: 3 }, () => clientFrame([0, 1, 2, 8, 9, 10][Math.floor(rand() * 6)]!, Buffer.alloc(Math.floor(rand() * 300), 9), rand() < 0.8)));
+      const valid = Buffer.concat(
+        Array.from({ length: 3 }, () => clientFrame([0, 1, 2, 8, 9, 10][Math.floor(rand() * 6)]!, Buffer.alloc(Math.floor(rand() * 300), 9), rand() < 0.8)),
+      );
       const input = rand() < 0.5 ? Buffer.from(Array.from({ length: Math.floor(rand() * 64) }, () => Math.floor(rand() * 256))) : valid;
       for (let k = 0; k < 4; k++) input[Math.floor(rand() * input.length)] = Math.floor(rand() * 256);
       expect(() => {

@@ -41,7 +41,13 @@ export class GrpcUnaryChannel {
         fail(GrpcStatus.DEADLINE_EXCEEDED, `deadline of ${timeoutMs} ms exceeded`);
         stream.close(http2.constants.NGHTTP2_CANCEL);
       }, timeoutMs);
-      const stream = this.connect().request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers', 'grpc-timeout': `${Math.max(1, Math.ceil(timeoutMs))}m` });
+      const stream = this.connect().request({
+        ':method': 'POST',
+        ':path': path,
+        'content-type': 'application/grpc',
+        te: 'trailers',
+        'grpc-timeout': `${Math.max(1, Math.ceil(timeoutMs))}m`,
+      });
       const chunks: Buffer[] = [];
       let size = 0;
       let headers: http2.IncomingHttpHeaders | undefined;
@@ -59,11 +65,13 @@ export class GrpcUnaryChannel {
       stream.on('close', () => {
         // A trailers-only response (an error) carries the status in the headers.
         const status = trailers?.['grpc-status'] ?? headers?.['grpc-status'];
-        if (status === undefined) return fail(GrpcStatus.UNAVAILABLE, `${this.socketPath}: the runtime closed the call without a status (HTTP ${headers?.[':status'] ?? 'none'})`);
+        if (status === undefined)
+          return fail(GrpcStatus.UNAVAILABLE, `${this.socketPath}: the runtime closed the call without a status (HTTP ${headers?.[':status'] ?? 'none'})`);
         const code = Number(status);
         if (code !== 0) return fail(code, decodeURIComponent(String(trailers?.['grpc-message'] ?? headers?.['grpc-message'] ?? '')));
         const body = Buffer.concat(chunks);
-        if (body.length < 5 || body.readUInt32BE(1) !== body.length - 5 || body[0] !== 0) return fail(GrpcStatus.INTERNAL, 'malformed or compressed gRPC response message');
+        if (body.length < 5 || body.readUInt32BE(1) !== body.length - 5 || body[0] !== 0)
+          return fail(GrpcStatus.INTERNAL, 'malformed or compressed gRPC response message');
         if (settled) return;
         settled = true;
         clearTimeout(timer);
