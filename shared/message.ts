@@ -47,7 +47,13 @@ export const Operation = {
   received: 'received',
 } as const;
 
-export type OperationName = (typeof Operation)[keyof typeof Operation];
+/** Operations an edge reports with (edged, DeviceTwin); CloudHub refuses any other on the upstream stream. */
+export const REPORT_OPERATIONS = [Operation.insert, Operation.update, Operation.patch, Operation.delete] as const;
+export type ReportOperation = (typeof REPORT_OPERATIONS)[number];
+
+export function isReportOperation(operation: string): operation is ReportOperation {
+  return (REPORT_OPERATIONS as readonly string[]).includes(operation);
+}
 
 /** Groups of the wire format (KubeEdge's router group): what kind of thing a message is about. */
 export const Group = {

@@ -1,8 +1,8 @@
 import type { Logger } from '../../shared/logger.js';
 import { CoreError, asError } from '../../shared/errors.js';
-import { Operation, errorResponseTo, newMessage, parseEdgeResource, type EdgeResource, type Message } from '../../shared/message.js';
+import { Operation, errorResponseTo, isReportOperation, newMessage, parseEdgeResource, type EdgeResource, type Message } from '../../shared/message.js';
 import { CloudModule } from '../contracts/addresses.js';
-import { isReportOperation, type CloudBus, type ReportMessage } from '../contracts/node-messages.js';
+import type { CloudBus, ReportMessage } from '../contracts/node-messages.js';
 import type { ConnectionEvent } from '../contracts/object-sync.js';
 import { KeyedWorkQueue } from './keyed-queue.js';
 import { SYNC_PROVIDERS, controllerFor } from './routes.js';

@@ -5,5 +5,3 @@ export const CloudModule = {
   edgeController: 'edgecontroller',
   deviceController: 'devicecontroller',
 } as const;
-
-export type CloudModuleName = (typeof CloudModule)[keyof typeof CloudModule];

@@ -2,7 +2,7 @@
 // (`node`), never inside the resource: the resource is exactly what the edge sees (`<ns>/<type>/<name>`).
 
 import type { Bus } from '../../shared/bus.js';
-import type { EdgeResource, Message, Operation, Request } from '../../shared/message.js';
+import type { EdgeResource, Message, Operation, ReportOperation, Request } from '../../shared/message.js';
 import { CloudModule } from './addresses.js';
 import type { ConnectionEvent, SyncRequest, SyncResponse } from './object-sync.js';
 
@@ -16,10 +16,6 @@ export type ConnectionMessage = NodeMessage<ConnectionEvent, typeof Operation.co
 
 /** An edge asks for one object it may read; the answer is the object (Kubernetes JSON). */
 export type QueryMessage = Request<unknown, typeof Operation.query, unknown> & { readonly node: string; readonly object: EdgeResource };
-
-/** Operations an edge may report with (edged, DeviceTwin); anything else is refused at CloudHub. */
-export const REPORT_OPERATIONS = ['insert', 'update', 'patch', 'delete'] as const;
-export type ReportOperation = (typeof REPORT_OPERATIONS)[number];
 
 /**
  * A report from an edge (status, event, mirror pod …), parsed once at CloudHub. The answer is `OK`, or an
@@ -39,8 +35,4 @@ export type CloudBus = Bus<CloudInboxes>;
 /** How controllers hand CloudHub a message for one node: objects go through its reliable outbox. */
 export interface NodeDelivery {
   deliver(node: string, message: Message): void;
-}
-
-export function isReportOperation(operation: string): operation is ReportOperation {
-  return (REPORT_OPERATIONS as readonly string[]).includes(operation);
 }

@@ -7,5 +7,3 @@ export const EdgeModule = {
   deviceTwin: 'devicetwin',
   eventBus: 'eventbus',
 } as const;
-
-export type EdgeModuleName = (typeof EdgeModule)[keyof typeof EdgeModule];

@@ -3,7 +3,7 @@
 
 import type { Bus } from '../../shared/bus.js';
 import type { InventoryItem } from '../../shared/channel/frame.js';
-import type { Message, Operation, Request } from '../../shared/message.js';
+import type { Message, Operation, ReportOperation, Request } from '../../shared/message.js';
 import { EdgeModule } from './addresses.js';
 import type { ApplyResult, ObjectChange } from './object-change.js';
 
@@ -29,7 +29,7 @@ export type ConnectionNotice = Message<'cloud_connected' | 'cloud_disconnected',
 export type StoredNotice = Message<Uint8Array | null, Op['update'] | Op['delete']>;
 
 /** To EdgeHub: a report for the cloud (status, event, mirror pod), queued durably; or a query to the cloud. */
-export type ReportMessage = Message<unknown, Op['insert'] | Op['update'] | Op['patch'] | Op['delete']>;
+export type ReportMessage = Message<unknown, ReportOperation>;
 
 /** To EventBus: publish the payload on the topic (resource). */
 export type PublishMessage = Message<Buffer, Op['publish']>;
