@@ -13,8 +13,12 @@ export function configOrExit<C>(program: string, load: () => C): C {
   }
 }
 
-/** Exits non-zero with a one-line reason (systemd restarts the unit). */
+/** Exits non-zero with a one-line reason (systemd restarts the unit): 2 for a config problem found while starting, else 1. */
 export function fatal(program: string, err: unknown): never {
+  if (err instanceof ConfigError) {
+    process.stderr.write(`${program}: ${err.message}\n`);
+    process.exit(2);
+  }
   const e = err as { code?: string; message?: string };
   process.stderr.write(`${program}: ${e.code ? `${e.code}: ` : ''}${e.message ?? String(err)}\n`);
   process.exit(1);

@@ -12,6 +12,8 @@ const LIBRARIES: Readonly<Record<string, string>> = {
   'cloudcore/kube': 'the one owner of the Kubernetes client (credentials, rate limit, informers) for every cloud module',
   'cloudcore/contracts': 'module names, message types and route tables the cloud modules agree on (may not exist yet)',
   'edgecore/contracts': 'module names, message types and route tables the edge modules agree on (may not exist yet)',
+  'cloudcore/metrics': "cloudcore's Prometheus metrics, each defined once; every cloud module records into them",
+  'edgecore/metrics': "edgecore's Prometheus metrics, each defined once; every edge module records into them",
   'mappers/framework': 'the mapper library (MQTT link, device runner, CLI) every protocol mapper builds on',
 };
 
