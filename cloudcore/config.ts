@@ -1,6 +1,7 @@
 import { loadConfig, renderDefaultConfig, type ConfigSources } from '../shared/config/loader.js';
 import { int, oneOf, str, type ConfigOf } from '../shared/config/schema.js';
 import { LOG_LEVELS } from '../shared/logger.js';
+import { monitorServerConfigProblems, monitorServerConfigSchema } from '../shared/monitor/monitor-config.js';
 import { cloudHubConfigProblems, cloudHubConfigSchema } from './cloudhub/cloudhub-config.js';
 import { deviceControllerConfigSchema } from './devicecontroller/devicecontroller-config.js';
 import { edgeControllerConfigProblems, edgeControllerConfigSchema } from './edgecontroller/edgecontroller-config.js';
@@ -17,6 +18,8 @@ export function cloudCoreSchema() {
       qps: int(100, 'Requests per second cloudcore may send to the API server (status, leases, nodes).', { min: 1 }),
       burst: int(200, 'Requests cloudcore may send at once above qps.', { min: 1 }),
     },
+    // KubeEdge's cloudcore serves its metrics on 127.0.0.1:9091 too (commonConfig.monitorServer).
+    monitorServer: monitorServerConfigSchema(9091, 'cloudcore'),
     modules: {
       cloudHub: cloudHubConfigSchema(),
       edgeController: edgeControllerConfigSchema(),
@@ -29,6 +32,7 @@ export type CloudCoreConfig = ConfigOf<ReturnType<typeof cloudCoreSchema>>;
 
 export function loadCloudCoreConfig(sources: ConfigSources): CloudCoreConfig {
   return loadConfig(cloudCoreSchema(), sources, (c) => [
+    ...monitorServerConfigProblems(c.monitorServer, 'monitorServer'),
     ...cloudHubConfigProblems(c.modules.cloudHub, 'modules.cloudHub'),
     ...edgeControllerConfigProblems(c.modules.edgeController, 'modules.edgeController'),
   ]);

@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import { loadConfig, renderDefaultConfig, type ConfigSources } from '../shared/config/loader.js';
 import { oneOf, str, type ConfigOf } from '../shared/config/schema.js';
 import { LOG_LEVELS } from '../shared/logger.js';
+import { monitorServerConfigProblems, monitorServerConfigSchema } from '../shared/monitor/monitor-config.js';
 import { deviceTwinConfigSchema } from './devicetwin/devicetwin-config.js';
 import { edgedConfigProblems, edgedConfigSchema } from './edged/edged-config.js';
 import { edgeHubConfigProblems, edgeHubConfigSchema } from './edgehub/edgehub-config.js';
@@ -37,6 +38,8 @@ export function edgeCoreSchema() {
         'normal survives edgecore crashes; full also survives power loss at the cost of an fsync per commit (a lost commit is healed by the resync anyway).',
       ),
     },
+    // kubelet's healthz port (127.0.0.1:10248): edgecore takes kubelet's place on an edge host.
+    monitorServer: monitorServerConfigSchema(10248, 'edgecore'),
     modules: {
       edged: edgedConfigSchema(),
       eventBus: eventBusConfigSchema(),
@@ -52,6 +55,7 @@ export function loadEdgeCoreConfig(sources: ConfigSources): EdgeCoreConfig {
   return loadConfig(edgeCoreSchema(), sources, (c) => {
     const m = c.modules;
     const problems = [
+      ...monitorServerConfigProblems(c.monitorServer, 'monitorServer'),
       ...edgedConfigProblems(m.edged, 'modules.edged'),
       ...eventBusConfigProblems(m.eventBus, 'modules.eventBus'),
       ...edgeHubConfigProblems(m.edgeHub, 'modules.edgeHub'),

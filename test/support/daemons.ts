@@ -113,7 +113,12 @@ export interface CloudSetup {
  */
 export async function cloudSetup(
   dir: string,
-  overrides: { kubeconfig?: string; cloudHub?: Record<string, unknown>; edgeController?: Record<string, unknown> } = {},
+  overrides: {
+    kubeconfig?: string;
+    cloudHub?: Record<string, unknown>;
+    edgeController?: Record<string, unknown>;
+    monitorServer?: Record<string, unknown>;
+  } = {},
 ): Promise<CloudSetup> {
   const hubPort = await freePort();
   const certPort = await freePort();
@@ -121,6 +126,8 @@ export async function cloudSetup(
   const config = {
     logLevel: 'debug',
     ...(overrides.kubeconfig ? { kubeAPI: { kubeconfig: overrides.kubeconfig, qps: 200, burst: 400 } } : {}),
+    // Many daemons share the host in tests: the monitor server on a free port (logged) unless a test fixes one.
+    monitorServer: { port: 0, ...overrides.monitorServer },
     modules: {
       cloudHub: {
         address: '127.0.0.1',
@@ -198,7 +205,14 @@ export function edgeSetup(
   dir: string,
   nodeName: string,
   cloud: CloudSetup,
-  opts: { hubPort?: number; edgeHub?: Record<string, unknown>; edged?: Record<string, unknown>; devices?: boolean; eventBus?: Record<string, unknown> } = {},
+  opts: {
+    hubPort?: number;
+    edgeHub?: Record<string, unknown>;
+    edged?: Record<string, unknown>;
+    devices?: boolean;
+    eventBus?: Record<string, unknown>;
+    monitorServer?: Record<string, unknown>;
+  } = {},
 ): EdgeSetup {
   const base = join(dir, nodeName);
   const dbPath = join(base, 'edgecore.db');
@@ -206,6 +220,7 @@ export function edgeSetup(
     logLevel: 'debug',
     nodeName,
     database: { path: dbPath },
+    monitorServer: { port: 0, ...opts.monitorServer },
     modules: {
       // Channel tests count reports exactly; edged's node status joins only where a test asks for it.
       edged: { enable: false, runtimeEndpoint: '', ...opts.edged },
