@@ -164,7 +164,7 @@ function installCrds(cluster: Extract<Cluster, { kind: 'kubernetes' }>): void {
 
 function writeConfigs(
   cluster: Cluster,
-  ports: { hub: number; cert: number; webhook: number; mqtt: number },
+  ports: { hub: number; cert: number; webhook: number; mqtt: number; cloudMonitor: number; edgeMonitor: number },
   runtime: Runtime | undefined,
 ): { cloudConfig: string; edgeConfig: string } {
   const cloudConfig = join(DIR, 'cloudcore.yaml');
@@ -178,6 +178,7 @@ function writeConfigs(
     stringify({
       logLevel: 'info',
       ...(cluster.kind === 'kubernetes' ? { kubeAPI: { kubeconfig: cluster.kubeconfig } } : {}),
+      monitorServer: { port: ports.cloudMonitor },
       modules: {
         cloudHub: {
           address: '127.0.0.1',
@@ -200,6 +201,7 @@ function writeConfigs(
       logLevel: 'info',
       nodeName: NODE_NAME,
       database: { path: join(DIR, 'edge', 'edgecore.db') },
+      monitorServer: { port: ports.edgeMonitor },
       modules: {
         edged: runtime
           ? {
@@ -389,7 +391,14 @@ async function main(): Promise<void> {
   try {
     cluster = prepareCluster();
     if (cluster.kind === 'kubernetes') installCrds(cluster);
-    const ports = { hub: await portOrFree(10000), cert: await portOrFree(10002), webhook: await portOrFree(10010), mqtt: await portOrFree(1884) };
+    const ports = {
+      hub: await portOrFree(10000),
+      cert: await portOrFree(10002),
+      webhook: await portOrFree(10010),
+      mqtt: await portOrFree(1884),
+      cloudMonitor: await portOrFree(9091),
+      edgeMonitor: await portOrFree(10248),
+    };
     runtime = cluster.kind === 'kubernetes' ? startRuntime() : undefined;
     if (cluster.kind === 'kubernetes' && !runtime) say('not root: edged reports the node but runs no pods (containerd needs root)');
     const { cloudConfig, edgeConfig } = writeConfigs(cluster, ports, runtime);
@@ -419,7 +428,9 @@ async function main(): Promise<void> {
     const clusterLine = cluster.kind === 'kubernetes' ? `cluster:    KUBECONFIG=${cluster.kubeconfig}${controlPlane}\n` : '';
     process.stdout.write(`
 cloudcore:  hub wss://127.0.0.1:${ports.hub}   certificates https://127.0.0.1:${ports.cert}   config ${cloudConfig}
+            metrics http://127.0.0.1:${ports.cloudMonitor}/metrics   readiness http://127.0.0.1:${ports.cloudMonitor}/readyz
 edgecore:   node ${NODE_NAME}   store ${join(DIR, 'edge', 'edgecore.db')}   config ${edgeConfig}
+            metrics http://127.0.0.1:${ports.edgeMonitor}/metrics   readiness http://127.0.0.1:${ports.edgeMonitor}/readyz
 ${clusterLine}join token: ${token.slice(0, 24)}...  (another: ${cc} token create)
 ${tryThis}
 ready (Ctrl-C stops everything)

@@ -1,6 +1,7 @@
 import { Bus } from '../shared/bus.js';
 import type { Logger } from '../shared/logger.js';
 import { ModuleRuntime, type Module } from '../shared/module-runtime.js';
+import { MonitorServer } from '../shared/monitor/monitor-server.js';
 import type { CaSource } from '../shared/pki/ca-source.js';
 import { softwareVersion } from '../shared/version.js';
 import type { CloudCoreConfig } from './config.js';
@@ -13,6 +14,7 @@ import { KubeReports } from './edgecontroller/kube-reports.js';
 import { KubeSource } from './edgecontroller/kube-source.js';
 import { LocalReports, LocalSource } from './edgecontroller/local-source.js';
 import { createKubeClients, type KubeClients } from './kube/kube-client.js';
+import { CloudMetrics } from './metrics/cloud-metrics.js';
 import { TokenBucket } from './kube/rate-limiter.js';
 import { SecretCa } from './kube/secret-ca.js';
 
@@ -31,15 +33,25 @@ export class CloudCore {
   readonly cloudHub: CloudHub;
   readonly edgeController: EdgeController | undefined;
   readonly kube: KubeClients | undefined;
+  readonly metrics: CloudMetrics;
+  /** /metrics, /healthz, /readyz: started first and stopped last. */
+  readonly monitor: MonitorServer;
   private readonly runtime: ModuleRuntime;
+  private started = false;
+  private readonly shutdownDelayMs: number;
 
   /** Throws a ConfigError when the cluster credentials cannot be loaded. */
   constructor(options: CloudCoreOptions) {
     const { config, logger } = options;
     const ec = config.modules.edgeController;
     this.bus = new Bus<CloudInboxes>({ logger: logger.child({ module: 'bus' }) });
-    this.kube = ec.enable && ec.source === 'kubernetes' ? createKubeClients({ kubeconfig: config.kubeAPI.kubeconfig }) : undefined;
-    const modules: Module[] = [];
+    this.metrics = new CloudMetrics();
+    this.kube = ec.enable && ec.source === 'kubernetes' ? createKubeClients({ kubeconfig: config.kubeAPI.kubeconfig, metrics: this.metrics }) : undefined;
+    this.monitor = new MonitorServer({ config: config.monitorServer, registry: this.metrics.registry, logger: logger.child({ module: 'monitor' }) });
+    this.shutdownDelayMs = config.monitorServer.shutdownDelaySeconds * 1000;
+    // Modules start in order and the controllers' start waits for their informers' first lists.
+    this.monitor.addReadiness('informers', () => (this.started ? undefined : 'informers not synced yet (modules starting)'));
+    const modules: Module[] = [this.monitor];
     // One QPS budget for every controller writing to the API server (client-go's per-client limit).
     const limiter = new TokenBucket(config.kubeAPI.qps, config.kubeAPI.burst);
     const hubLogger = logger.child({ module: 'cloudhub' });
@@ -52,6 +64,7 @@ export class CloudCore {
       logger: hubLogger,
       softwareVersion: softwareVersion(),
       observer: options.observer,
+      metrics: this.metrics,
     });
     if (ec.enable) {
       const controllerLogger = logger.child({ module: 'edgecontroller' });
@@ -96,11 +109,15 @@ export class CloudCore {
     this.runtime = new ModuleRuntime({ modules, logger });
   }
 
-  start(): Promise<void> {
-    return this.runtime.start();
+  async start(): Promise<void> {
+    await this.runtime.start();
+    this.started = true;
   }
 
+  /** Readiness fails first (draining), then, after monitorServer.shutdownDelaySeconds, every module stops. */
   async stop(): Promise<void> {
+    this.monitor.drain();
+    if (this.shutdownDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.shutdownDelayMs));
     await this.runtime.stop();
     this.bus.close();
   }

@@ -33,6 +33,8 @@ const TEST_PACKAGES = [
   { program: '/bin/busybox', pkg: 'busybox-static' },
   { program: '/usr/lib/cni/bridge', pkg: 'containernetworking-plugins' },
   { program: '/usr/bin/jq', pkg: 'jq' },
+  // The metrics tests scrape both daemons with a real Prometheus.
+  { program: '/usr/bin/prometheus', pkg: 'prometheus' },
 ];
 if (process.argv.includes('--test-packages')) {
   const missing = TEST_PACKAGES.filter((p) => !existsSync(p.program)).map((p) => p.pkg);

@@ -10,6 +10,7 @@ import { CertificateAuthority, nodeNameFromCommonName, type PemPair } from '../.
 import { verifyBootstrapJwt, type JoinTokenClaims } from '../../shared/pki/bootstrap-token.js';
 import { isValidNodeName } from '../../shared/pki/node-identity.js';
 import { SERVER_TLS_OPTIONS } from '../../shared/pki/server-tls.js';
+import type { CloudMetrics } from '../metrics/cloud-metrics.js';
 
 const MAX_CSR_BYTES = 16 * 1024;
 
@@ -26,6 +27,7 @@ export interface CertServerOptions {
    */
   requestTimeoutMs?: number;
   logger: Logger;
+  metrics: CloudMetrics;
 }
 
 type Authenticated = { how: 'certificate' } | { how: 'token'; claims: JoinTokenClaims };
@@ -95,6 +97,7 @@ export class CertServer {
       const header = String(req.headers.nodename ?? '');
       const nodeId = isValidNodeName(header) ? header : undefined;
       this.options.logger.warn({ err, peer, path, nodeId, ...(nodeId ? {} : { nodeNameHeader: header.slice(0, 300) }), status }, 'certificate request refused');
+      this.options.metrics.certificateRequestsRefused.labels(err instanceof CoreError ? err.code : 'ERR_UNKNOWN').inc();
       return reply(res, status, err instanceof Error ? err.message : String(err));
     }
   }
@@ -114,6 +117,7 @@ export class CertServer {
       { nodeId: nodeName, peer: req.socket.remoteAddress, how: auth.how, ...(limit ? { jti: limit.jti, use: `${used}/${limit.uses}` } : {}) },
       'signed node certificate',
     );
+    this.options.metrics.certificatesIssued.labels(auth.how === 'token' ? 'join' : 'renewal').inc();
     reply(res, 200, cert);
   }
 

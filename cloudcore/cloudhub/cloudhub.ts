@@ -7,6 +7,7 @@ import type { CoreError } from '../../shared/errors.js';
 import type { CertificateAuthority } from '../../shared/pki/certificate-authority.js';
 import type { CaSource } from '../../shared/pki/ca-source.js';
 import { CloudModule } from '../contracts/addresses.js';
+import { CloudMetrics, GOAWAY_NAMES, type HubSnapshot } from '../metrics/cloud-metrics.js';
 import type { CloudBus, NodeDelivery } from '../contracts/node-messages.js';
 import type { ConnectionEvent, SyncResponse } from '../contracts/object-sync.js';
 import type { CloudHubConfig } from './cloudhub-config.js';
@@ -33,6 +34,8 @@ export interface CloudHubDeps {
   logger: Logger;
   softwareVersion: string;
   observer?: CloudHubObserver;
+  /** The daemon's metrics; a private set when absent (tests, benches). */
+  metrics?: CloudMetrics;
 }
 
 /**
@@ -43,6 +46,7 @@ export class CloudHub implements Module, SessionHost, NodeDelivery {
   readonly name = CloudModule.cloudHub;
   readonly sessions: SessionRegistry;
   readonly upstream: UpstreamRouter;
+  readonly metrics: CloudMetrics;
   private readonly settings: Settings;
   private ca: CertificateAuthority | undefined;
   private certServer: CertServer | undefined;
@@ -65,7 +69,15 @@ export class CloudHub implements Module, SessionHost, NodeDelivery {
       sessionTimeoutMs: c.sessionTimeoutMs,
       logger: deps.logger,
     });
-    this.upstream = new UpstreamRouter({ bus: deps.bus, workers: c.upstreamWorkers, timeoutMs: c.upstreamTimeoutMs, logger: deps.logger });
+    this.metrics = deps.metrics ?? new CloudMetrics();
+    this.upstream = new UpstreamRouter({
+      bus: deps.bus,
+      workers: c.upstreamWorkers,
+      timeoutMs: c.upstreamTimeoutMs,
+      logger: deps.logger,
+      metrics: this.metrics,
+    });
+    this.metrics.observeHub(() => this.snapshot());
   }
 
   get certificateAuthority(): CertificateAuthority {
@@ -90,6 +102,7 @@ export class CloudHub implements Module, SessionHost, NodeDelivery {
       edgeCertValidityMs: c.edgeCertValiditySeconds * 1000,
       requestTimeoutMs: c.handshakeTimeoutMs,
       logger: this.deps.logger,
+      metrics: this.metrics,
     });
     this.certServerPort = (await this.certServer.listen()).port;
     this.hubServer = new HubServer({
@@ -102,6 +115,7 @@ export class CloudHub implements Module, SessionHost, NodeDelivery {
       logger: this.deps.logger,
       admit: (nodeName) => this.sessions.admit(nodeName),
       onConnection: (conn) => this.accept(conn),
+      onRefused: (reason) => this.metrics.connectionsRefused.labels(reason).inc(),
     });
     this.hubPort = (await this.hubServer.listen()).port;
     this.sessions.start();
@@ -138,6 +152,7 @@ export class CloudHub implements Module, SessionHost, NodeDelivery {
   }
 
   sessionOpened(session: NodeSession): void {
+    this.metrics.sessionsOpened.inc();
     this.upstream.notify(Operation.connect, this.connectionEvent(session));
   }
 
@@ -145,11 +160,34 @@ export class CloudHub implements Module, SessionHost, NodeDelivery {
     const log = session.logger;
     if (error) log.warn({ err: error, peer: session.options.peer }, 'edge session closed with error');
     else log.info({ peer: session.options.peer }, 'edge session closed');
+    if (session.opened) {
+      const reason = error?.code ?? (session.goneAway === undefined ? 'closed' : `goaway_${GOAWAY_NAMES[session.goneAway]}`);
+      this.metrics.sessionsClosed.labels(reason).inc();
+    }
     if (this.sessions.remove(session)) this.upstream.notify(Operation.disconnect, this.connectionEvent(session));
   }
 
   delivered(session: NodeSession, items: OutboxItem[]): void {
+    const now = performance.now();
+    for (const item of items) this.metrics.delivery.observe((now - item.enqueuedAtMs) / 1000);
     this.deps.observer?.delivered?.(session.nodeName, items);
+  }
+
+  wentAway(_session: NodeSession, code: GoAwayCode): void {
+    this.metrics.goAways.labels(GOAWAY_NAMES[code] ?? String(code)).inc();
+  }
+
+  /** What the metrics read when Prometheus scrapes: one pass over the sessions. */
+  private snapshot(): HubSnapshot {
+    let outboxObjects = 0;
+    let oldestEnqueuedAtMs: number | undefined;
+    for (const session of this.sessions.values()) {
+      const outbox = session.outbox;
+      outboxObjects += outbox.pendingCount + outbox.inflightKeys;
+      const oldest = outbox.oldestEnqueuedAtMs();
+      if (oldest !== undefined && (oldestEnqueuedAtMs === undefined || oldest < oldestEnqueuedAtMs)) oldestEnqueuedAtMs = oldest;
+    }
+    return { connectedEdges: this.sessions.size, outboxObjects, oldestEnqueuedAtMs, upstreamQueued: this.upstream.queued };
   }
 
   private accept(conn: EdgeConnection): void {

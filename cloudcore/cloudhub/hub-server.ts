@@ -9,6 +9,7 @@ import { nodeNameFromCommonName, type PemPair } from '../../shared/pki/certifica
 import { SERVER_TLS_OPTIONS } from '../../shared/pki/server-tls.js';
 import { WebSocketConnection, acceptUpgrade } from './websocket-connection.js';
 import { ConnectionDeadlines, peerOf } from './connection-deadline.js';
+import type { RefusedReason } from '../metrics/cloud-metrics.js';
 
 export interface EdgeConnection {
   ws: WebSocketConnection;
@@ -31,6 +32,7 @@ export interface HubServerOptions {
   logger: Logger;
   admit(nodeName: string): Admission;
   onConnection(connection: EdgeConnection): void;
+  onRefused?(reason: RefusedReason): void;
 }
 
 /**
@@ -48,6 +50,7 @@ export class HubServer {
         { peer, stage: stage === 'request' ? 'websocket upgrade' : stage, handshakeTimeoutMs: options.handshakeTimeoutMs },
         'edge handshake timed out',
       );
+      options.onRefused?.('handshake_timeout');
     });
     this.server = https.createServer({
       cert: options.serving.certPem,
@@ -68,10 +71,12 @@ export class HubServer {
         { peer: `${socket.remoteAddress}:${socket.remotePort}`, reason: String(socket.authorizationError ?? 'no client certificate') },
         'edge tls handshake refused',
       );
+      options.onRefused?.('certificate');
       socket.destroy();
     });
     this.server.on('tlsClientError', (err: Error & { code?: string }, socket) => {
       options.logger.warn({ peer: socket.remoteAddress, reason: err.code ?? err.message, err }, 'edge tls handshake failed');
+      options.onRefused?.('tls_handshake');
     });
     this.server.on('request', (_req, res) => {
       res.writeHead(426, { 'content-type': 'text/plain' }).end('this endpoint speaks WebSocket only\n');
@@ -98,16 +103,19 @@ export class HubServer {
     const nodeName = nodeNameFromCommonName(cn);
     if (!socket.authorized || !nodeName) {
       this.options.logger.warn({ peer, cn, authorizationError: socket.authorizationError }, 'edge refused: not a node certificate');
+      this.options.onRefused?.('certificate');
       return refuse(socket, 403, 'client certificate is not a node certificate (CN system:node:<name>)');
     }
     const admission = this.options.admit(nodeName);
     if (!admission.ok) {
       this.options.logger.warn({ peer, nodeId: nodeName, reason: admission.reason }, 'edge refused');
+      this.options.onRefused?.('node_limit');
       return refuse(socket, admission.status, admission.reason);
     }
     const accepted = acceptUpgrade(req);
     if ('error' in accepted) {
       this.options.logger.warn({ peer, nodeId: nodeName, reason: accepted.error }, 'edge refused: bad websocket upgrade');
+      this.options.onRefused?.('bad_upgrade');
       return refuse(socket, 400, accepted.error);
     }
     const certNotAfterMs = new Date(cert.valid_to).getTime();

@@ -79,6 +79,20 @@ export class NodeOutbox implements SendQueue<OutboxItem> {
     if (this.inflightByKey?.size === 0) this.inflightByKey = undefined;
   }
 
+  /** performance.now() when the longest-waiting entry was queued; undefined when nothing waits. */
+  oldestEnqueuedAtMs(): number | undefined {
+    let oldest: number | undefined;
+    for (const map of [this.pending, this.inflightByKey]) {
+      if (!map) continue;
+      // Insertion order is arrival order (a coalesced entry keeps its place), so the first entry is the oldest.
+      for (const item of map.values()) {
+        if (oldest === undefined || item.enqueuedAtMs < oldest) oldest = item.enqueuedAtMs;
+        break;
+      }
+    }
+    return oldest;
+  }
+
   get pendingCount(): number {
     return this.pending?.size ?? 0;
   }

@@ -24,6 +24,8 @@ export interface SessionHost {
   sessionOpened(session: NodeSession): void;
   sessionClosed(session: NodeSession, error: CoreError | undefined): void;
   delivered?(session: NodeSession, items: OutboxItem[]): void;
+  /** A GOAWAY went out to this session's edge. */
+  wentAway?(session: NodeSession, code: GoAwayCode): void;
 }
 
 export interface NodeSessionOptions {
@@ -48,6 +50,10 @@ export class NodeSession implements SessionHandlers, WebSocketEvents, EdgeOrigin
   readonly outbox = new NodeOutbox();
   private readonly sender: ReliableSender<OutboxItem>;
   state: NodeSessionState = 'handshaking';
+  /** The GOAWAY this side sent, if any: why the session is about to end. */
+  goneAway: GoAwayCode | undefined;
+  /** Whether the edge's hello was accepted (the session counted as opened). */
+  opened = false;
 
   constructor(readonly options: NodeSessionOptions) {
     this.channel = new ChannelSession({
@@ -128,6 +134,11 @@ export class NodeSession implements SessionHandlers, WebSocketEvents, EdgeOrigin
     if (stream === StreamId.objects) this.sender.pump();
   }
 
+  onGoAwaySent(code: GoAwayCode): void {
+    this.goneAway ??= code;
+    this.options.host.wentAway?.(this, code);
+  }
+
   onGoAway(code: number, reason: string): void {
     this.logger.info({ code, reason }, 'edge going away');
   }
@@ -140,6 +151,7 @@ export class NodeSession implements SessionHandlers, WebSocketEvents, EdgeOrigin
       throw new ProtocolError(`edge speaks channel protocol ${hello.protocolVersion}, this cloudcore speaks ${PROTOCOL_VERSION}`);
     }
     this.state = 'awaiting-inventory';
+    this.opened = true;
     this.logger.info({ peer: this.options.peer, edgeVersion: hello.softwareVersion }, 'edge session open');
     this.options.host.sessionOpened(this);
     return {

@@ -2,6 +2,7 @@ import type { Logger } from '../../shared/logger.js';
 import { CoreError, asError } from '../../shared/errors.js';
 import { Operation, errorResponseTo, isReportOperation, newMessage, parseEdgeResource, type EdgeResource, type Message } from '../../shared/message.js';
 import { CloudModule } from '../contracts/addresses.js';
+import type { CloudMetrics } from '../metrics/cloud-metrics.js';
 import type { CloudBus, ReportMessage } from '../contracts/node-messages.js';
 import type { ConnectionEvent } from '../contracts/object-sync.js';
 import { KeyedWorkQueue } from './keyed-queue.js';
@@ -20,6 +21,7 @@ interface Work {
   seq: number;
   report: ReportMessage;
   release: () => void;
+  arrivedAtMs: number;
 }
 
 export interface UpstreamRouterOptions {
@@ -27,6 +29,7 @@ export interface UpstreamRouterOptions {
   workers: number;
   timeoutMs: number;
   logger: Logger;
+  metrics: CloudMetrics;
 }
 
 /**
@@ -50,7 +53,12 @@ export class UpstreamRouter {
       return release();
     }
     const report: ReportMessage = { ...message, operation: message.operation, node: origin.nodeName, object };
-    this.queue.push(`${origin.nodeName}/${message.resource}`, { origin, seq, report, release });
+    this.queue.push(`${origin.nodeName}/${message.resource}`, { origin, seq, report, release, arrivedAtMs: performance.now() });
+  }
+
+  /** Reports waiting for a worker. */
+  get queued(): number {
+    return this.queue.size;
   }
 
   /** A query on the rpc stream: the answer, or an error response, to write back. */
@@ -102,7 +110,7 @@ export class UpstreamRouter {
     }
   }
 
-  private async process({ origin, seq, report, release }: Work): Promise<void> {
+  private async process({ origin, seq, report, release, arrivedAtMs }: Work): Promise<void> {
     const target = controllerFor(report);
     try {
       if (!this.options.bus.has(target)) {
@@ -124,6 +132,7 @@ export class UpstreamRouter {
       const level = (err as { code?: string }).code === 'ERR_BUS_CLOSED' ? 'debug' : 'warn';
       origin.logger[level]({ err, resource: report.resource, target }, 'edge report not processed, edge will resend');
     } finally {
+      this.options.metrics.upstreamProcessing.observe((performance.now() - arrivedAtMs) / 1000);
       release();
     }
   }

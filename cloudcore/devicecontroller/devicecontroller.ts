@@ -61,6 +61,7 @@ export class DeviceController implements Module {
     this.devices = new Watched<Device>({
       name: 'devices',
       kc,
+      metrics: deps.clients.metrics,
       path: `${base}/devices`,
       list: list<Device>('devices'),
       logger: deps.logger,
@@ -71,6 +72,7 @@ export class DeviceController implements Module {
     this.models = new Watched<DeviceModel>({
       name: 'devicemodels',
       kc,
+      metrics: deps.clients.metrics,
       path: `${base}/devicemodels`,
       list: list<DeviceModel>('devicemodels'),
       logger: deps.logger,

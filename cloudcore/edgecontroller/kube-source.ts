@@ -36,6 +36,7 @@ export class KubeSource implements ObjectSource {
     this.nodes = new Watched<V1Node>({
       name: 'edge nodes',
       kc,
+      metrics: options.clients.metrics,
       path: '/api/v1/nodes',
       labelSelector: EDGE_ROLE_LABEL,
       list: () => options.clients.rawList<V1Node>('/api/v1/nodes', EDGE_ROLE_LABEL),
@@ -47,6 +48,7 @@ export class KubeSource implements ObjectSource {
     this.pods = new Watched<V1Pod>({
       name: 'pods',
       kc,
+      metrics: options.clients.metrics,
       path: '/api/v1/pods',
       list: () => options.clients.rawList<V1Pod>('/api/v1/pods'),
       logger,
@@ -57,6 +59,7 @@ export class KubeSource implements ObjectSource {
     this.configMaps = new Watched<V1ConfigMap>({
       name: 'configmaps',
       kc,
+      metrics: options.clients.metrics,
       path: '/api/v1/configmaps',
       list: () => options.clients.rawList<V1ConfigMap>('/api/v1/configmaps'),
       logger,
@@ -67,6 +70,7 @@ export class KubeSource implements ObjectSource {
     this.secrets = new Watched<V1Secret>({
       name: 'secrets',
       kc,
+      metrics: options.clients.metrics,
       path: '/api/v1/secrets',
       list: () => options.clients.rawList<V1Secret>('/api/v1/secrets'),
       logger,

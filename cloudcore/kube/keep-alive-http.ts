@@ -3,6 +3,7 @@ import https from 'node:https';
 import { gunzip } from 'node:zlib';
 import { promisify } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
+import type { CloudMetrics } from '../metrics/cloud-metrics.js';
 
 const gunzipAsync = promisify(gunzip);
 const REQUEST_TIMEOUT_MS = 30_000;
@@ -20,8 +21,25 @@ export class KeepAliveHttp implements k8s.PromiseHttpLibrary {
   private cached: { key: string; agent: https.Agent } | undefined;
   private readonly plain = new http.Agent({ keepAlive: true, maxSockets: 64 });
 
+  constructor(private readonly metrics?: CloudMetrics) {}
+
   async send(request: k8s.RequestContext): Promise<k8s.ResponseContext> {
     const url = new URL(request.getUrl());
+    if (!this.metrics) return this.exchange(request, url);
+    const { verb, resource } = requestLabels(request.getHttpMethod(), url);
+    const started = performance.now();
+    let code = 0;
+    try {
+      const response = await this.exchange(request, url);
+      code = response.httpStatusCode;
+      return response;
+    } finally {
+      this.metrics.apiRequests.labels(verb, resource, String(code)).inc();
+      this.metrics.apiDuration.labels(verb, resource).observe((performance.now() - started) / 1000);
+    }
+  }
+
+  private async exchange(request: k8s.RequestContext, url: URL): Promise<k8s.ResponseContext> {
     const tls = url.protocol === 'https:';
     const agent = tls ? this.agentFor(request.getAgent()) : this.plain;
     const raw = request.getBody();
@@ -62,4 +80,38 @@ export class KeepAliveHttp implements k8s.PromiseHttpLibrary {
     }
     return this.cached.agent;
   }
+}
+
+/**
+ * The verb and resource of an API request, as client-go and the API server's own metrics name them: `get`,
+ * `list`, `watch`, `create`, `update`, `patch`, `delete`, `deletecollection`; the plural resource with its
+ * subresource (`pods/status`, `leases`, `devices`). Never a name or namespace: those would make a series per node.
+ */
+export function requestLabels(method: string, url: URL): { verb: string; resource: string } {
+  const parts = url.pathname.split('/').filter(Boolean);
+  // /api/v1/… or /apis/<group>/<version>/…
+  let rest = parts[0] === 'api' ? parts.slice(2) : parts[0] === 'apis' ? parts.slice(3) : parts;
+  if (rest[0] === 'namespaces' && rest.length >= 3) rest = rest.slice(2);
+  const [plural = 'unknown', name, subresource] = rest;
+  const resource = subresource ? `${plural}/${subresource}` : plural;
+  const named = name !== undefined;
+  const verb =
+    method === 'GET'
+      ? named
+        ? 'get'
+        : url.searchParams.get('watch') === 'true' || url.searchParams.get('watch') === '1'
+          ? 'watch'
+          : 'list'
+      : method === 'POST'
+        ? 'create'
+        : method === 'PUT'
+          ? 'update'
+          : method === 'PATCH'
+            ? 'patch'
+            : method === 'DELETE'
+              ? named
+                ? 'delete'
+                : 'deletecollection'
+              : method.toLowerCase();
+  return { verb, resource };
 }

@@ -1,5 +1,6 @@
 import * as k8s from '@kubernetes/client-node';
 import { ConfigError, CoreError } from '../../shared/errors.js';
+import type { CloudMetrics } from '../metrics/cloud-metrics.js';
 import { KeepAliveHttp } from './keep-alive-http.js';
 
 export interface KubeClients {
@@ -22,6 +23,8 @@ export interface KubeClients {
   asNode(node: string): NodeClients;
   /** The API server URL, for logs. */
   server: string;
+  /** Where API requests and informers are counted, when the daemon keeps metrics. */
+  metrics?: CloudMetrics;
 }
 
 /** The API groups an edge writes to through cloudcore. */
@@ -37,7 +40,7 @@ export const NODES_GROUP = 'system:nodes';
  * Clients for the cluster: from a kubeconfig file, or in-cluster (service account) when none is given and
  * cloudcore runs in a pod.
  */
-export function createKubeClients(opts: { kubeconfig: string }): KubeClients {
+export function createKubeClients(opts: { kubeconfig: string; metrics?: CloudMetrics }): KubeClients {
   const kc = new k8s.KubeConfig();
   try {
     if (opts.kubeconfig) kc.loadFromFile(opts.kubeconfig);
@@ -49,7 +52,7 @@ export function createKubeClients(opts: { kubeconfig: string }): KubeClients {
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new ConfigError(['kubeAPI: the kubeconfig has no current cluster']);
   const server = new k8s.ServerConfiguration(cluster.server, {});
-  const http = new KeepAliveHttp();
+  const http = new KeepAliveHttp(opts.metrics);
   const httpApi = k8s.wrapHttpLibrary(http);
   const config = k8s.createConfiguration({ baseServer: server, authMethods: { default: kc }, httpApi });
   const rawList = async <T>(path: string, labelSelector?: string): Promise<k8s.KubernetesListObject<T & k8s.KubernetesObject>> => {
@@ -81,6 +84,7 @@ export function createKubeClients(opts: { kubeconfig: string }): KubeClients {
     rawList,
     asNode,
     server: cluster.server,
+    metrics: opts.metrics,
   };
 }
 

@@ -1,6 +1,7 @@
 import * as k8s from '@kubernetes/client-node';
 import type { Logger } from '../../shared/logger.js';
 import { Backoff } from '../../shared/backoff.js';
+import type { CloudMetrics } from '../metrics/cloud-metrics.js';
 import { apiStatus } from './kube-client.js';
 
 export interface WatchedOptions<T extends k8s.KubernetesObject> {
@@ -10,6 +11,8 @@ export interface WatchedOptions<T extends k8s.KubernetesObject> {
   list: () => Promise<k8s.KubernetesListObject<T>>;
   labelSelector?: string;
   logger: Logger;
+  /** Where relists and watch restarts are counted, under the resource of `path` (pods, devices …). */
+  metrics?: CloudMetrics;
   onAdd?(obj: T): void;
   onUpdate?(obj: T): void;
   onDelete?(obj: T): void;
@@ -34,7 +37,11 @@ export class Watched<T extends k8s.KubernetesObject> {
 
   constructor(private readonly options: WatchedOptions<T>) {
     this.synced = new Promise((resolve) => (this.markSynced = resolve));
+    const resource = options.path.slice(options.path.lastIndexOf('/') + 1);
+    const relists = options.metrics?.informerRelists.labels(resource);
+    const restarts = options.metrics?.watchRestarts.labels(resource);
     const list = async (): Promise<k8s.KubernetesListObject<T>> => {
+      relists?.inc();
       const result = await options.list();
       // A list that worked ends the trouble (the informer's CONNECT comes before the list, so it cannot tell).
       this.backoff.reset();
@@ -54,6 +61,9 @@ export class Watched<T extends k8s.KubernetesObject> {
     if (options.onUpdate) this.informer.on(k8s.UPDATE, slim(options.onUpdate));
     if (options.onDelete) this.informer.on(k8s.DELETE, slim(options.onDelete));
     this.informer.on(k8s.ERROR, (err) => this.restartLater(err));
+    // The informer connects before each list-and-watch: every connect after the first opens the watch again.
+    let connects = 0;
+    if (restarts) this.informer.on(k8s.CONNECT, () => connects++ > 0 && restarts.inc());
   }
 
   /**

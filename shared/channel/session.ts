@@ -23,6 +23,8 @@ export interface SessionHandlers {
   /** The stream's send queue fell below its high-water mark again. */
   onDrain?(stream: number): void;
   onGoAway?(code: number, reason: string, address: string): void;
+  /** This side queued a GOAWAY (asked by its owner, or on a protocol error). */
+  onGoAwaySent?(code: GoAwayCode): void;
   /** Exactly once; `error` is undefined for a clean close. */
   onClose(error: CoreError | undefined): void;
 }
@@ -190,6 +192,7 @@ export class ChannelSession {
 
   goAway(code: GoAwayCode, reason: string, address = ''): void {
     if (this.status === 'closed') return;
+    this.options.handlers.onGoAwaySent?.(code);
     this.queueControl({ type: FrameType.GOAWAY, code, reason, address });
   }
 

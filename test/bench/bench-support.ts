@@ -124,6 +124,7 @@ export async function writeCloudConfig(dir: string, extra: Record<string, unknow
   };
   const config = {
     logLevel: 'warn',
+    monitorServer: { port: 0 },
     modules: {
       cloudHub: {
         address,

@@ -97,6 +97,7 @@ async function throughputAndLatency(): Promise<void> {
       logLevel: 'info',
       nodeName: NODE,
       database: { path: join(process.env.KE_BENCH_EDGE_DB_DIR ?? join(dir, 'edge'), 'edgecore.db') },
+      monitorServer: { port: 0 },
       modules: {
         eventBus: { enable: false },
         deviceTwin: { enable: false },

@@ -76,6 +76,7 @@ async function setUp(): Promise<System> {
     stringify({
       logLevel: 'info',
       kubeAPI: { kubeconfig: cp.kubeconfig, ...(QPS ? { qps: Number(QPS), burst: Number(QPS) * 2 } : {}) },
+      monitorServer: { port: 0 },
       modules: {
         cloudHub: {
           address: '127.0.0.1',
@@ -101,6 +102,7 @@ async function setUp(): Promise<System> {
       logLevel: 'warn',
       nodeName: NODE,
       database: { path: edgeDb },
+      monitorServer: { port: 0 },
       modules: {
         edged: { nodeIP: '127.0.0.1', runtimeEndpoint: '' },
         eventBus: { internal: { port: mqttPort } },

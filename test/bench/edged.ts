@@ -62,6 +62,7 @@ async function main(): Promise<void> {
     stringify({
       logLevel: 'info',
       kubeAPI: { kubeconfig: cp.kubeconfig },
+      monitorServer: { port: 0 },
       modules: {
         cloudHub: {
           address: '127.0.0.1',
@@ -86,6 +87,7 @@ async function main(): Promise<void> {
       logLevel: 'warn',
       nodeName: NODE,
       database: { path: join(dir, 'edge', 'edgecore.db') },
+      monitorServer: { port: 0 },
       modules: {
         edged: {
           nodeIP: '127.0.0.1',

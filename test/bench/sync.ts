@@ -58,6 +58,7 @@ async function setUp(qps: number): Promise<Bench> {
     configPath,
     stringify({
       kubeAPI: { kubeconfig: cp.kubeconfig, qps, burst: qps * 2 },
+      monitorServer: { port: 0 },
       modules: {
         cloudHub: {
           address: '127.0.0.1',

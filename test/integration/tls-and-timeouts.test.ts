@@ -6,6 +6,7 @@ import net from 'node:net';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
+import { CloudMetrics } from '../../cloudcore/metrics/cloud-metrics.js';
 import { CertServer } from '../../cloudcore/cloudhub/cert-server.js';
 import { CertificateAuthority } from '../../shared/pki/certificate-authority.js';
 import { silentLogger } from '../../shared/logger.js';
@@ -144,6 +145,7 @@ describe('clients that hold a connection without finishing', () => {
       edgeCertValidityMs: 3_600_000,
       requestTimeoutMs: 1_000,
       logger: silentLogger(),
+      metrics: new CloudMetrics(),
     });
     const { port } = await server.listen();
     try {

@@ -1,0 +1,172 @@
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { GoAwayCode } from '../../shared/channel/frame.js';
+import { daemonRegistry } from '../../shared/monitor/monitor-server.js';
+
+// cloudcore's Prometheus metrics, each defined once (docs/metrics.md lists them). No label names a node or a
+// pod: 100,000 edges must not mean 100,000 series. Per-node state is summed when Prometheus scrapes.
+
+/** Latencies from a fraction of a millisecond (a local ACK) to a minute (a backlog after an outage). */
+const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+/** What CloudHub holds, read at scrape time. */
+export interface HubSnapshot {
+  connectedEdges: number;
+  /** Objects waiting in all node outboxes: queued, or sent and not yet ACKed. */
+  outboxObjects: number;
+  /** performance.now() of the oldest of them; undefined when none waits. */
+  oldestEnqueuedAtMs: number | undefined;
+  upstreamQueued: number;
+}
+
+/** Why the hub turned a connection away before a session existed. */
+export type RefusedReason = 'tls_handshake' | 'certificate' | 'node_limit' | 'bad_upgrade' | 'handshake_timeout';
+
+/** The name of a GOAWAY code for a label (`REPLACED`, `SHUTDOWN` …). */
+export const GOAWAY_NAMES: Readonly<Record<number, string>> = Object.fromEntries(Object.entries(GoAwayCode).map(([name, code]) => [code, name]));
+
+export class CloudMetrics {
+  readonly registry: Registry;
+  private hub: (() => HubSnapshot) | undefined;
+  private snapshot: { at: number; value: HubSnapshot } | undefined;
+
+  readonly sessionsOpened: Counter;
+  readonly sessionsClosed: Counter<'reason'>;
+  readonly goAways: Counter<'reason'>;
+  readonly connectionsRefused: Counter<'reason'>;
+  readonly delivery: Histogram;
+  readonly upstreamProcessing: Histogram;
+  readonly apiRequests: Counter<'verb' | 'resource' | 'code'>;
+  readonly apiDuration: Histogram<'verb' | 'resource'>;
+  readonly informerRelists: Counter<'resource'>;
+  readonly watchRestarts: Counter<'resource'>;
+  readonly certificatesIssued: Counter<'kind'>;
+  readonly certificateRequestsRefused: Counter<'reason'>;
+
+  constructor(registry: Registry = daemonRegistry()) {
+    this.registry = registry;
+    const registers = [registry];
+    // One scrape reads the sessions once, whatever number of gauges it fills.
+    const hub = (): HubSnapshot | undefined => {
+      if (!this.hub) return undefined;
+      const now = performance.now();
+      if (!this.snapshot || now - this.snapshot.at > 100) this.snapshot = { at: now, value: this.hub() };
+      return this.snapshot.value;
+    };
+    new Gauge({
+      name: 'cloudcore_connected_edges',
+      help: 'Edge nodes with an open session on this cloudcore.',
+      registers,
+      collect() {
+        this.set(hub()?.connectedEdges ?? 0);
+      },
+    });
+    // The name KubeEdge's cloudcore exports (cloud/pkg/common/monitor/monitor.go), so its dashboards keep working.
+    new Gauge({
+      name: 'KubeEdge_CloudHub_connected_nodes',
+      help: 'Number of nodes that connected to the cloudHub instance (KubeEdge name; same value as cloudcore_connected_edges).',
+      registers,
+      collect() {
+        this.set(hub()?.connectedEdges ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'cloudcore_outbox_objects',
+      help: 'Objects waiting for edges, summed over all node outboxes: queued, or sent and not yet acknowledged.',
+      registers,
+      collect() {
+        this.set(hub()?.outboxObjects ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'cloudcore_outbox_oldest_age_seconds',
+      help: 'Age of the oldest object waiting in any node outbox; 0 when none waits.',
+      registers,
+      collect() {
+        const oldest = hub()?.oldestEnqueuedAtMs;
+        this.set(oldest === undefined ? 0 : Math.max(0, (performance.now() - oldest) / 1000));
+      },
+    });
+    new Gauge({
+      name: 'cloudcore_upstream_queue_messages',
+      help: 'Messages from edges (status reports, queries) waiting for a controller.',
+      registers,
+      collect() {
+        this.set(hub()?.upstreamQueued ?? 0);
+      },
+    });
+    this.sessionsOpened = new Counter({ name: 'cloudcore_sessions_opened_total', help: 'Edge sessions whose hello was accepted.', registers });
+    this.sessionsClosed = new Counter({
+      name: 'cloudcore_sessions_closed_total',
+      help: 'Edge sessions ended, by reason: an error code (ERR_SESSION_TIMEOUT, ERR_CONNECTION …), goaway_<CODE> after cloudcore sent one, or closed.',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.goAways = new Counter({
+      name: 'cloudcore_goaways_sent_total',
+      help: 'GOAWAY frames sent to edges, by code (SHUTDOWN, REBALANCE, REPLACED, CERTIFICATE_EXPIRED …).',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.connectionsRefused = new Counter({
+      name: 'cloudcore_connections_refused_total',
+      help: 'Edge connections refused by the hub before a session: tls_handshake, certificate, node_limit, bad_upgrade, handshake_timeout.',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.delivery = new Histogram({
+      name: 'cloudcore_delivery_duration_seconds',
+      help: 'From an object change queued for an edge to the edge acknowledging it committed.',
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.upstreamProcessing = new Histogram({
+      name: 'cloudcore_upstream_processing_duration_seconds',
+      help: 'From a message of an edge arriving to its controller having handled it.',
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.apiRequests = new Counter({
+      name: 'cloudcore_apiserver_requests_total',
+      help: 'Requests to the Kubernetes API server, by verb, resource and HTTP status code (0: no answer).',
+      labelNames: ['verb', 'resource', 'code'],
+      registers,
+    });
+    this.apiDuration = new Histogram({
+      name: 'cloudcore_apiserver_request_duration_seconds',
+      help: 'Latency of requests to the Kubernetes API server until the response headers (watches: until the stream opened).',
+      labelNames: ['verb', 'resource'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.informerRelists = new Counter({
+      name: 'cloudcore_informer_relists_total',
+      help: 'Full lists an informer made (its first, and each after its watch fell too far behind).',
+      labelNames: ['resource'],
+      registers,
+    });
+    this.watchRestarts = new Counter({
+      name: 'cloudcore_informer_watch_restarts_total',
+      help: 'Watches an informer opened again after one ended or failed.',
+      labelNames: ['resource'],
+      registers,
+    });
+    this.certificatesIssued = new Counter({
+      name: 'cloudcore_certificates_issued_total',
+      help: 'Node certificates signed: kind join (with a join token) or renewal (with the current certificate).',
+      labelNames: ['kind'],
+      registers,
+    });
+    this.certificateRequestsRefused = new Counter({
+      name: 'cloudcore_certificate_requests_refused_total',
+      help: 'Certificate requests refused, by error code (ERR_TOKEN_EXPIRED, ERR_AUTH, ERR_TOKEN_USED_UP …).',
+      labelNames: ['reason'],
+      registers,
+    });
+  }
+
+  /** CloudHub hands over how to read its state; read at most every 100 ms, when Prometheus scrapes. */
+  observeHub(snapshot: () => HubSnapshot): void {
+    this.hub = snapshot;
+    this.snapshot = undefined;
+  }
+}
