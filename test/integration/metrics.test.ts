@@ -1,4 +1,5 @@
 import { readFileSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import net from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
@@ -9,6 +10,15 @@ import { eventually, freePort, tcpProxy, tempDir, useControlPlane } from '../sup
 import { startPrometheus } from '../support/prometheus.js';
 
 // Issue 15: both daemons serve /metrics, /healthz and /readyz; a real Prometheus (Debian's) scrapes them.
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const DASHBOARD = join(ROOT, 'build', 'monitoring', 'grafana-dashboard.json');
+const ALERTS = join(ROOT, 'build', 'monitoring', 'alerts.yml');
+
+/** Metric families a PromQL text names (histogram series reduced to their family). */
+const familiesIn = (text: string): string[] => [
+  ...new Set([...text.matchAll(/\b(?:cloudcore|edgecore|KubeEdge|process|nodejs)_[A-Za-z0-9_]+/g)].map((m) => m[0].replace(/_(bucket|count|sum)$/, ''))),
+];
 
 const get = async (port: number, path: string): Promise<{ status: number; body: string }> => {
   const res = await fetch(`http://127.0.0.1:${port}${path}`);
@@ -28,7 +38,7 @@ describe('metrics: a real Prometheus scrapes cloudcore and edgecore', () => {
     );
     onTestFinished(() => edge.stop());
     await eventually(() => expect(edge.edgeHub.status).toMatchObject({ type: 'connected', synced: true }));
-    const prom = await startPrometheus(join(dir, 'prometheus'), { cloudcore: [`127.0.0.1:${cloudMonitor}`], edgecore: [`127.0.0.1:${edgeMonitor}`] });
+    const prom = await startPrometheus(join(dir, 'prometheus'), { cloudcore: [`127.0.0.1:${cloudMonitor}`], edgecore: [`127.0.0.1:${edgeMonitor}`] }, [ALERTS]);
     const eventuallyValue = (promql: string, check: (v: number | undefined) => void, timeoutMs = 30_000): Promise<void> =>
       eventually(async () => check(await prom.value(promql)), timeoutMs, 250);
 
@@ -74,6 +84,23 @@ describe('metrics: a real Prometheus scrapes cloudcore and edgecore', () => {
     const text = (await get(cloudMonitor, '/metrics')).body;
     expect(text).not.toContain('edge-metrics');
     expect(text).toMatch(/# HELP cloudcore_delivery_duration_seconds /);
+
+    // build/monitoring: every family the dashboard and the alerts use is one the daemons export, and Prometheus
+    // loaded and evaluated every alert rule.
+    const exported = `${text}\n${(await get(edgeMonitor, '/metrics')).body}`;
+    const used = familiesIn(`${readFileSync(DASHBOARD, 'utf8')}\n${readFileSync(ALERTS, 'utf8')}`);
+    expect(used.length).toBeGreaterThan(20);
+    expect(used.filter((family) => !exported.includes(`# TYPE ${family} `))).toEqual([]);
+    await eventually(
+      async () => {
+        const res = (await (await fetch(`${prom.url}/api/v1/rules`)).json()) as { data: { groups: Array<{ rules: Array<{ name: string; health: string }> }> } };
+        const rules = res.data.groups.flatMap((g) => g.rules);
+        expect(rules).toHaveLength(6);
+        expect(rules.filter((r) => r.health !== 'ok')).toEqual([]);
+      },
+      20_000,
+      250,
+    );
   });
 
   it('answers 503 on /readyz while draining after SIGTERM, then stops', async () => {

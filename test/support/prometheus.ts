@@ -21,7 +21,7 @@ export interface Prometheus {
  * A real Prometheus scraping `targets` (job name → host:port list) every second, with its own data directory;
  * killed when the test ends. Resolves once every target has been scraped successfully (`up` is 1).
  */
-export async function startPrometheus(dir: string, targets: Record<string, string[]>): Promise<Prometheus> {
+export async function startPrometheus(dir: string, targets: Record<string, string[]>, ruleFiles: string[] = []): Promise<Prometheus> {
   if (!existsSync(PROMETHEUS_BIN)) throw new Error(`${PROMETHEUS_BIN} missing: install the Debian package prometheus (apt-get install prometheus)`);
   mkdirSync(join(dir, 'data'), { recursive: true });
   const configFile = join(dir, 'prometheus.yml');
@@ -29,6 +29,7 @@ export async function startPrometheus(dir: string, targets: Record<string, strin
     configFile,
     stringify({
       global: { scrape_interval: '1s', scrape_timeout: '900ms', evaluation_interval: '1s' },
+      rule_files: ruleFiles,
       scrape_configs: Object.entries(targets).map(([job, addresses]) => ({ job_name: job, static_configs: [{ targets: addresses }] })),
     }),
   );
