@@ -133,7 +133,7 @@ export class CloudMetrics {
     });
     this.apiDuration = new Histogram({
       name: 'cloudcore_apiserver_request_duration_seconds',
-      help: 'Latency of requests to the Kubernetes API server until the response headers (watches: until the stream opened).',
+      help: 'Latency of requests to the Kubernetes API server, until the whole response was read (watches are not included).',
       labelNames: ['verb', 'resource'],
       buckets: LATENCY_BUCKETS,
       registers,
