@@ -1,6 +1,8 @@
 import { createServer, type Server } from 'node:net';
+import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { eventually, freePort, tempDir } from '../support/harness.js';
+import { startContainerd } from '../support/containerd.js';
 import { cloudSetup, edgeSetup, startCloud, startEdge, type CloudSetup, type Daemon } from '../support/daemons.js';
 
 /** The value of one sample in Prometheus text format (`name{labels} value`), undefined when absent. */
@@ -93,5 +95,43 @@ describe('edgecore monitor server (real cloudcore and edgecore processes)', () =
     const { code } = await daemon.exited;
     expect(code).toBe(2);
     expect(daemon.stderr.join('\n')).toContain('monitorServer.address "not-an-ip" is not an IP address');
+  });
+
+  it('is ready while the container runtime answers, and says which runtime stopped answering', async () => {
+    const containerd = await startContainerd();
+    const dir = tempDir();
+    const cloud = await startCloud(await cloudSetup(dir));
+    const edged = {
+      enable: true,
+      nodeIP: '127.0.0.1',
+      runtimeEndpoint: containerd.endpoint,
+      rootDirectory: join(dir, 'pods'),
+      podLogsDirectory: join(dir, 'logs'),
+      cgroupParent: containerd.cgroupParent,
+      staticPodPath: join(dir, 'manifests'),
+      relistIntervalMs: 300,
+    };
+    const daemon = startEdge(edgeSetup(dir, 'edge-1', cloud.setup, { edged }), await cloud.token());
+    const url = await monitorUrl(daemon);
+    await daemon.waitForLog((l) => l.msg === 'edged running pods', 30_000, 'edged');
+    await eventually(async () => expect(await get(`${url}/readyz`)).toEqual({ status: 200, body: 'ok\n' }), 30_000);
+    const { body } = await get(`${url}/metrics`);
+    expect(sample(body, 'edgecore_cri_request_duration_seconds_count{method="ListPodSandbox"}')).toBeGreaterThanOrEqual(1);
+
+    // The verdict is cached 5 s, so the 503 may take that long to show; then the relist errors are counted too.
+    await containerd.restart('SIGTERM', async () => {
+      await eventually(
+        async () => {
+          const readyz = await get(`${url}/readyz`);
+          expect(readyz.status).toBe(503);
+          expect(readyz.body).toContain(`not ready: cri: containerd at ${containerd.endpoint} did not answer`);
+        },
+        20_000,
+        200,
+      );
+      const metrics = await get(`${url}/metrics`);
+      expect(sample(metrics.body, 'edgecore_cri_request_errors_total{method="ListPodSandbox",code="UNAVAILABLE"}')).toBeGreaterThanOrEqual(1);
+    });
+    await eventually(async () => expect((await get(`${url}/readyz`)).status).toBe(200), 30_000, 200);
   });
 });
