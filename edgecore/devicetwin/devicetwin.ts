@@ -3,6 +3,7 @@ import { DEVICE_MODEL_TYPE, DEVICE_STATUS_TYPE, DEVICE_TYPE, deviceId, type Devi
 import { EdgeModule } from '../contracts/addresses.js';
 import { parseStored, type EdgeBus, type EdgeInboxes, type PublishMessage, type ReportMessage } from '../contracts/messages.js';
 import { listStoredObjects } from '../contracts/store-query.js';
+import { EdgeMetrics } from '../metrics/edge-metrics.js';
 import type { Logger } from '../../shared/logger.js';
 import { Group, Operation, newMessage, parseEdgeResource } from '../../shared/message.js';
 import type { Module } from '../../shared/module-runtime.js';
@@ -19,6 +20,7 @@ export interface DeviceTwinDeps {
   database: SqliteDatabase;
   bus: EdgeBus;
   logger: Logger;
+  metrics?: EdgeMetrics;
 }
 
 /**
@@ -34,8 +36,11 @@ export class DeviceTwin implements Module {
   private batch: TwinBatch | undefined;
   private mqtt: MqttHandlers | undefined;
   private loaded: Promise<void> | undefined;
+  private readonly metrics: EdgeMetrics;
 
-  constructor(private readonly deps: DeviceTwinDeps) {}
+  constructor(private readonly deps: DeviceTwinDeps) {
+    this.metrics = deps.metrics ?? new EdgeMetrics();
+  }
 
   async start(): Promise<void> {
     const store = new TwinStore(this.deps.database);
@@ -51,6 +56,7 @@ export class DeviceTwin implements Module {
       publish: (t, p) => this.publish(t, p),
       membership: () => this.membership(),
       logger: this.deps.logger,
+      metrics: this.metrics,
     });
     // Registered first, so no change MetaManager announces is missed; handled once the store is loaded.
     this.deps.bus.register(this.name, (m) => this.handle(m));
@@ -128,7 +134,7 @@ export class DeviceTwin implements Module {
     const types = new Map((model?.spec.properties ?? []).map((p) => [p.name, twinTypeOf(p.type)]));
     const properties = new Map((device.spec?.properties ?? []).map((p) => [p.name, p]));
     const now = Date.now();
-    let desiredChanged = false;
+    let desiredChanged = 0;
     for (const name of [...entry.twins.keys()]) {
       if (properties.has(name)) continue;
       entry.twins.delete(name);
@@ -137,13 +143,14 @@ export class DeviceTwin implements Module {
     for (const [name, property] of properties) {
       const current = entry.twins.get(name) ?? emptyTwin(types.get(name));
       const { record, changed } = applyDesired({ ...current, type: types.get(name) ?? current.type }, property.desired?.value, now);
-      if (changed) desiredChanged = true;
+      if (changed) desiredChanged++;
       if (changed || !entry.twins.has(name) || record.type !== current.type) {
         entry.twins.set(name, record);
         this.batch!.twin(entry, name);
       }
     }
-    if (desiredChanged) {
+    if (desiredChanged > 0) {
+      this.metrics.twinUpdates.cloud.inc(desiredChanged);
       this.batch!.report(entry);
       this.batch!.then(() => this.mqtt!.publishDocumentAndDelta(entry, [...properties.keys()]));
     }

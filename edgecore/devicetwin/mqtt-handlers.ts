@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { DEVICE_STATES } from '../../shared/device-types.js';
 import type { Logger } from '../../shared/logger.js';
+import type { EdgeMetrics } from '../metrics/edge-metrics.js';
 import { twinDocument, type DeviceEntry } from './device-entry.js';
 import type { TwinBatch } from './twin-batch.js';
 import { TwinPayloadError, applyEdgeUpdate, deltaOf, parsePayload, parseTwinUpdate, toMsgTwin, type MsgTwin } from './twin-rules.js';
@@ -13,6 +14,7 @@ export interface MqttHandlersDeps {
   publish(topic: string, payload: unknown): void;
   membership(): unknown[];
   logger: Logger;
+  metrics?: EdgeMetrics;
 }
 
 /**
@@ -77,6 +79,7 @@ export class MqttHandlers {
       changed.push(name);
     }
     if (changed.length > 0) {
+      this.deps.metrics?.twinUpdates.edge.inc(changed.length);
       this.deps.batch.report(entry);
       this.deps.batch.then(() => this.publishDocumentAndDelta(entry, changed, previous, eventId));
     }
@@ -115,7 +118,7 @@ export class MqttHandlers {
 
   /**
    * Runs a handler and publishes its result (after the commit when it wrote), or the error a mapper can act
-   * on: `{event_id, timestamp, code, reason}`.
+   * on: `{event_id, timestamp, code, reason}`. Handlers that write are the mapper's reports, and counted.
    */
   private answer(
     topic: string,
@@ -130,8 +133,10 @@ export class MqttHandlers {
       const result = { event_id: eventId, timestamp: Date.now(), ...handler(parsed.body, eventId) };
       if (afterCommit) this.deps.batch.then(() => this.deps.publish(topic, result));
       else this.deps.publish(topic, result);
+      if (afterCommit) this.deps.metrics?.deviceReports.ok.inc();
     } catch (err) {
       if (!(err instanceof TwinPayloadError)) throw err;
+      if (afterCommit) this.deps.metrics?.deviceReports.rejected.inc();
       this.deps.logger.warn({ topic, code: err.resultCode, reason: err.message }, 'mqtt message refused');
       this.deps.publish(topic, { event_id: eventId, timestamp: Date.now(), code: err.resultCode, reason: err.message });
     }

@@ -4,6 +4,7 @@ import { Group, NULL_NAMESPACE, Operation, newMessage, parseEdgeResource } from 
 import { EdgeModule } from '../contracts/addresses.js';
 import { parseStored, type EdgeBus, type EdgeInboxes, type ReportMessage } from '../contracts/messages.js';
 import { listStoredObjects } from '../contracts/store-query.js';
+import { EdgeMetrics } from '../metrics/edge-metrics.js';
 import type { EdgedConfig } from './edged-config.js';
 import { CrashBackoff } from './crash-backoff.js';
 import { CriClient } from './cri/cri-client.js';
@@ -16,6 +17,7 @@ import { PodManager } from './pod-manager.js';
 import { PodSync } from './pod-sync.js';
 import type { Pod, PodStatus } from './pod-types.js';
 import { ProbeManager } from './probe-manager.js';
+import { RuntimeReadiness } from './runtime-readiness.js';
 import { RuntimeState } from './runtime-state.js';
 import { CONFIG_SOURCE_ANNOTATION, StaticPods } from './static-pods.js';
 
@@ -30,6 +32,7 @@ export interface EdgedDeps {
   logger: Logger;
   /** Injected by tests; otherwise a CRI client on `config.runtimeEndpoint`. */
   runtime?: CriRuntime;
+  metrics?: EdgeMetrics;
 }
 
 const POD_TYPES = new Set(['pod', 'configmap', 'secret']);
@@ -50,8 +53,18 @@ export class Edged implements Module {
   private runtimeVersion = '';
   private staticPods: StaticPods | undefined;
   private staticTimer: NodeJS.Timeout | undefined;
+  private readonly metrics: EdgeMetrics;
+  private readiness: RuntimeReadiness | undefined;
 
-  constructor(private readonly deps: EdgedDeps) {}
+  constructor(private readonly deps: EdgedDeps) {
+    this.metrics = deps.metrics ?? new EdgeMetrics();
+  }
+
+  /** The `cri` readiness condition: undefined while the runtime answers (a verdict cached a few seconds). */
+  runtimeNotReady(): Promise<string | undefined> {
+    if (!this.readiness) return Promise.resolve('edged has not connected to the container runtime yet');
+    return this.readiness.check();
+  }
 
   async start(): Promise<void> {
     this.deps.bus.register(this.name, (m) => this.handle(m));
@@ -72,7 +85,8 @@ export class Edged implements Module {
 
   private async startPods(): Promise<void> {
     const { config, nodeName, logger } = this.deps;
-    const cri = (this.cri = this.deps.runtime ?? new CriClient({ endpoint: config.runtimeEndpoint }));
+    const cri = (this.cri = this.deps.runtime ?? new CriClient({ endpoint: config.runtimeEndpoint, metrics: this.metrics }));
+    this.readiness = new RuntimeReadiness({ cri, endpoint: config.runtimeEndpoint, runtimeName: () => this.runtimeVersion.split(':')[0]! });
     const cache = (this.cache = new ObjectCache(nodeName));
     for (const type of POD_TYPES)
       for (const object of await listStoredObjects<unknown>(this.deps.bus, this.name, type)) cache.apply(type as 'pod', keyOf(type, object), object);
@@ -97,6 +111,7 @@ export class Edged implements Module {
       paths: { podsRoot: config.rootDirectory, logRoot: config.podLogsDirectory, cgroupParent: config.cgroupParent },
       hostIP,
       logger,
+      metrics: this.metrics,
     });
     this.pods = new PodManager({
       runtime,
@@ -112,6 +127,8 @@ export class Edged implements Module {
       resyncIntervalMs: 60_000,
       onRuntimeChange: () => void this.reportNodeStatus(false),
     });
+    const pods = this.pods;
+    this.metrics.provide('pods', () => pods.phaseCounts());
     this.staticPods = new StaticPods({ path: config.staticPodPath, nodeName, logger });
     this.scanStaticPods(true);
     this.staticTimer = setInterval(() => this.scanStaticPods(false), STATIC_POD_SCAN_MS).unref();

@@ -1,4 +1,5 @@
 import type { Logger } from '../../shared/logger.js';
+import { POD_PHASES, type PodPhase } from '../metrics/edge-metrics.js';
 import { podStatus } from './pod-status.js';
 import type { PodSync, SyncResult } from './pod-sync.js';
 import type { Pod, PodStatus } from './pod-types.js';
@@ -131,6 +132,16 @@ export class PodManager {
       return this.relist();
     });
     return this.nextRelist;
+  }
+
+  /** Pods of the store by their last status's phase; a pod not synced yet counts as Pending. */
+  phaseCounts(): Record<PodPhase, number> {
+    const counts = Object.fromEntries(POD_PHASES.map((p) => [p, 0])) as Record<PodPhase, number>;
+    for (const uid of this.deps.podUids()) {
+      const phase = this.statuses.get(uid)?.phase ?? 'Pending';
+      counts[(POD_PHASES as readonly string[]).includes(phase) ? (phase as PodPhase) : 'Unknown']++;
+    }
+    return counts;
   }
 
   /** The runtime answered the last relist. */

@@ -1,5 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import type { Logger } from '../../shared/logger.js';
+import type { EdgeMetrics } from '../metrics/edge-metrics.js';
 import { ContainerConfigError, containerEnv, type ConfigSource } from './container-env.js';
 import type { ContainerStatus as CriContainerStatus, CriRuntime, PodSandboxConfig } from './cri/cri-types.js';
 import { CrashBackoff } from './crash-backoff.js';
@@ -23,6 +24,7 @@ export interface PodSyncDeps {
   paths: { podsRoot: string; logRoot: string; cgroupParent: string };
   hostIP: string;
   logger: Logger;
+  metrics?: EdgeMetrics;
 }
 
 /** What one sync left for the status and the scheduler. */
@@ -207,6 +209,7 @@ export class PodSync {
       this.deps.events.pod(pod, c.name, 'Normal', 'Created', `Created container ${c.name}`);
       await this.deps.cri.startContainer(id);
       this.deps.events.pod(pod, c.name, 'Normal', 'Started', `Started container ${c.name}`);
+      if (attempt > 0) this.deps.metrics?.containerRestarts.inc();
     } catch (err) {
       // A start failure leaves an exited container (reason StartError) that the back-off then governs.
       fail(id ? 'RunContainerError' : 'CreateContainerError', (err as Error).message, 'Failed');

@@ -9,6 +9,7 @@ import { bindWebSocket, webSocketTransport } from '../../shared/channel/ws-trans
 import { ConnectionError, asError } from '../../shared/errors.js';
 import { Group, Operation, errorResponseTo, newMessage } from '../../shared/message.js';
 import { EdgeModule } from '../contracts/addresses.js';
+import { EdgeMetrics } from '../metrics/edge-metrics.js';
 import type { ConnectionNotice, EdgeBus, EdgeInboxes } from '../contracts/messages.js';
 import { softwareVersion } from '../../shared/version.js';
 import type { EdgeHubConfig } from './edgehub-config.js';
@@ -19,6 +20,8 @@ import { UpstreamOutbox } from './upstream-outbox.js';
 
 /** KubeEdge's default project id; kept in the URL path for compatibility with its hub. */
 const PROJECT_ID = 'e632aba927ea4ac2b575ec1603d56f10';
+/** GOAWAY code → its name, the `reason` of a link disconnect the cloud announced. */
+const GOAWAY_NAMES = new Map<number, string>(Object.entries(GoAwayCode).map(([name, code]) => [code, name]));
 /** A session that lived this long resets the reconnect backoff. */
 const STABLE_SESSION_MS = 30_000;
 
@@ -35,6 +38,7 @@ export interface EdgeHubDeps {
   bus: EdgeBus;
   logger: Logger;
   random?: () => number;
+  metrics?: EdgeMetrics;
 }
 
 /**
@@ -47,6 +51,7 @@ export class EdgeHub implements Module {
   status: EdgeHubStatus = { type: 'disconnected', since: Date.now() };
   private readonly certs: CertManager;
   private readonly backoff: Backoff;
+  private readonly metrics: EdgeMetrics;
   private outbox: UpstreamOutbox | undefined;
   private session: EdgeSession | undefined;
   private loop: Promise<void> | undefined;
@@ -73,12 +78,15 @@ export class EdgeHub implements Module {
       random: deps.random,
     });
     this.backoff = new Backoff({ initialDelayMs: c.reconnectInitialDelayMs, maxDelayMs: c.reconnectMaxDelayMs, random: deps.random });
+    this.metrics = deps.metrics ?? new EdgeMetrics();
   }
 
   /** Fails (and with it edgecore's start) when the node has no certificate and cannot get one. */
   async start(): Promise<void> {
     await this.certs.ensure();
-    this.outbox = new UpstreamOutbox(this.deps.database);
+    const outbox = (this.outbox = new UpstreamOutbox(this.deps.database));
+    this.metrics.provide('linkConnected', () => this.status.type === 'connected');
+    this.metrics.provide('upstreamOutbox', () => outbox.stats());
     this.deps.bus.register(this.name, (m) => this.handle(m));
     if (this.deps.config.rotateCertificates) this.scheduleRenewal();
     this.loop = this.run();
@@ -156,6 +164,7 @@ export class EdgeHub implements Module {
       heartbeatIntervalMs: c.heartbeatIntervalMs,
       sessionTimeoutMs: c.sessionTimeoutMs,
     };
+    let opened = false;
     const session = new EdgeSession({
       nodeName: this.deps.nodeName,
       hello: { protocolVersion: PROTOCOL_VERSION, nodeName: this.deps.nodeName, settings, softwareVersion: softwareVersion(), sessionId: '' },
@@ -167,6 +176,8 @@ export class EdgeHub implements Module {
       requestTimeoutMs: c.requestTimeoutMs,
       logger: this.deps.logger,
       onOpen: () => {
+        opened = true;
+        this.metrics.linkConnects.inc();
         this.status = { type: 'connected', server, since: Date.now(), synced: false };
         this.publishConnection(true);
       },
@@ -180,6 +191,8 @@ export class EdgeHub implements Module {
     session.start();
     const end = await session.done;
     this.session = undefined;
+    // Only sessions that opened count: a failed handshake shows in the log and in link_connected staying 0.
+    if (opened) this.metrics.linkDisconnected(disconnectReason(end));
     return end;
   }
 
@@ -284,4 +297,10 @@ export class EdgeHub implements Module {
       this.wake = done;
     });
   }
+}
+
+/** Why a session ended, as a bounded label: the GOAWAY the cloud sent, the error's code, or a plain close. */
+function disconnectReason(end: SessionEnd): string {
+  if (end.goAway) return GOAWAY_NAMES.get(end.goAway.code) ?? 'GOAWAY';
+  return end.error?.code ?? 'closed';
 }

@@ -26,6 +26,8 @@ export class UpstreamOutbox {
       after: db.prepare<[number, number], OutboxRow>('SELECT id, message FROM upstream WHERE id > ? ORDER BY id LIMIT ?'),
       remove: db.prepare('DELETE FROM upstream WHERE id = ?'),
       count: db.prepare<[], { n: number }>('SELECT count(*) AS n FROM upstream'),
+      // created_ms grows with id (a coalesced row is inserted anew), so the oldest row is the first one.
+      oldest: db.prepare<[], { created_ms: number }>('SELECT created_ms FROM upstream ORDER BY id LIMIT 1'),
     };
     this.putTx = db.transaction((message: Buffer, coalesceKey: string | null) => {
       if (coalesceKey !== null) this.stmts.dropKey.run(coalesceKey);
@@ -48,6 +50,11 @@ export class UpstreamOutbox {
 
   count(): number {
     return this.stmts.count.get()!.n;
+  }
+
+  /** Rows waiting and when the oldest was queued (undefined when empty), for the outbox gauges. */
+  stats(): { messages: number; oldestCreatedMs: number | undefined } {
+    return { messages: this.count(), oldestCreatedMs: this.stmts.oldest.get()?.created_ms };
   }
 }
 

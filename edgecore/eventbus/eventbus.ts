@@ -7,6 +7,7 @@ import type { Logger } from '../../shared/logger.js';
 import { EDGE_SUBSCRIPTIONS, isDeviceTopic } from '../../shared/device-topics.js';
 import { Group, Operation, newMessage } from '../../shared/message.js';
 import { EdgeModule } from '../contracts/addresses.js';
+import { EdgeMetrics } from '../metrics/edge-metrics.js';
 import type { EdgeBus, PublishMessage, ReceivedMessage } from '../contracts/messages.js';
 import type { Module } from '../../shared/module-runtime.js';
 import type { EventBusConfig } from './eventbus-config.js';
@@ -15,6 +16,7 @@ export interface EventBusDeps {
   config: EventBusConfig;
   bus: EdgeBus;
   logger: Logger;
+  metrics?: EdgeMetrics;
 }
 
 /**
@@ -29,8 +31,11 @@ export class EventBus implements Module {
   private client: MqttClient | undefined;
   /** Where the embedded broker listens once started. */
   port = 0;
+  private readonly metrics: EdgeMetrics;
 
-  constructor(private readonly deps: EventBusDeps) {}
+  constructor(private readonly deps: EventBusDeps) {
+    this.metrics = deps.metrics ?? new EdgeMetrics();
+  }
 
   async start(): Promise<void> {
     const { mode } = this.deps.config;
@@ -65,7 +70,9 @@ export class EventBus implements Module {
     );
     broker.on('clientError', (client, err) => logger.debug({ err, clientId: client.id }, 'mqtt client error'));
     for (const topic of EDGE_SUBSCRIPTIONS) {
-      await new Promise<void>((resolve) => broker.subscribe(topic, (packet, done) => (this.inbound(packet.topic, packet.payload as Buffer), done()), resolve));
+      await new Promise<void>((resolve) =>
+        broker.subscribe(topic, (packet, done) => (this.inbound('internal', packet.topic, packet.payload as Buffer), done()), resolve),
+      );
     }
     const server = net.createServer(broker.handle);
     try {
@@ -108,11 +115,12 @@ export class EventBus implements Module {
       connected = false;
     });
     client.on('error', (err) => logger.warn({ err, broker: url }, 'external mqtt broker error'));
-    client.on('message', (topic, payload) => this.inbound(topic, payload));
+    client.on('message', (topic, payload) => this.inbound('external', topic, payload));
     this.client = client;
   }
 
-  private inbound(topic: string, payload: Buffer): void {
+  private inbound(broker: 'internal' | 'external', topic: string, payload: Buffer): void {
+    this.metrics.mqttReceived[broker].inc();
     if (isDeviceTopic(topic)) {
       if (!this.deps.bus.has(EdgeModule.deviceTwin)) return;
       const message: ReceivedMessage = newMessage({
@@ -132,11 +140,17 @@ export class EventBus implements Module {
   private handle(message: PublishMessage): void {
     const topic = message.resource;
     const payload = message.content;
-    this.broker?.publish(
-      { cmd: 'publish', topic, payload, qos: 0, retain: false, dup: false },
-      (err) => err && this.deps.logger.warn({ err: asError(err), topic }, 'mqtt publish failed'),
-    );
-    if (this.client?.connected) this.client.publish(topic, payload, { qos: 0 });
+    if (this.broker) {
+      this.broker.publish(
+        { cmd: 'publish', topic, payload, qos: 0, retain: false, dup: false },
+        (err) => err && this.deps.logger.warn({ err: asError(err), topic }, 'mqtt publish failed'),
+      );
+      this.metrics.mqttPublished.internal.inc();
+    }
+    if (this.client?.connected) {
+      this.client.publish(topic, payload, { qos: 0 });
+      this.metrics.mqttPublished.external.inc();
+    }
   }
 }
 

@@ -49,6 +49,7 @@ export class MetaStore {
       inventory: db.prepare<[], { key: string; uid: string; rv: string }>('SELECT key, uid, rv FROM meta'),
       byType: db.prepare<[string], Row>('SELECT key, type, uid, rv, value FROM meta WHERE type = ?'),
       count: db.prepare<[], { n: number }>('SELECT count(*) AS n FROM meta'),
+      countByType: db.prepare<[], { type: string; objects: number }>('SELECT type, count(*) AS objects FROM meta GROUP BY type'),
     };
     // One transaction per batch: the cloud's messages are ACKed only after this commit returns.
     this.applyTx = db.transaction((changes: readonly ObjectChange[]) => changes.map((c) => this.applyOne(c)));
@@ -81,6 +82,11 @@ export class MetaStore {
 
   count(): number {
     return this.stmts.count.get()!.n;
+  }
+
+  /** Objects per type (read from the type index, not the objects). */
+  countByType(): Array<{ type: string; objects: number }> {
+    return this.stmts.countByType.all();
   }
 }
 

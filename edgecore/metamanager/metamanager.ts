@@ -5,6 +5,7 @@ import { Group, Operation, errorResponseTo, newMessage, parseEdgeResource, respo
 import { EdgeModule } from '../contracts/addresses.js';
 import type { EdgeBus, EdgeInboxes, QueryMessage, StoredNotice } from '../contracts/messages.js';
 import type { ApplyResult, ObjectChange } from '../contracts/object-change.js';
+import { EdgeMetrics } from '../metrics/edge-metrics.js';
 import { MetaStore } from './meta-store.js';
 
 /**
@@ -23,6 +24,7 @@ export interface MetaManagerDeps {
   database: SqliteDatabase;
   bus: EdgeBus;
   logger: Logger;
+  metrics?: EdgeMetrics;
 }
 
 /**
@@ -33,8 +35,11 @@ export interface MetaManagerDeps {
 export class MetaManager implements Module {
   readonly name = EdgeModule.metaManager;
   private store: MetaStore | undefined;
+  private readonly metrics: EdgeMetrics;
 
-  constructor(private readonly deps: MetaManagerDeps) {}
+  constructor(private readonly deps: MetaManagerDeps) {
+    this.metrics = deps.metrics ?? new EdgeMetrics();
+  }
 
   get metaStore(): MetaStore {
     if (!this.store) throw new Error('metamanager not started');
@@ -42,7 +47,8 @@ export class MetaManager implements Module {
   }
 
   async start(): Promise<void> {
-    this.store = new MetaStore(this.deps.database);
+    const store = (this.store = new MetaStore(this.deps.database));
+    this.metrics.provide('storeObjects', () => store.countByType());
     this.deps.bus.register(this.name, (m) => this.handle(m));
     this.deps.logger.info({ objects: this.store.count() }, 'edge store open');
   }
@@ -57,7 +63,9 @@ export class MetaManager implements Module {
       case Operation.apply:
         try {
           const changes = message.content;
+          const startedAt = performance.now();
           const outcomes = this.metaStore.apply(changes);
+          this.metrics.storeCommitDuration.observe((performance.now() - startedAt) / 1000);
           bus.respond(message, responseTo(message, this.name, outcomes));
           this.announce(changes, outcomes);
         } catch (err) {

@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
 import { ConfigError } from '../../../shared/errors.js';
+import { grpcStatusName, type EdgeMetrics } from '../../metrics/edge-metrics.js';
 import type {
   Container,
   ContainerConfig,
@@ -24,6 +25,8 @@ export interface CriClientOptions {
   callTimeoutMs?: number;
   /** Deadline of PullImage, which downloads. Default 5 min. */
   pullTimeoutMs?: number;
+  /** Where each call's duration and failure are counted; none when absent. */
+  metrics?: EdgeMetrics;
 }
 
 // The kubelet's limit too: ListContainers on a busy node and ExecSync output exceed gRPC's 4 MiB default.
@@ -101,11 +104,13 @@ export class CriClient implements CriRuntime {
   private readonly channel: GrpcUnaryChannel;
   private readonly callTimeoutMs: number;
   private readonly pullTimeoutMs: number;
+  private readonly metrics: EdgeMetrics | undefined;
 
   constructor(options: CriClientOptions) {
     this.socketPath = criSocketPath(options.endpoint);
     this.callTimeoutMs = options.callTimeoutMs ?? 30_000;
     this.pullTimeoutMs = options.pullTimeoutMs ?? 300_000;
+    this.metrics = options.metrics;
     this.channel = new GrpcUnaryChannel(this.socketPath, MAX_MESSAGE_BYTES);
   }
 
@@ -210,6 +215,19 @@ export class CriClient implements CriRuntime {
   }
 
   private async call<M extends Method>(method: M, request: object, options: { subject?: string; timeoutMs?: number } = {}): Promise<Responses[M]> {
+    const metrics = this.metrics?.criMethod(method);
+    const startedAt = performance.now();
+    try {
+      return await this.callOnce(method, request, options);
+    } catch (err) {
+      metrics?.error(grpcStatusName((err as RuntimeError).grpcCode));
+      throw err;
+    } finally {
+      metrics?.duration.observe((performance.now() - startedAt) / 1000);
+    }
+  }
+
+  private async callOnce<M extends Method>(method: M, request: object, options: { subject?: string; timeoutMs?: number }): Promise<Responses[M]> {
     const types = methodTypes(method);
     let body: Uint8Array;
     try {
