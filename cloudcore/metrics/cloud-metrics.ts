@@ -52,48 +52,34 @@ export class CloudMetrics {
       if (!this.snapshot || now - this.snapshot.at > 100) this.snapshot = { at: now, value: this.hub() };
       return this.snapshot.value;
     };
-    new Gauge({
-      name: 'cloudcore_connected_edges',
-      help: 'Edge nodes with an open session on this cloudcore.',
-      registers,
-      collect() {
-        this.set(hub()?.connectedEdges ?? 0);
-      },
-    });
+    /** A gauge read from CloudHub's state when Prometheus scrapes; 0 before CloudHub is there. */
+    const hubGauge = (name: string, help: string, read: (s: HubSnapshot) => number): void => {
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          const snapshot = hub();
+          this.set(snapshot ? read(snapshot) : 0);
+        },
+      });
+    };
+    hubGauge('cloudcore_connected_edges', 'Edge nodes with an open session on this cloudcore.', (s) => s.connectedEdges);
     // The name KubeEdge's cloudcore exports (cloud/pkg/common/monitor/monitor.go), so its dashboards keep working.
-    new Gauge({
-      name: 'KubeEdge_CloudHub_connected_nodes',
-      help: 'Number of nodes that connected to the cloudHub instance (KubeEdge name; same value as cloudcore_connected_edges).',
-      registers,
-      collect() {
-        this.set(hub()?.connectedEdges ?? 0);
-      },
-    });
-    new Gauge({
-      name: 'cloudcore_outbox_objects',
-      help: 'Objects waiting for edges, summed over all node outboxes: queued, or sent and not yet acknowledged.',
-      registers,
-      collect() {
-        this.set(hub()?.outboxObjects ?? 0);
-      },
-    });
-    new Gauge({
-      name: 'cloudcore_outbox_oldest_age_seconds',
-      help: 'Age of the oldest object waiting in any node outbox; 0 when none waits.',
-      registers,
-      collect() {
-        const oldest = hub()?.oldestEnqueuedAtMs;
-        this.set(oldest === undefined ? 0 : Math.max(0, (performance.now() - oldest) / 1000));
-      },
-    });
-    new Gauge({
-      name: 'cloudcore_upstream_queue_messages',
-      help: 'Messages from edges (status reports, queries) waiting for a controller.',
-      registers,
-      collect() {
-        this.set(hub()?.upstreamQueued ?? 0);
-      },
-    });
+    hubGauge(
+      'KubeEdge_CloudHub_connected_nodes',
+      'Number of nodes that connected to the cloudHub instance (KubeEdge name; same value as cloudcore_connected_edges).',
+      (s) => s.connectedEdges,
+    );
+    hubGauge(
+      'cloudcore_outbox_objects',
+      'Objects waiting for edges, summed over all node outboxes: queued, or sent and not yet acknowledged.',
+      (s) => s.outboxObjects,
+    );
+    hubGauge('cloudcore_outbox_oldest_age_seconds', 'Age of the oldest object waiting in any node outbox; 0 when none waits.', (s) =>
+      s.oldestEnqueuedAtMs === undefined ? 0 : Math.max(0, (performance.now() - s.oldestEnqueuedAtMs) / 1000),
+    );
+    hubGauge('cloudcore_upstream_queue_messages', 'Messages from edges (status reports, queries) waiting for a controller.', (s) => s.upstreamQueued);
     this.sessionsOpened = new Counter({ name: 'cloudcore_sessions_opened_total', help: 'Edge sessions whose hello was accepted.', registers });
     this.sessionsClosed = new Counter({
       name: 'cloudcore_sessions_closed_total',
