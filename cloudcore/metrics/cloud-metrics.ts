@@ -19,7 +19,8 @@ export interface HubSnapshot {
 }
 
 /** Why the hub turned a connection away before a session existed. */
-export type RefusedReason = 'tls_handshake' | 'certificate' | 'node_limit' | 'bad_upgrade' | 'handshake_timeout';
+export const REFUSED_REASONS = ['tls_handshake', 'certificate', 'node_limit', 'bad_upgrade', 'handshake_timeout'] as const;
+export type RefusedReason = (typeof REFUSED_REASONS)[number];
 
 /** The name of a GOAWAY code for a label (`REPLACED`, `SHUTDOWN` …). */
 export const GOAWAY_NAMES: Readonly<Record<number, string>> = Object.fromEntries(Object.entries(GoAwayCode).map(([name, code]) => [code, name]));
@@ -148,6 +149,14 @@ export class CloudMetrics {
       labelNames: ['reason'],
       registers,
     });
+    this.zeroFixedSeries();
+  }
+
+  /** Series of fixed label sets exported at 0 from the start, so rate() and alerts see them before the first event. */
+  private zeroFixedSeries(): void {
+    for (const name of Object.values(GOAWAY_NAMES)) this.goAways.labels(name).inc(0);
+    for (const reason of REFUSED_REASONS) this.connectionsRefused.labels(reason).inc(0);
+    for (const kind of ['join', 'renewal']) this.certificatesIssued.labels(kind).inc(0);
   }
 
   /** CloudHub hands over how to read its state; read at most every 100 ms, when Prometheus scrapes. */

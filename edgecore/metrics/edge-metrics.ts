@@ -179,6 +179,8 @@ export class EdgeMetrics {
       registers,
     });
     this.twinUpdates = { cloud: twins.labels('cloud'), edge: twins.labels('edge') };
+    // Exported at 0 from the start, so rate() and alerts see a series before the first event.
+    for (const child of [...Object.values(this.deviceReports), ...Object.values(this.twinUpdates)]) child.inc(0);
   }
 
   /** Gives a scrape-time gauge its source (the owning module calls this when it starts). */
