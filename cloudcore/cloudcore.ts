@@ -1,3 +1,4 @@
+import { dirname, join } from 'node:path';
 import { Bus } from '../shared/bus.js';
 import type { Logger } from '../shared/logger.js';
 import { ModuleRuntime, type Module } from '../shared/module-runtime.js';
@@ -8,6 +9,7 @@ import type { CloudCoreConfig } from './config.js';
 import type { CloudBus, CloudInboxes } from './contracts/node-messages.js';
 import { CloudHub, type CloudHubObserver } from './cloudhub/cloudhub.js';
 import { FileCa, loadOrCreateCa } from './cloudhub/ca-files.js';
+import { FileReplicaReports } from './cloudhub/replica-reports-file.js';
 import { DeviceController } from './devicecontroller/devicecontroller.js';
 import { EdgeController, type EdgeControllerDeps } from './edgecontroller/edgecontroller.js';
 import { KubeReports } from './edgecontroller/kube-reports.js';
@@ -15,6 +17,7 @@ import { KubeSource } from './edgecontroller/kube-source.js';
 import { LocalReports, LocalSource } from './edgecontroller/local-source.js';
 import { createKubeClients, type KubeClients } from './kube/kube-client.js';
 import { CloudMetrics } from './metrics/cloud-metrics.js';
+import { ConfigMapReplicaReports } from './kube/replica-reports-configmap.js';
 import { TokenBucket } from './kube/rate-limiter.js';
 import { SecretCa } from './kube/secret-ca.js';
 
@@ -65,7 +68,12 @@ export class CloudCore {
       softwareVersion: softwareVersion(),
       observer: options.observer,
       metrics: this.metrics,
+      // Replicas of one cluster report in its namespace kubeedge; replicas of the local source beside their shared CA key.
+      replicaReports: this.kube
+        ? new ConfigMapReplicaReports(this.kube.core)
+        : new FileReplicaReports(join(dirname(config.modules.cloudHub.caKeyFile), 'replicas.db')),
     });
+    this.monitor.addReadiness('rebalance', () => this.cloudHub.notReady());
     if (ec.enable) {
       const controllerLogger = logger.child({ module: 'edgecontroller' });
       const hub = config.modules.cloudHub;

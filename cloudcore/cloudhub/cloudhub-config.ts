@@ -1,5 +1,5 @@
 import { keepaliveProblems } from '../../shared/config/loader.js';
-import { int, str, strList, type ConfigOf } from '../../shared/config/schema.js';
+import { bool, int, str, strList, type ConfigOf } from '../../shared/config/schema.js';
 
 const MiB = 1024 * 1024;
 
@@ -42,6 +42,33 @@ export function cloudHubConfigSchema() {
     maxMessageBytes: int(32 * MiB, 'Largest single message accepted from an edge (KubeEdge: 32 MiB).', { min: 64 * 1024 }),
     upstreamWorkers: int(64, 'Edge reports processed at once across all nodes (keyed: one at a time per object).', { min: 1 }),
     upstreamTimeoutMs: int(30_000, 'Time a controller has to process one edge report before it is retried on reconnect.', { min: 100 }),
+    rebalance: {
+      enable: bool(
+        true,
+        "Balance edges across replicas (docs/replicas.md): publish this replica's connection count, and send edges above its share to replicas with room.",
+      ),
+      replicaId: str('', 'This replica in the reports: a lower-case DNS label, unique among replicas. Empty: the host name and the hub port.', {
+        allowEmpty: true,
+        pattern: /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/,
+        expected: 'a lower-case DNS label',
+      }),
+      address: str('', 'host:port edges dial to reach this replica directly (named in GOAWAY REBALANCE). Empty: the first advertiseAddress and the hub port.', {
+        allowEmpty: true,
+        pattern: /^(\[[0-9a-fA-F:]+\]|[^\s:/[\]]+):\d{1,5}$/,
+        expected: 'host:port',
+      }),
+      reportIntervalMs: int(
+        10_000,
+        'Publish the report and balance at least this often (and within a second of a change). A report unchanged for three intervals is a dead replica.',
+        {
+          min: 100,
+        },
+      ),
+      tolerancePercent: int(10, 'Shed only when holding more than the expected share E by this percentage ...', { min: 0, max: 1_000 }),
+      minExcess: int(5, '... and by at least this many edges.', { min: 0 }),
+      shedPerSecond: int(20, 'Most GOAWAY REBALANCE sent per second while shedding.', { min: 1 }),
+      observeMs: int(30_000, 'After shedding, wait this long before deciding again.', { min: 0 }),
+    },
   };
 }
 

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { Logger } from '../../shared/logger.js';
 import type { Module } from '../../shared/module-runtime.js';
 import { GoAwayCode, StreamId, type InventoryItem, type Settings } from '../../shared/channel/frame.js';
@@ -10,12 +11,14 @@ import { CloudModule } from '../contracts/addresses.js';
 import { CloudMetrics, GOAWAY_NAMES, type HubSnapshot } from '../metrics/cloud-metrics.js';
 import type { CloudBus, NodeDelivery } from '../contracts/node-messages.js';
 import type { ConnectionEvent, SyncResponse } from '../contracts/object-sync.js';
+import type { ReplicaReportStore } from '../contracts/replica-reports.js';
 import type { CloudHubConfig } from './cloudhub-config.js';
 import { loadOrIssueServerCert, serverCertHosts } from './ca-files.js';
 import { CertServer } from './cert-server.js';
 import { HubServer, type EdgeConnection } from './hub-server.js';
 import { NodeSession, type SessionHost } from './node-session.js';
 import type { OutboxItem } from './node-outbox.js';
+import { Rebalancer } from './rebalancer.js';
 import { askProviders } from './resync.js';
 import { streamFor } from './routes.js';
 import { SessionRegistry } from './session-registry.js';
@@ -36,6 +39,8 @@ export interface CloudHubDeps {
   observer?: CloudHubObserver;
   /** The daemon's metrics; a private set when absent (tests, benches). */
   metrics?: CloudMetrics;
+  /** Where replicas publish their connection counts; without it (or with rebalance off) no balancing. */
+  replicaReports?: ReplicaReportStore;
 }
 
 /**
@@ -51,6 +56,7 @@ export class CloudHub implements Module, SessionHost, NodeDelivery {
   private ca: CertificateAuthority | undefined;
   private certServer: CertServer | undefined;
   private hubServer: HubServer | undefined;
+  private rebalancer: Rebalancer | undefined;
   /** Where the servers listen once started. */
   hubPort = 0;
   certServerPort = 0;
@@ -119,6 +125,21 @@ export class CloudHub implements Module, SessionHost, NodeDelivery {
     });
     this.hubPort = (await this.hubServer.listen()).port;
     this.sessions.start();
+    const r = c.rebalance;
+    if (r.enable && this.deps.replicaReports) {
+      const host = c.advertiseAddresses[0] ?? '127.0.0.1';
+      this.rebalancer = new Rebalancer({
+        store: this.deps.replicaReports,
+        id: r.replicaId || defaultReplicaId(this.hubPort),
+        address: r.address || `${host.includes(':') ? `[${host}]` : host}:${this.hubPort}`,
+        nodeLimit: c.nodeLimit,
+        settings: r,
+        sessions: this.sessions,
+        logger: this.deps.logger.child({ component: 'rebalancer' }),
+        metrics: this.metrics,
+      });
+      this.rebalancer.start();
+    }
     this.deps.logger.info(
       {
         hub: `wss://${c.address}:${this.hubPort}`,
@@ -132,7 +153,10 @@ export class CloudHub implements Module, SessionHost, NodeDelivery {
 
   async stop(): Promise<void> {
     this.sessions.stop();
-    this.sessions.goAwayAll(GoAwayCode.SHUTDOWN, 'cloudcore shutting down');
+    // Off the reports first, so the others stop naming this replica; each edge is told a replica with room.
+    await this.rebalancer?.stop();
+    const addresses = this.rebalancer?.shutdownAddresses(this.sessions.size) ?? [];
+    this.sessions.goAwayAll(GoAwayCode.SHUTDOWN, 'cloudcore shutting down', addresses);
     await this.hubServer?.close();
     await this.certServer?.close();
     await Promise.race([this.upstream.idle(), new Promise((r) => setTimeout(r, 2_000).unref())]);
@@ -151,8 +175,14 @@ export class CloudHub implements Module, SessionHost, NodeDelivery {
     return askProviders(this.deps.bus, node, inventory, this.deps.config.upstreamTimeoutMs);
   }
 
+  /** Why /readyz should fail on CloudHub's account (shedding edges to other replicas); undefined when ready. */
+  notReady(): string | undefined {
+    return this.rebalancer?.notReady();
+  }
+
   sessionOpened(session: NodeSession): void {
     this.metrics.sessionsOpened.inc();
+    this.rebalancer?.changed();
     this.upstream.notify(Operation.connect, this.connectionEvent(session));
   }
 
@@ -164,7 +194,10 @@ export class CloudHub implements Module, SessionHost, NodeDelivery {
       const reason = error?.code ?? (session.goneAway === undefined ? 'closed' : `goaway_${GOAWAY_NAMES[session.goneAway]}`);
       this.metrics.sessionsClosed.labels(reason).inc();
     }
-    if (this.sessions.remove(session)) this.upstream.notify(Operation.disconnect, this.connectionEvent(session));
+    if (this.sessions.remove(session)) {
+      this.upstream.notify(Operation.disconnect, this.connectionEvent(session));
+      this.rebalancer?.changed();
+    }
   }
 
   delivered(session: NodeSession, items: OutboxItem[]): void {
@@ -210,4 +243,14 @@ export class CloudHub implements Module, SessionHost, NodeDelivery {
   private connectionEvent(session: NodeSession): ConnectionEvent {
     return { nodeName: session.nodeName, sessionId: session.options.sessionId, peer: session.options.peer };
   }
+}
+
+/** The host name as a DNS label, with the hub port: unique per replica unless two share a host and a port. */
+function defaultReplicaId(port: number): string {
+  const host = hostname()
+    .toLowerCase()
+    .replace(/[^a-z0-9-]/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, 50);
+  return `${host || 'cloudcore'}-${port}`;
 }

@@ -75,9 +75,13 @@ export class SessionRegistry {
     return true;
   }
 
-  /** Tells every edge to go elsewhere before the sockets close, so none waits for a session timeout. */
-  goAwayAll(code: GoAwayCode, reason: string): void {
-    for (const session of this.sessions.values()) session.goAway(code, reason, '', 0);
+  /**
+   * Tells every edge to go elsewhere before the sockets close, so none waits for a session timeout; the i-th
+   * session is told `addresses[i]` when given (another replica with room).
+   */
+  goAwayAll(code: GoAwayCode, reason: string, addresses: readonly string[] = []): void {
+    let i = 0;
+    for (const session of this.sessions.values()) session.goAway(code, reason, addresses[i++] ?? '', 0);
   }
 
   private sweepExpiredCertificates(): void {

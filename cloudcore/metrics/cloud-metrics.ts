@@ -42,6 +42,8 @@ export class CloudMetrics {
   readonly watchRestarts: Counter<'resource'>;
   readonly certificatesIssued: Counter<'kind'>;
   readonly certificateRequestsRefused: Counter<'reason'>;
+  readonly replicas: Gauge;
+  readonly expectedEdges: Gauge;
 
   constructor(registry: Registry = daemonRegistry()) {
     this.registry = registry;
@@ -147,6 +149,17 @@ export class CloudMetrics {
       name: 'cloudcore_certificate_requests_refused_total',
       help: 'Certificate requests refused, by error code (ERR_TOKEN_EXPIRED, ERR_AUTH, ERR_TOKEN_USED_UP …).',
       labelNames: ['reason'],
+      registers,
+    });
+    this.replicas = new Gauge({
+      name: 'cloudcore_replicas',
+      help: 'Live cloudcore replicas this one sees in the replica reports, itself included (1 when it runs alone).',
+      registers,
+    });
+    this.replicas.set(1);
+    this.expectedEdges = new Gauge({
+      name: 'cloudcore_rebalance_expected_edges',
+      help: 'The share of edges this replica is expected to hold: ceil(edges on live replicas / replicas taking edges), within node limits.',
       registers,
     });
     this.zeroFixedSeries();
