@@ -9,6 +9,11 @@ export interface PlanOptions {
   tolerance: number;
   /** … and above E + minExcess. */
   minExcess: number;
+  /**
+   * Replicas still counted but not to be named in a GOAWAY: their report is late (a replica that just died
+   * is counted until its report is three intervals old, but edges sent to it would only bounce).
+   */
+  notTargets?: ReadonlySet<string>;
 }
 
 export interface Target {
@@ -51,7 +56,7 @@ export function planRebalance(self: string, replicas: readonly ReplicaReport[], 
   const expected = expectedCounts(replicas);
   const total = replicas.reduce((n, r) => n + r.connections, 0);
   const targets = replicas
-    .filter((r) => r.id !== self && !r.draining)
+    .filter((r) => r.id !== self && !r.draining && !options.notTargets?.has(r.id))
     .map((r) => ({ id: r.id, address: r.address, room: (expected.get(r.id) ?? 0) - r.connections }))
     .filter((t) => t.room > 0)
     .sort((a, b) => b.room - a.room || a.id.localeCompare(b.id));

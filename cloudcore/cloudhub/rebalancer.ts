@@ -31,6 +31,8 @@ export interface RebalancerDeps {
 const PUBLISH_DEBOUNCE_MS = 1_000;
 /** A report unchanged for this many intervals belongs to a dead replica. */
 const DEAD_AFTER_INTERVALS = 3;
+/** A report unchanged for longer than this many intervals is late: counted, but no edge is sent there. */
+const LATE_AFTER_INTERVALS = 1.5;
 
 /**
  * Connection balancing across replicas (docs/replicas.md). Every interval, and soon after its count changes,
@@ -54,6 +56,8 @@ export class Rebalancer {
   private readonly badLogged = new Map<string, string>();
   private failing = false;
   private live: ReplicaReport[] = [];
+  /** Live replicas whose report is late (see LATE_AFTER_INTERVALS). */
+  private late = new Set<string>();
 
   constructor(private readonly deps: RebalancerDeps) {}
 
@@ -101,7 +105,7 @@ export class Rebalancer {
   }
 
   private planOptions() {
-    return { tolerance: this.deps.settings.tolerancePercent / 100, minExcess: this.deps.settings.minExcess };
+    return { tolerance: this.deps.settings.tolerancePercent / 100, minExcess: this.deps.settings.minExcess, notTargets: this.late };
   }
 
   private ownReport(): ReplicaReport {
@@ -145,6 +149,7 @@ export class Rebalancer {
     const deadAfterMs = DEAD_AFTER_INTERVALS * settings.reportIntervalMs;
     const live: ReplicaReport[] = [this.ownReport()];
     const present = new Set<string>();
+    const late = new Set<string>();
     for (const stored of await this.deps.store.list()) {
       const report = parseReport(stored.text);
       if ('error' in report) {
@@ -164,8 +169,12 @@ export class Rebalancer {
         seen.reportedAtMs = report.reportedAtMs;
         seen.changedAtMs = now;
       }
-      if (now - this.seen.get(report.id)!.changedAtMs <= deadAfterMs) live.push(report);
+      const age = now - this.seen.get(report.id)!.changedAtMs;
+      if (age > deadAfterMs) continue;
+      live.push(report);
+      if (age > LATE_AFTER_INTERVALS * settings.reportIntervalMs) late.add(report.id);
     }
+    this.late = late;
     for (const known of this.seen.keys()) if (!present.has(known)) this.seen.delete(known);
     return live;
   }

@@ -124,7 +124,7 @@ export async function writeCloudConfig(dir: string, extra: Record<string, unknow
   };
   const config = {
     logLevel: 'warn',
-    monitorServer: { port: 0 },
+    monitorServer: { port: 0, ...(extra.monitorServer as object) },
     modules: {
       cloudHub: {
         address,

@@ -15,6 +15,8 @@ import { nodeFacts } from '../../edgecore/edged/node-facts.js';
 export interface SimStart {
   type: 'start';
   url: string;
+  /** Hubs to pick from at random on each connect (replicas); `url` alone when absent. */
+  urls?: string[];
   caPem: string;
   keyPem: string;
   nodes: Array<{ name: string; certPem: string }>;
@@ -51,6 +53,8 @@ class SimEdge {
   synced = false;
   private readonly backoff: Backoff;
   private pendingAck = 0;
+  /** Where a GOAWAY told this edge to go: dialled next, at once. */
+  private redirect: string | undefined;
 
   constructor(
     readonly name: string,
@@ -62,7 +66,9 @@ class SimEdge {
 
   connect(): void {
     acquire(() => {
-      const ws = new WebSocket(`${this.cfg.url}/sim/${this.name}/events`, {
+      const url = this.redirect ?? pick(urls ?? this.cfg.urls ?? [this.cfg.url]);
+      this.redirect = undefined;
+      const ws = new WebSocket(`${url}/sim/${this.name}/events`, {
         secureContext: this.context,
         perMessageDeflate: false,
         handshakeTimeout: 30_000,
@@ -98,6 +104,9 @@ class SimEdge {
             this.sendInventory();
             if (this.cfg.reportNodeStatus) this.sendNodeStatus();
           }),
+        onGoAway: (_code, _reason, address) => {
+          if (address) this.redirect = `wss://${address}`;
+        },
         onMessage: (stream, received, done) => {
           done();
           if (stream !== StreamId.objects) return;
@@ -119,7 +128,8 @@ class SimEdge {
           this.session = undefined;
           this.synced = false;
           reconnects++;
-          setTimeout(() => this.connect(), this.backoff.next());
+          // Named by a GOAWAY: dial it now. Otherwise back off (the edge's own full jitter is not modelled).
+          setTimeout(() => this.connect(), this.redirect ? 0 : this.backoff.next());
         },
       },
     });
@@ -170,6 +180,12 @@ function release(): void {
 }
 
 let currentConcurrency = 100;
+/** Replaced by a `urls` message (the benchmark tells the fleet where the replicas are). */
+let urls: string[] | undefined;
+
+function pick<T>(items: readonly T[]): T {
+  return items[Math.floor(Math.random() * items.length)]!;
+}
 
 function status(): SimStatus {
   let connected = 0;
@@ -183,8 +199,12 @@ function status(): SimStatus {
   return { type: 'status', connected, synced, lastSyncedAtMs, objects, reconnects, failedConnects, rssKiB: Math.round(process.memoryUsage().rss / 1024) };
 }
 
-process.on('message', (msg: SimStart | { type: 'status' }) => {
+process.on('message', (msg: SimStart | { type: 'status' } | { type: 'urls'; urls: string[] }) => {
   if (msg.type === 'status') return process.send!(status());
+  if (msg.type === 'urls') {
+    urls = msg.urls;
+    return;
+  }
   currentConcurrency = msg.connectConcurrency;
   for (const node of msg.nodes) {
     const context = createSecureContext({ ca: msg.caPem, cert: node.certPem, key: msg.keyPem });

@@ -29,7 +29,7 @@ export function simOver(proc: ReturnType<typeof fork>): Sim {
   };
 }
 
-export type Fleet = Sim & { send(start: SimStart): void; cpuSeconds(): number; kill(): void };
+export type Fleet = Sim & { send(start: SimStart): void; setUrls(urls: string[]): void; cpuSeconds(): number; kill(): void };
 
 /** Several simulator processes seen as one: nodes are dealt round-robin, status and CPU are summed. */
 export function startFleet(processes: number): Fleet {
@@ -38,6 +38,9 @@ export function startFleet(processes: number): Fleet {
     proc: sims[0]!.proc,
     send(start) {
       sims.forEach((sim, i) => sim.proc.send({ ...start, nodes: start.nodes.filter((_, n) => n % processes === i) }));
+    },
+    setUrls(urls) {
+      for (const sim of sims) sim.proc.send({ type: 'urls', urls });
     },
     async status() {
       const all = await Promise.all(sims.map((sim) => sim.status()));

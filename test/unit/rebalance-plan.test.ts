@@ -91,3 +91,13 @@ describe('the balancing rule', () => {
     expect(targets[0]!.room).toBe(3);
   });
 });
+
+describe('late replicas', () => {
+  it('counts a replica whose report is late but names no edge to it', () => {
+    const reports = [replica('a', 300), replica('b', 0), replica('c', 0)];
+    const plan = planRebalance('a', reports, { ...options, notTargets: new Set(['c']) });
+    expect(plan.expected.get('a')).toBe(100);
+    expect(plan.targets.map((t) => t.id)).toEqual(['b']);
+    expect(plan.shed).toBe(100);
+  });
+});
