@@ -61,7 +61,10 @@ describe('cloudcore replicas behind HAProxy (real processes)', () => {
     await eventually(
       async () => {
         const down = (await lb.stats()).filter((s) => s.server === `r${holderIndex}`);
-        expect(down.map((s) => s.status)).toEqual(['DOWN', 'DOWN']);
+        expect(down.map((s) => [s.status, s.checkCode])).toEqual([
+          ['DOWN', 503],
+          ['DOWN', 503],
+        ]);
       },
       10_000,
       50,

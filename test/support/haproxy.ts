@@ -27,6 +27,8 @@ export interface HaproxyServerStat {
   status: string;
   /** Connections open to the server now (`scur`). */
   sessions: number;
+  /** HTTP status of the last health check (`check_code`), e.g. 503 from a draining replica. */
+  checkCode: number | undefined;
 }
 
 export interface Haproxy {
@@ -106,6 +108,7 @@ export function parseShowStat(csv: string, names: string[] = []): HaproxyServerS
         replica: names[Number(server.slice(1))] ?? server,
         status: at(row, 'status'),
         sessions: Number(at(row, 'scur')),
+        checkCode: at(row, 'check_code') === '' ? undefined : Number(at(row, 'check_code')),
       };
     });
 }
