@@ -35,6 +35,8 @@ const TEST_PACKAGES = [
   { program: '/usr/bin/jq', pkg: 'jq' },
   // The metrics tests scrape both daemons with a real Prometheus.
   { program: '/usr/bin/prometheus', pkg: 'prometheus' },
+  // Several cloudcore replicas behind one address: a real TCP load balancer that health-checks /readyz.
+  { program: '/usr/sbin/haproxy', pkg: 'haproxy' },
 ];
 if (process.argv.includes('--test-packages')) {
   const missing = TEST_PACKAGES.filter((p) => !existsSync(p.program)).map((p) => p.pkg);
