@@ -66,7 +66,9 @@ export function cloudHubConfigSchema() {
       ),
       tolerancePercent: int(10, 'Shed only when holding more than the expected share E by this percentage ...', { min: 0, max: 1_000 }),
       minExcess: int(5, '... and by at least this many edges.', { min: 0 }),
-      shedPerSecond: int(20, 'Most GOAWAY REBALANCE sent per second while shedding.', { min: 1 }),
+      shedPerSecond: int(100, 'Most GOAWAY REBALANCE sent per second while shedding: each moved edge costs its new replica a TLS handshake and a resync.', {
+        min: 1,
+      }),
       observeMs: int(30_000, 'After shedding, wait this long before deciding again.', { min: 0 }),
     },
   };

@@ -3,7 +3,6 @@
 // of SQLite. Driven over IPC by the benchmark: receives a `start` message, sends `status` messages.
 import { createSecureContext } from 'node:tls';
 import { WebSocket } from 'ws';
-import { Backoff } from '../../shared/backoff.js';
 import { ChannelSession } from '../../shared/channel/session.js';
 import { decodeMessage, encodeInventory, encodeMessage } from '../../shared/channel/codec.js';
 import { PROTOCOL_VERSION, StreamId, type Settings } from '../../shared/channel/frame.js';
@@ -51,22 +50,28 @@ class SimEdge {
   readonly store = new Map<string, { uid: string; resourceVersion: string }>();
   session: ChannelSession | undefined;
   synced = false;
-  private readonly backoff: Backoff;
   private pendingAck = 0;
   /** Where a GOAWAY told this edge to go: dialled next, at once. */
   private redirect: string | undefined;
+  /** Hubs that failed since the last session, skipped while others are left (as edgecore's EdgeHub does). */
+  private readonly tried = new Set<string>();
+  private attempt = 0;
 
   constructor(
     readonly name: string,
     private readonly context: ReturnType<typeof createSecureContext>,
     private readonly cfg: SimStart,
-  ) {
-    this.backoff = new Backoff(cfg.reconnect);
-  }
+  ) {}
 
   connect(): void {
     acquire(() => {
-      const url = this.redirect ?? pick(urls ?? this.cfg.urls ?? [this.cfg.url]);
+      const all = urls ?? this.cfg.urls ?? [this.cfg.url];
+      let untried = all.filter((u) => !this.tried.has(u));
+      if (untried.length === 0) {
+        this.tried.clear();
+        untried = all;
+      }
+      const url = this.redirect ?? pick(untried);
       this.redirect = undefined;
       const ws = new WebSocket(`${url}/sim/${this.name}/events`, {
         secureContext: this.context,
@@ -79,16 +84,24 @@ class SimEdge {
       ws.once('open', () => {
         opened = true;
         release();
-        this.backoff.reset();
+        this.tried.clear();
+        this.attempt = 0;
         this.attach(ws);
       });
       ws.once('close', () => {
         if (opened) return;
         release();
         failedConnects++;
-        setTimeout(() => this.connect(), this.backoff.next());
+        this.tried.add(url);
+        setTimeout(() => this.connect(), this.fullJitter());
       });
     });
+  }
+
+  /** uniform(0, min(max, initial × 2^attempt)): the edges of a dead replica spread out instead of returning in a wave. */
+  private fullJitter(): number {
+    const { initialDelayMs, maxDelayMs } = this.cfg.reconnect;
+    return Math.random() * Math.min(maxDelayMs, initialDelayMs * 2 ** this.attempt++);
   }
 
   private attach(ws: WebSocket): void {
@@ -129,7 +142,7 @@ class SimEdge {
           this.synced = false;
           reconnects++;
           // Named by a GOAWAY: dial it now. Otherwise back off (the edge's own full jitter is not modelled).
-          setTimeout(() => this.connect(), this.redirect ? 0 : this.backoff.next());
+          setTimeout(() => this.connect(), this.redirect ? 0 : this.fullJitter());
         },
       },
     });

@@ -1,6 +1,6 @@
 // `npm run bench -- replicas [--edges=1000] [--sims=1]`: several cloudcore processes on the local source,
 // sharing one CA and object store, with simulated edges (test/bench/edge-simulator.ts) that follow GOAWAY
-// addresses. Default balancing settings (10 s reports, 30 s observation, 20 GOAWAYs a second).
+// addresses. Default balancing settings (10 s reports, 30 s observation, 100 GOAWAYs a second).
 //   rebalance_s             two replicas join one holding every edge → all three within tolerance
 //   imbalance_pct_after     max |count − E| / E one observation period later
 //   goaways_per_moved_edge  GOAWAY REBALANCE sent / edges that left the first replica
