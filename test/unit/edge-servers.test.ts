@@ -1,4 +1,10 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { createServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { WebSocketServer } from 'ws';
+import { CertificateAuthority } from '../../shared/pki/certificate-authority.js';
+import { dialCloudHub } from '../../edgecore/edgehub/dial.js';
 import { Backoff } from '../../shared/backoff.js';
 import { ConfigError } from '../../shared/errors.js';
 import { loadEdgeCoreConfig } from '../../edgecore/config.js';
@@ -143,5 +149,33 @@ describe('modules.edgeHub.server', () => {
     ]);
     expect(problemsOf([])).toEqual(['modules.edgeHub.server: must not be an empty list']);
     expect(problemsOf(7)).toEqual(['modules.edgeHub.server: must be a string or a list of strings, got 7']);
+  });
+});
+
+describe('dialing one candidate', () => {
+  it('sends the socket to the chosen IP but checks the certificate, SNI and Host against the name', async () => {
+    const ca = await CertificateAuthority.create();
+    const serving = await ca.issueServerCert({ hosts: ['hub.test'] });
+    const seen: Array<{ servername: unknown; host: string | undefined }> = [];
+    const server = createServer({ cert: serving.certPem, key: serving.keyPem });
+    const wss = new WebSocketServer({ server });
+    wss.on('connection', (ws, req) => {
+      seen.push({ servername: (req.socket as TLSSocket).servername, host: req.headers.host });
+      ws.close();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    onTestFinished(() => new Promise<void>((resolve) => (wss.close(), server.close(() => resolve()))));
+    const port = (server.address() as AddressInfo).port;
+    const dial = (host: string) =>
+      dialCloudHub(
+        { server: `${host}:${port}`, host, port, ip: '127.0.0.1', address: `127.0.0.1:${port}` },
+        { nodeName: 'edge-1', caPem: ca.certPem, certPem: serving.certPem, keyPem: serving.keyPem, handshakeTimeoutMs: 5_000 },
+      );
+
+    const ws = await dial('hub.test');
+    ws.terminate();
+    expect(seen).toEqual([{ servername: 'hub.test', host: `hub.test:${port}` }]);
+    await expect(dial('other.test')).rejects.toMatchObject({ code: 'ERR_CONNECTION', message: expect.stringMatching(/altnames/i) });
+    await expect(dial('127.0.0.1')).rejects.toMatchObject({ code: 'ERR_CONNECTION' });
   });
 });
