@@ -1,4 +1,4 @@
-import { WebSocket } from 'ws';
+import type { WebSocket } from 'ws';
 import type { Logger } from '../../shared/logger.js';
 import type { Module } from '../../shared/module-runtime.js';
 import type { SqliteDatabase } from '../../shared/sqlite.js';
@@ -17,17 +17,18 @@ import { CertManager } from './cert-manager.js';
 import { EdgeSession, type SessionEnd } from './edge-session.js';
 import { CONNECTION_LISTENERS } from './routes.js';
 import { UpstreamOutbox } from './upstream-outbox.js';
+import { dialCloudHub } from './dial.js';
+import { ServerPicker, type LookupAll, type ServerCandidate } from './server-picker.js';
 
-/** KubeEdge's default project id; kept in the URL path for compatibility with its hub. */
-const PROJECT_ID = 'e632aba927ea4ac2b575ec1603d56f10';
 /** GOAWAY code → its name, the `reason` of a link disconnect the cloud announced. */
 const GOAWAY_NAMES = new Map<number, string>(Object.entries(GoAwayCode).map(([name, code]) => [code, name]));
 /** A session that lived this long resets the reconnect backoff. */
 const STABLE_SESSION_MS = 30_000;
 
+/** `server` is the entry dialed (host:port as configured or named by a GOAWAY), `address` the IP:port it went to. */
 export type EdgeHubStatus =
-  | { type: 'connecting'; server: string; attempt: number }
-  | { type: 'connected'; server: string; since: number; synced: boolean }
+  | { type: 'connecting'; server: string; address: string; attempt: number }
+  | { type: 'connected'; server: string; address: string; since: number; synced: boolean }
   | { type: 'disconnected'; since: number; lastError?: string }
   | { type: 'stopped' };
 
@@ -38,12 +39,14 @@ export interface EdgeHubDeps {
   bus: EdgeBus;
   logger: Logger;
   random?: () => number;
+  /** Injected for tests; defaults to dns.promises.lookup(name, { all: true }). */
+  lookup?: LookupAll;
   metrics?: EdgeMetrics;
 }
 
 /**
  * The edge's end of the channel: obtains and renews the node certificate, dials CloudHub and keeps
- * reconnecting (exponential backoff with jitter, GOAWAY honoured), and moves messages between the bus and
+ * reconnecting (to a random replica of the configured list, full-jitter backoff, GOAWAY honoured), and moves messages between the bus and
  * the session. Reports to the cloud go through the durable outbox, so nothing is lost while offline.
  */
 export class EdgeHub implements Module {
@@ -51,6 +54,7 @@ export class EdgeHub implements Module {
   status: EdgeHubStatus = { type: 'disconnected', since: Date.now() };
   private readonly certs: CertManager;
   private readonly backoff: Backoff;
+  private readonly servers: ServerPicker;
   private readonly metrics: EdgeMetrics;
   private outbox: UpstreamOutbox | undefined;
   private session: EdgeSession | undefined;
@@ -59,7 +63,6 @@ export class EdgeHub implements Module {
   private wake: (() => void) | undefined;
   private renewalTimer: NodeJS.Timeout | undefined;
   private readonly renewalBackoff = new Backoff({ initialDelayMs: 2_000, maxDelayMs: 32_000 });
-  private nextServer: string | undefined;
   private reconnectNow = false;
   /** Drawn once per certificate, so the date does not move between checks. */
   private renewAt: Date | undefined;
@@ -77,7 +80,8 @@ export class EdgeHub implements Module {
       logger: deps.logger,
       random: deps.random,
     });
-    this.backoff = new Backoff({ initialDelayMs: c.reconnectInitialDelayMs, maxDelayMs: c.reconnectMaxDelayMs, random: deps.random });
+    this.backoff = new Backoff({ initialDelayMs: c.reconnectInitialDelayMs, maxDelayMs: c.reconnectMaxDelayMs, jitter: 'full', random: deps.random });
+    this.servers = new ServerPicker({ servers: c.server, lookup: deps.lookup, random: deps.random });
     this.metrics = deps.metrics ?? new EdgeMetrics();
   }
 
@@ -109,54 +113,66 @@ export class EdgeHub implements Module {
   private async run(): Promise<void> {
     let attempt = 0;
     while (!this.stopped) {
-      const server = this.nextServer ?? this.deps.config.server;
-      this.nextServer = undefined;
-      this.status = { type: 'connecting', server, attempt: ++attempt };
+      attempt++;
+      let target: ServerCandidate | undefined;
       let ws: WebSocket;
       try {
-        ws = await this.dial(server);
+        target = await this.servers.next();
+        this.status = { type: 'connecting', server: target.server, address: target.address, attempt };
+        this.deps.logger.info({ server: target.server, address: target.address, attempt }, 'dialing cloudcore');
+        ws = await this.dial(target);
       } catch (err) {
+        if (target) this.servers.failed(target);
         const delay = this.backoff.next();
-        this.deps.logger.warn({ err: asError(err), server, attempt, retryInMs: delay }, 'cannot reach cloudcore');
+        this.deps.logger.warn({ err: asError(err), server: target?.server, address: target?.address, attempt, retryInMs: delay }, 'cannot reach cloudcore');
         this.status = { type: 'disconnected', since: Date.now(), lastError: asError(err).message };
         await this.sleep(delay);
         continue;
       }
       attempt = 0;
       const startedAt = Date.now();
-      const end = await this.runSession(ws, server);
+      const end = await this.runSession(ws, target);
       this.status = { type: 'disconnected', since: Date.now(), lastError: end.error?.message };
       this.publishConnection(false);
       if (this.stopped) break;
-      await this.sleep(this.delayAfter(end, Date.now() - startedAt));
+      await this.sleep(this.delayAfter(end, target, Date.now() - startedAt));
     }
   }
 
-  private delayAfter(end: SessionEnd, livedMs: number): number {
+  /** How long to wait after a session ended, and where not to go next. */
+  private delayAfter(end: SessionEnd, from: ServerCandidate, livedMs: number): number {
     if (livedMs >= STABLE_SESSION_MS) this.backoff.reset();
     if (this.reconnectNow) {
       this.reconnectNow = false;
       return 0;
     }
     const g = end.goAway;
-    if (g) {
-      this.nextServer = g.address || undefined;
-      if (g.code === GoAwayCode.REPLACED) {
-        this.deps.logger.error({ reason: g.reason }, 'another connection for this node replaced ours; is a second edgecore running with this node name?');
-        return this.backoff.next();
-      }
-      // Planned moves (rebalance, renewed certificate) go at once; a shutting-down cloud gets a fresh backoff;
-      // a protocol error keeps backing off so a broken edge cannot hammer the cloud.
-      const planned = g.code === GoAwayCode.REBALANCE || g.code === GoAwayCode.RECONNECT || g.code === GoAwayCode.CERTIFICATE_EXPIRED;
-      if (planned) return Math.round((this.deps.random ?? Math.random)() * 250);
-      if (g.code === GoAwayCode.SHUTDOWN) this.backoff.reset();
+    if (!g) {
+      if (end.error) this.deps.logger.warn({ err: end.error, server: from.server, address: from.address }, 'session to cloudcore lost');
+      // Unplanned: every edge of this replica lost it at the same moment; full jitter spreads their return.
+      this.servers.failed(from);
       return this.backoff.next();
     }
-    if (end.error) this.deps.logger.warn({ err: end.error }, 'session to cloudcore lost');
+    if (g.code === GoAwayCode.REPLACED) {
+      this.deps.logger.error({ reason: g.reason }, 'another connection for this node replaced ours; is a second edgecore running with this node name?');
+      return this.backoff.next();
+    }
+    if (g.code === GoAwayCode.REBALANCE) this.servers.shed(from);
+    if (g.code === GoAwayCode.SHUTDOWN) this.servers.failed(from);
+    if (g.address) {
+      // The cloud named a hub with room for this edge: go there now.
+      this.servers.redirectTo(g.address);
+      return 0;
+    }
+    // Planned moves (rebalance, renewed certificate) go almost at once; a shutting-down cloud gets a fresh backoff;
+    // a protocol error keeps backing off so a broken edge cannot hammer the cloud.
+    const planned = g.code === GoAwayCode.REBALANCE || g.code === GoAwayCode.RECONNECT || g.code === GoAwayCode.CERTIFICATE_EXPIRED;
+    if (planned) return Math.round((this.deps.random ?? Math.random)() * 250);
+    if (g.code === GoAwayCode.SHUTDOWN) this.backoff.reset();
     return this.backoff.next();
   }
 
-  private async runSession(ws: WebSocket, server: string): Promise<SessionEnd> {
+  private async runSession(ws: WebSocket, target: ServerCandidate): Promise<SessionEnd> {
     const c = this.deps.config;
     const settings: Settings = {
       streamWindowBytes: c.streamWindowBytes,
@@ -178,7 +194,8 @@ export class EdgeHub implements Module {
       onOpen: () => {
         opened = true;
         this.metrics.linkConnects.inc();
-        this.status = { type: 'connected', server, since: Date.now(), synced: false };
+        this.servers.connected();
+        this.status = { type: 'connected', server: target.server, address: target.address, since: Date.now(), synced: false };
         this.publishConnection(true);
       },
       onSynced: (queued) => {
@@ -196,36 +213,14 @@ export class EdgeHub implements Module {
     return end;
   }
 
-  private dial(server: string): Promise<WebSocket> {
+  private dial(target: ServerCandidate): Promise<WebSocket> {
     const tls = this.certs.current;
-    const base = server.startsWith('wss://') ? server.replace(/\/$/, '') : `wss://${server}`;
-    const c = this.deps.config;
-    return new Promise((resolve, reject) => {
-      const ws = new WebSocket(`${base}/${PROJECT_ID}/${this.deps.nodeName}/events`, {
-        ca: tls.caPem,
-        cert: tls.certPem,
-        key: tls.keyPem,
-        handshakeTimeout: c.handshakeTimeoutMs,
-        perMessageDeflate: false,
-        maxPayload: 1024 * 1024,
-        headers: { node_id: this.deps.nodeName, project_id: PROJECT_ID },
-      });
-      const fail = (err: Error): void => {
-        ws.removeAllListeners();
-        ws.on('error', () => undefined);
-        ws.terminate();
-        reject(err);
-      };
-      ws.once('open', () => {
-        ws.removeAllListeners();
-        resolve(ws);
-      });
-      ws.once('error', (err) => fail(new ConnectionError(err.message, 'ERR_CONNECTION', { cause: err })));
-      ws.once('unexpected-response', (_req, res) => {
-        let body = '';
-        res.on('data', (d: Buffer) => (body += d.toString()));
-        res.on('end', () => fail(new ConnectionError(`cloudcore refused the connection: ${res.statusCode} ${body.trim()}`)));
-      });
+    return dialCloudHub(target, {
+      nodeName: this.deps.nodeName,
+      caPem: tls.caPem,
+      certPem: tls.certPem,
+      keyPem: tls.keyPem,
+      handshakeTimeoutMs: this.deps.config.handshakeTimeoutMs,
     });
   }
 

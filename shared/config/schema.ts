@@ -87,6 +87,32 @@ export function strList(defaultValue: readonly string[], doc: string): Field<rea
   };
 }
 
+/**
+ * One string or a non-empty list of them, always read as a list: a setting that grew from one value to several
+ * (edgeHub.server) keeps accepting the old single form. Each item is checked like `str` checks its value.
+ */
+export function strOrList(defaultValue: readonly string[], doc: string, opts: { pattern?: RegExp; expected?: string } = {}): Field<readonly string[]> {
+  const problem = (value: unknown): string | undefined => {
+    if (typeof value !== 'string' || value.length === 0) return `must be a non-empty string, got ${show(value)}`;
+    if (opts.pattern && !opts.pattern.test(value)) return `${show(value)} is not ${opts.expected ?? `matching ${opts.pattern}`}`;
+    return undefined;
+  };
+  return {
+    kind: 'field',
+    defaultValue,
+    doc,
+    parse(value) {
+      if (!Array.isArray(value)) {
+        const wrong = problem(value);
+        return wrong ? bad(typeof value === 'string' ? wrong : `must be a string or a list of strings, got ${show(value)}`) : ok([value as string]);
+      }
+      if (value.length === 0) return bad('must not be an empty list');
+      const wrong = value.flatMap((item, i) => (problem(item) ? [`item ${i} ${problem(item)}`] : []));
+      return wrong.length > 0 ? bad(wrong.join('; ')) : ok(value as string[]);
+    },
+  };
+}
+
 /** A path field whose file holds the value of the sibling key `secretFor`; the loader reads it into that key. */
 export interface SecretFileField extends Field<string> {
   readonly secretFor: string;
