@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Bus } from '../shared/bus.js';
 import type { Logger } from '../shared/logger.js';
@@ -59,6 +60,7 @@ export class CloudCore {
     const limiter = new TokenBucket(config.kubeAPI.qps, config.kubeAPI.burst);
     const hubLogger = logger.child({ module: 'cloudhub' });
     const ca = caSource(config, this.kube, hubLogger);
+    const replicaId = replicaIdOf(config);
     // Controllers hand CloudHub their messages for a node directly; CloudHub reaches them over the bus.
     this.cloudHub = new CloudHub({
       config: config.modules.cloudHub,
@@ -68,6 +70,7 @@ export class CloudCore {
       softwareVersion: softwareVersion(),
       observer: options.observer,
       metrics: this.metrics,
+      replicaId,
       // Replicas of one cluster report in its namespace kubeedge; replicas of the local source beside their shared CA key.
       replicaReports: this.kube
         ? new ConfigMapReplicaReports(this.kube.core)
@@ -88,6 +91,8 @@ export class CloudCore {
           leaseDurationSeconds: ec.leaseDurationSeconds,
           leaseRenewIntervalMs: ec.leaseRenewIntervalMs,
           nodeStatusRefreshMs: ec.nodeStatusRefreshMs,
+          replicaId,
+          onNodeLost: (node) => this.cloudHub.replaced(node),
         });
         const autonomy = ec.podAutonomy
           ? {
@@ -137,4 +142,19 @@ export function caSource(config: CloudCoreConfig, kube: KubeClients | undefined,
   const files = { caCertFile: hub.caCertFile, caKeyFile: hub.caKeyFile, serverCertFile: hub.serverCertFile, serverKeyFile: hub.serverKeyFile };
   if (!kube) return new FileCa(files, logger);
   return new SecretCa({ core: kube.core, logger, files: { certFile: hub.caCertFile, keyFile: hub.caKeyFile, load: () => loadOrCreateCa(files, logger) } });
+}
+
+/**
+ * This replica's id in replica reports and node owner records: `modules.cloudHub.rebalance.replicaId`, else the
+ * host name as a DNS label with the hub port (the process id when the port is chosen at start).
+ */
+export function replicaIdOf(config: CloudCoreConfig): string {
+  const hub = config.modules.cloudHub;
+  if (hub.rebalance.replicaId) return hub.rebalance.replicaId;
+  const host = hostname()
+    .toLowerCase()
+    .replace(/[^a-z0-9-]/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, 50);
+  return `${host || 'cloudcore'}-${hub.port || process.pid}`;
 }

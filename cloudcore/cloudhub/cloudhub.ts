@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { hostname } from 'node:os';
 import type { Logger } from '../../shared/logger.js';
 import type { Module } from '../../shared/module-runtime.js';
 import { GoAwayCode, StreamId, type InventoryItem, type Settings } from '../../shared/channel/frame.js';
@@ -41,6 +40,8 @@ export interface CloudHubDeps {
   metrics?: CloudMetrics;
   /** Where replicas publish their connection counts; without it (or with rebalance off) no balancing. */
   replicaReports?: ReplicaReportStore;
+  /** This replica in the reports and the node owner records (cloudcore.ts: `replicaIdOf`). */
+  replicaId: string;
 }
 
 /**
@@ -130,7 +131,7 @@ export class CloudHub implements Module, SessionHost, NodeDelivery {
       const host = c.advertiseAddresses[0] ?? '127.0.0.1';
       this.rebalancer = new Rebalancer({
         store: this.deps.replicaReports,
-        id: r.replicaId || defaultReplicaId(this.hubPort),
+        id: this.deps.replicaId,
         address: r.address || `${host.includes(':') ? `[${host}]` : host}:${this.hubPort}`,
         nodeLimit: c.nodeLimit,
         settings: r,
@@ -173,6 +174,11 @@ export class CloudHub implements Module, SessionHost, NodeDelivery {
 
   resync(node: string, inventory: InventoryItem[]): Promise<SyncResponse[]> {
     return askProviders(this.deps.bus, node, inventory, this.deps.config.upstreamTimeoutMs);
+  }
+
+  /** Another replica holds a newer session for the node: this one's ends (a half-open socket would linger). */
+  replaced(node: string): void {
+    this.sessions.get(node)?.goAway(GoAwayCode.REPLACED, 'another cloudcore replica holds a newer session for this node', '', 0);
   }
 
   /** Why /readyz should fail on CloudHub's account (shedding edges to other replicas); undefined when ready. */
@@ -243,14 +249,4 @@ export class CloudHub implements Module, SessionHost, NodeDelivery {
   private connectionEvent(session: NodeSession): ConnectionEvent {
     return { nodeName: session.nodeName, sessionId: session.options.sessionId, peer: session.options.peer };
   }
-}
-
-/** The host name as a DNS label, with the hub port: unique per replica unless two share a host and a port. */
-function defaultReplicaId(port: number): string {
-  const host = hostname()
-    .toLowerCase()
-    .replace(/[^a-z0-9-]/g, '-')
-    .replace(/^-+|-+$/g, '')
-    .slice(0, 50);
-  return `${host || 'cloudcore'}-${port}`;
 }

@@ -6,6 +6,7 @@ import type { ReportMessage } from '../contracts/node-messages.js';
 import type { KubeClients } from '../kube/kube-client.js';
 import type { TokenBucket } from '../kube/rate-limiter.js';
 import { NodeKeeper, type EdgeNodeStatus } from './node-keeper.js';
+import { NodeOwnership, type Owner } from './node-owner.js';
 import type { NodeReports } from './object-source.js';
 import { PodReports } from './pod-reports.js';
 
@@ -26,6 +27,10 @@ export interface KubeReportsDeps {
   leaseDurationSeconds: number;
   leaseRenewIntervalMs: number;
   nodeStatusRefreshMs: number;
+  /** This replica in the node owner records. */
+  replicaId: string;
+  /** Another replica took a node over: end this replica's session with it. */
+  onNodeLost(node: string, owner: Owner): void;
 }
 
 /**
@@ -39,7 +44,16 @@ export class KubeReports implements NodeReports {
   constructor(deps: KubeReportsDeps) {
     const { clients, limiter, cache } = deps;
     const asNode = (node: string) => clients.asNode(node);
+    const ownership = new NodeOwnership({
+      replicaId: deps.replicaId,
+      core: clients.core,
+      limiter,
+      logger: deps.logger,
+      cachedNode: (name) => cache.node(name),
+      onLost: deps.onNodeLost,
+    });
     this.pods = new PodReports({
+      mayWrite: (node) => ownership.mayWrite(node),
       asNode,
       limiter,
       nodeUid: (node) => cache.node(node)?.metadata?.uid,
@@ -55,6 +69,7 @@ export class KubeReports implements NodeReports {
       leaseDurationSeconds: deps.leaseDurationSeconds,
       leaseRenewIntervalMs: deps.leaseRenewIntervalMs,
       statusRefreshMs: deps.nodeStatusRefreshMs,
+      ownership,
     });
   }
 

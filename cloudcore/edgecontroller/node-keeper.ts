@@ -6,6 +6,7 @@ import { CoreError } from '../../shared/errors.js';
 import { MERGE_PATCH, STRATEGIC_MERGE_PATCH, kubeError, type NodeClients } from '../kube/kube-client.js';
 import type { TokenBucket } from '../kube/rate-limiter.js';
 import { kubeletLabels } from './kubelet-labels.js';
+import type { NodeOwnership } from './node-owner.js';
 
 export const EDGE_ROLE_LABEL = 'node-role.kubernetes.io/edge';
 const LEASE_NAMESPACE = 'kube-node-lease';
@@ -40,6 +41,8 @@ export interface NodeKeeperOptions {
   leaseDurationSeconds: number;
   leaseRenewIntervalMs: number;
   statusRefreshMs: number;
+  /** Which nodes this replica acts for: nothing is written for a node another replica took over. */
+  ownership: NodeOwnership;
 }
 
 /**
@@ -74,6 +77,10 @@ export class NodeKeeper {
   connected(node: string): void {
     this.connectedSince.set(node, Date.now());
     this.lastRenewMs.delete(node);
+    // A registered node is claimed at once; a new one once its first report has registered it.
+    if (this.options.cachedNode(node)) {
+      this.options.ownership.claim(node).catch((err: unknown) => this.options.logger.warn({ err, nodeId: node }, 'claiming the node failed'));
+    }
   }
 
   disconnected(node: string): void {
@@ -81,12 +88,14 @@ export class NodeKeeper {
     this.lastRenewMs.delete(node);
     this.lastStatus.delete(node);
     this.reported.delete(node);
+    this.options.ownership.release(node);
   }
 
   /** Registers the node if needed, writes its first Lease, and patches its status when it changed. */
   async report(node: string, status: EdgeNodeStatus): Promise<void> {
     this.reported.set(node, status);
     const existing = await this.ensureNode(node, status);
+    await this.options.ownership.mayWrite(node);
     // The first Lease of a connection is written here, right after the Node exists (so it gets its owner
     // reference, as a kubelet's would); the sweep renews it from then on.
     if (this.connectedSince.has(node) && !this.lastRenewMs.has(node)) await this.renewLease(node);
@@ -186,9 +195,11 @@ export class NodeKeeper {
     if (this.sweeping) return;
     this.sweeping = true;
     try {
+      this.options.ownership.check();
       const now = Date.now();
       const work: Array<Promise<void>> = [];
       for (const node of this.connectedSince.keys()) {
+        if (!this.options.ownership.owns(node)) continue;
         const renewed = this.lastRenewMs.get(node);
         if (renewed !== undefined && now - renewed >= this.options.leaseRenewIntervalMs) {
           work.push(this.renewLease(node).catch((err: unknown) => this.options.logger.warn({ err, nodeId: node }, 'lease renewal failed')));
@@ -214,7 +225,7 @@ export class NodeKeeper {
   }
 
   private async renewLease(node: string): Promise<void> {
-    if (!this.connectedSince.has(node)) return;
+    if (!this.connectedSince.has(node) || !this.options.ownership.owns(node)) return;
     const renewTime = microTime(new Date());
     const spec = { holderIdentity: node, leaseDurationSeconds: this.options.leaseDurationSeconds, renewTime };
     const { coordination } = this.options.asNode(node);

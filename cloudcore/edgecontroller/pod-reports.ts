@@ -5,6 +5,8 @@ import type { TokenBucket } from '../kube/rate-limiter.js';
 import { MIRROR_ANNOTATION, mirrorPodReferences } from './pod-references.js';
 
 export interface PodReportsDeps {
+  /** Resolves when this replica acts for the node; ERR_UNAVAILABLE when another replica took it over. */
+  mayWrite(node: string): Promise<void>;
   /** The node's kubelet identity: every write here is the node's own. */
   asNode(node: string): NodeClients;
   limiter: TokenBucket;
@@ -32,6 +34,7 @@ export class PodReports {
     if (!content?.status) throw new CoreError('ERR_INVALID_MESSAGE', `pod status report for ${namespace}/${name} has no status`);
     if (content.uid && content.uid !== tracked.uid)
       throw new CoreError('ERR_INVALID_MESSAGE', `pod ${namespace}/${name} was recreated (uid ${tracked.uid}, report for ${content.uid})`);
+    await this.deps.mayWrite(node);
     await this.deps.limiter.acquire();
     try {
       await this.deps
@@ -51,6 +54,7 @@ export class PodReports {
     if (!tracked || tracked.node !== node) throw new CoreError('ERR_FORBIDDEN', `pod ${namespace}/${name} is not bound to node ${node}`);
     if (!uid || uid !== tracked.uid)
       throw new CoreError('ERR_INVALID_MESSAGE', `deletion of pod ${namespace}/${name} confirmed for uid ${uid}, the pod is ${tracked.uid}`);
+    await this.deps.mayWrite(node);
     await this.deps.limiter.acquire();
     try {
       await this.deps
@@ -83,6 +87,7 @@ export class PodReports {
     if (existing) await this.deleteMirrorPod(node, namespace, name);
     // As a kubelet does (and NodeRestriction requires): the node's Node is the one controlling owner.
     const owner = { apiVersion: 'v1', kind: 'Node', name: node, uid: nodeUid, controller: true };
+    await this.deps.mayWrite(node);
     await this.deps.limiter.acquire();
     try {
       await this.deps
@@ -99,6 +104,7 @@ export class PodReports {
     if (!existing) return;
     if (existing.spec?.nodeName !== node || !existing.metadata?.annotations?.[MIRROR_ANNOTATION])
       throw new CoreError('ERR_FORBIDDEN', `pod ${namespace}/${name} is not a mirror pod of node ${node}`);
+    await this.deps.mayWrite(node);
     await this.deps.limiter.acquire();
     try {
       await this.deps
@@ -117,6 +123,7 @@ export class PodReports {
     const ownNode = about?.kind === 'Node' && about.name === node;
     if (!event || !(ownPod || ownNode) || event.metadata?.namespace !== namespace)
       throw new CoreError('ERR_FORBIDDEN', `node ${node} may not record an event about ${about?.kind ?? '?'} ${about?.namespace ?? ''}/${about?.name ?? '?'}`);
+    await this.deps.mayWrite(node);
     await this.deps.limiter.acquire();
     try {
       await this.deps.asNode(node).core.createNamespacedEvent({ namespace, body: event });

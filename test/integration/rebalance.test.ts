@@ -4,7 +4,7 @@ import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import type { EdgeCore } from '../../edgecore/edgecore.js';
 import { cloudSetup, edgeSetup, startCloud, startEdgeInProcess, type Cloud, type CloudSetup } from '../support/daemons.js';
-import { eventually, freePort, tempDir, useControlPlane } from '../support/harness.js';
+import { eventually, freePort, tcpProxy, tempDir, useControlPlane } from '../support/harness.js';
 
 // Issue 12: replicas publish their connection counts and shed edges above their share to replicas with room.
 
@@ -168,5 +168,56 @@ describe('replica reports in the cluster', () => {
     expect(await cloud.exited).toEqual({ code: 0, signal: null });
     expect((await reports()).map((r) => r.name)).toEqual(['cloudcore-replica-garbage']);
     await cp.kubectlOk(['delete', 'configmap', '-n', 'kubeedge', 'cloudcore-replica-garbage']);
+  });
+
+  it('gives a node one owner: a newer session on another replica takes it over, and the stale half-open one is closed at once', async () => {
+    const cp = controlPlane();
+    const dir = tempDir();
+    const kubeconfig = await cp.cloudcoreKubeconfig();
+    const [monA, monB] = [await freePort(), await freePort()];
+    const setupA = await cloudSetup(join(dir, 'a'), { kubeconfig, monitorServer: { port: monA }, cloudHub: { rebalance: { replicaId: 'owner-a' } } });
+    const a = await startCloud(setupA, 'cloudcore-a');
+    const ca = { caCertFile: join(setupA.dir, 'cloud', 'ca.crt'), caKeyFile: join(setupA.dir, 'cloud', 'ca.key') };
+    const setupB = await cloudSetup(join(dir, 'b'), { kubeconfig, monitorServer: { port: monB }, cloudHub: { rebalance: { replicaId: 'owner-b' }, ...ca } });
+    // The edge reaches a through a relay that can freeze; b is in its list but not started yet.
+    const relay = await tcpProxy(setupA.hubPort);
+    const node = 'owner-edge';
+    const edge = await startEdgeInProcess(
+      edgeSetup(dir, node, setupA, {
+        edged: { enable: true },
+        edgeHub: { server: [`127.0.0.1:${relay.port}`, `127.0.0.1:${setupB.hubPort}`], heartbeatIntervalMs: 500, sessionTimeoutMs: 2_000 },
+      }),
+      await a.token(),
+    );
+    await eventually(() => expect(edge.edgeHub.status).toMatchObject({ type: 'connected', server: `127.0.0.1:${relay.port}`, synced: true }), 30_000);
+    const owner = async (): Promise<string | undefined> =>
+      JSON.parse(await cp.kubectlOk(['get', 'node', node, '-o', 'json'])).metadata.annotations?.['kubeedge-ts.io/owner'];
+    await eventually(async () => expect(await owner()).toBe('owner-a/1'), 20_000, 250);
+    const b = await startCloud(setupB, 'cloudcore-b');
+
+    // The link to a freezes: a keeps a half-open session (its own timeout is 90 s); the edge gives up after
+    // 2 s and dials b.
+    relay.block();
+    relay.freeze();
+    await eventually(() => expect(edge.edgeHub.status).toMatchObject({ type: 'connected', server: `127.0.0.1:${setupB.hubPort}` }), 30_000);
+    await eventually(async () => expect(await owner()).toBe('owner-b/2'), 20_000, 250);
+    // a sees the new owner in its informer and closes its stale session long before it would time out.
+    await a.waitForLog((l) => l.msg === 'node taken over by another replica; closing its session here' && l.nodeId === node, 20_000, 'takeover');
+    await eventually(async () => expect(await metric(monA, 'cloudcore_connected_edges')).toBe(0), 10_000, 100);
+    expect(await metric(monA, 'cloudcore_goaways_sent_total{reason="REPLACED"}')).toBe(1);
+    // From then on only b renews the node's Lease.
+    const leasePatches = (): Promise<number> => metric(monA, 'cloudcore_apiserver_requests_total{verb="patch",resource="leases",code="200"}');
+    const before = await leasePatches();
+    const renewTime = async (): Promise<string> => JSON.parse(await cp.kubectlOk(['get', 'lease', '-n', 'kube-node-lease', node, '-o', 'json'])).spec.renewTime;
+    const renewed = await renewTime();
+    await eventually(async () => expect(await renewTime()).not.toBe(renewed), 20_000, 250);
+    expect(await leasePatches()).toBe(before);
+    expect(JSON.parse(await cp.kubectlOk(['get', 'node', node, '-o', 'json'])).status.conditions.find((c: { type: string }) => c.type === 'Ready').status).toBe(
+      'True',
+    );
+    await edge.stop();
+    b.child.kill('SIGTERM');
+    await b.exited;
+    await cp.kubectl(['delete', 'node', node, '--ignore-not-found', '--wait=false']);
   });
 });

@@ -33,6 +33,11 @@ export interface TcpProxy {
   cut(): void;
   /** While blocked, new connections are reset at once. */
   block(): void;
+  /**
+   * Stops relaying on every open connection without closing anything: the daemon behind keeps a half-open
+   * session (no FIN, no RST, no bytes) until its own timeout, even after the client side gives up.
+   */
+  freeze(): void;
   unblock(): void;
   connections(): number;
 }
@@ -40,6 +45,7 @@ export interface TcpProxy {
 /** A TCP relay in front of a daemon, to cut the link without the daemons knowing. */
 export async function tcpProxy(targetPort: number): Promise<TcpProxy> {
   const pairs = new Set<[net.Socket, net.Socket]>();
+  const frozen = new Set<net.Socket>();
   let blocked = false;
   const server = net.createServer((client) => {
     if (blocked) return client.resetAndDestroy();
@@ -50,7 +56,8 @@ export async function tcpProxy(targetPort: number): Promise<TcpProxy> {
     const drop = (): void => {
       pairs.delete(pair);
       client.destroy();
-      upstream.destroy();
+      // A frozen upstream stays open: the daemon must find out by itself.
+      if (!frozen.has(upstream)) upstream.destroy();
     };
     client.on('error', drop).on('close', drop);
     upstream.on('error', drop).on('close', drop);
@@ -61,6 +68,7 @@ export async function tcpProxy(targetPort: number): Promise<TcpProxy> {
       a.destroy();
       b.destroy();
     }
+    for (const s of frozen) s.destroy();
     server.close();
   });
   return {
@@ -74,6 +82,15 @@ export async function tcpProxy(targetPort: number): Promise<TcpProxy> {
     },
     block() {
       blocked = true;
+    },
+    freeze() {
+      for (const [client, upstream] of pairs) {
+        client.unpipe(upstream);
+        upstream.unpipe(client);
+        client.pause();
+        upstream.pause();
+        frozen.add(upstream);
+      }
     },
     unblock() {
       blocked = false;
