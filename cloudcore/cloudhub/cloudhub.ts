@@ -1,13 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../../shared/logger.js';
 import type { Module } from '../../shared/module-runtime.js';
-import { GoAwayCode, StreamId, type InventoryItem, type Settings } from '../../shared/channel/frame.js';
+import { GoAwayCode, StreamId, goAwayName, type InventoryItem, type Settings } from '../../shared/channel/frame.js';
 import { Operation, type Message } from '../../shared/message.js';
 import type { CoreError } from '../../shared/errors.js';
 import type { CertificateAuthority } from '../../shared/pki/certificate-authority.js';
 import type { CaSource } from '../../shared/pki/ca-source.js';
 import { CloudModule } from '../contracts/addresses.js';
-import { CloudMetrics, GOAWAY_NAMES, type HubSnapshot } from '../metrics/cloud-metrics.js';
+import { CloudMetrics, type HubSnapshot } from '../metrics/cloud-metrics.js';
 import type { CloudBus, NodeDelivery } from '../contracts/node-messages.js';
 import type { ConnectionEvent, SyncResponse } from '../contracts/object-sync.js';
 import type { ReplicaReportStore } from '../contracts/replica-reports.js';
@@ -197,7 +197,7 @@ export class CloudHub implements Module, SessionHost, NodeDelivery {
     if (error) log.warn({ err: error, peer: session.options.peer }, 'edge session closed with error');
     else log.info({ peer: session.options.peer }, 'edge session closed');
     if (session.opened) {
-      const reason = error?.code ?? (session.goneAway === undefined ? 'closed' : `goaway_${GOAWAY_NAMES[session.goneAway]}`);
+      const reason = error?.code ?? (session.goneAway === undefined ? 'closed' : `goaway_${goAwayName(session.goneAway)}`);
       this.metrics.sessionsClosed.labels(reason).inc();
     }
     if (this.sessions.remove(session)) {
@@ -213,7 +213,7 @@ export class CloudHub implements Module, SessionHost, NodeDelivery {
   }
 
   wentAway(_session: NodeSession, code: GoAwayCode): void {
-    this.metrics.goAways.labels(GOAWAY_NAMES[code] ?? String(code)).inc();
+    this.metrics.goAways.labels(goAwayName(code)).inc();
   }
 
   /** What the metrics read when Prometheus scrapes: one pass over the sessions. */

@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import { GoAwayCode } from '../../shared/channel/frame.js';
+import { GoAwayCode, goAwayName } from '../../shared/channel/frame.js';
 import { daemonRegistry } from '../../shared/monitor/monitor-server.js';
 
 // cloudcore's Prometheus metrics, each defined once (docs/metrics.md lists them). No label names a node or a
@@ -21,9 +21,6 @@ export interface HubSnapshot {
 /** Why the hub turned a connection away before a session existed. */
 export const REFUSED_REASONS = ['tls_handshake', 'certificate', 'node_limit', 'bad_upgrade', 'handshake_timeout'] as const;
 export type RefusedReason = (typeof REFUSED_REASONS)[number];
-
-/** The name of a GOAWAY code for a label (`REPLACED`, `SHUTDOWN` …). */
-export const GOAWAY_NAMES: Readonly<Record<number, string>> = Object.fromEntries(Object.entries(GoAwayCode).map(([name, code]) => [code, name]));
 
 export class CloudMetrics {
   readonly registry: Registry;
@@ -167,7 +164,7 @@ export class CloudMetrics {
 
   /** Series of fixed label sets exported at 0 from the start, so rate() and alerts see them before the first event. */
   private zeroFixedSeries(): void {
-    for (const name of Object.values(GOAWAY_NAMES)) this.goAways.labels(name).inc(0);
+    for (const code of Object.values(GoAwayCode)) this.goAways.labels(goAwayName(code)).inc(0);
     for (const reason of REFUSED_REASONS) this.connectionsRefused.labels(reason).inc(0);
     for (const kind of ['join', 'renewal']) this.certificatesIssued.labels(kind).inc(0);
   }

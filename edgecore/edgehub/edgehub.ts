@@ -3,7 +3,7 @@ import type { Logger } from '../../shared/logger.js';
 import type { Module } from '../../shared/module-runtime.js';
 import type { SqliteDatabase } from '../../shared/sqlite.js';
 import { Backoff } from '../../shared/backoff.js';
-import { GoAwayCode, PROTOCOL_VERSION, type Settings } from '../../shared/channel/frame.js';
+import { GoAwayCode, PROTOCOL_VERSION, goAwayName, type Settings } from '../../shared/channel/frame.js';
 import { encodeMessage } from '../../shared/channel/codec.js';
 import { bindWebSocket, webSocketTransport } from '../../shared/channel/ws-transport.js';
 import { ConnectionError, asError } from '../../shared/errors.js';
@@ -20,8 +20,6 @@ import { UpstreamOutbox } from './upstream-outbox.js';
 import { dialCloudHub } from './dial.js';
 import { ServerPicker, type LookupAll, type ServerCandidate } from './server-picker.js';
 
-/** GOAWAY code → its name, the `reason` of a link disconnect the cloud announced. */
-const GOAWAY_NAMES = new Map<number, string>(Object.entries(GoAwayCode).map(([name, code]) => [code, name]));
 /** A session that lived this long resets the reconnect backoff. */
 const STABLE_SESSION_MS = 30_000;
 
@@ -296,6 +294,6 @@ export class EdgeHub implements Module {
 
 /** Why a session ended, as a bounded label: the GOAWAY the cloud sent, the error's code, or a plain close. */
 function disconnectReason(end: SessionEnd): string {
-  if (end.goAway) return GOAWAY_NAMES.get(end.goAway.code) ?? 'GOAWAY';
+  if (end.goAway) return goAwayName(end.goAway.code);
   return end.error?.code ?? 'closed';
 }

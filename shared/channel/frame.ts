@@ -77,6 +77,13 @@ export const GoAwayCode = {
 } as const;
 export type GoAwayCode = (typeof GoAwayCode)[keyof typeof GoAwayCode];
 
+const GOAWAY_NAMES = new Map<number, string>(Object.entries(GoAwayCode).map(([name, code]) => [code, name]));
+
+/** The name of a GOAWAY code (`REPLACED`, `SHUTDOWN` …) for logs and metric labels; the number for an unknown one. */
+export function goAwayName(code: number): string {
+  return GOAWAY_NAMES.get(code) ?? String(code);
+}
+
 export const PROTOCOL_VERSION = 1;
 
 export interface Settings {
