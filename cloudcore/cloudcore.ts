@@ -77,13 +77,14 @@ export class CloudCore {
         : new FileReplicaReports(join(dirname(config.modules.cloudHub.caKeyFile), 'replicas.db')),
     });
     this.monitor.addReadiness('rebalance', () => this.cloudHub.notReady());
+    let kubeReports: KubeReports | undefined;
     if (ec.enable) {
       const controllerLogger = logger.child({ module: 'edgecontroller' });
       const hub = config.modules.cloudHub;
       let sides: Pick<EdgeControllerDeps, 'source' | 'reports' | 'autonomy'>;
       if (this.kube) {
         const source = new KubeSource({ clients: this.kube, logger: controllerLogger });
-        const reports = new KubeReports({
+        const reports = (kubeReports = new KubeReports({
           clients: this.kube,
           limiter,
           logger: controllerLogger,
@@ -93,7 +94,7 @@ export class CloudCore {
           nodeStatusRefreshMs: ec.nodeStatusRefreshMs,
           replicaId,
           onNodeLost: (node) => this.cloudHub.replaced(node),
-        });
+        }));
         const autonomy = ec.podAutonomy
           ? {
               caSource: ca,
@@ -114,7 +115,14 @@ export class CloudCore {
     }
     if (this.kube && config.modules.deviceController.enable) {
       modules.push(
-        new DeviceController({ clients: this.kube, limiter, bus: this.bus, nodes: this.cloudHub, logger: logger.child({ module: 'devicecontroller' }) }),
+        new DeviceController({
+          clients: this.kube,
+          limiter,
+          bus: this.bus,
+          nodes: this.cloudHub,
+          logger: logger.child({ module: 'devicecontroller' }),
+          mayWrite: kubeReports && ((node) => kubeReports.mayWriteDevice(node)),
+        }),
       );
     }
     // Controllers start first, so the first edge's resync finds them.

@@ -31,6 +31,8 @@ export interface DeviceControllerDeps {
   /** CloudHub: where changes for a node go. */
   nodes: NodeDelivery;
   logger: Logger;
+  /** One owner per node across replicas (issue 12): resolves when this replica may write for the node. */
+  mayWrite?(node: string): Promise<void>;
 }
 
 const OWNED_TYPES = [DEVICE_TYPE, DEVICE_MODEL_TYPE];
@@ -217,6 +219,8 @@ export class DeviceController implements Module {
     if (!device || this.placement.nodeOf(namespace, name) !== node)
       throw new CoreError('ERR_FORBIDDEN', `device ${namespace}/${name} is not bound to node ${node}`);
     const body = statusPatch(device, content);
+    // Another replica holds the edge's newest session: refused as unavailable, the edge sends it again there.
+    await this.deps.mayWrite?.(node);
     await this.deps.limiter.acquire();
     try {
       await this.deps.clients.custom.patchNamespacedCustomObjectStatus(

@@ -40,18 +40,19 @@ export interface KubeReportsDeps {
 export class KubeReports implements NodeReports {
   private readonly keeper: NodeKeeper;
   private readonly pods: PodReports;
+  private readonly ownership: NodeOwnership;
 
   constructor(deps: KubeReportsDeps) {
     const { clients, limiter, cache } = deps;
     const asNode = (node: string) => clients.asNode(node);
-    const ownership = new NodeOwnership({
+    const ownership = (this.ownership = new NodeOwnership({
       replicaId: deps.replicaId,
       core: clients.core,
       limiter,
       logger: deps.logger,
       cachedNode: (name) => cache.node(name),
       onLost: deps.onNodeLost,
-    });
+    }));
     this.pods = new PodReports({
       mayWrite: (node) => ownership.mayWrite(node),
       asNode,
@@ -71,6 +72,15 @@ export class KubeReports implements NodeReports {
       statusRefreshMs: deps.nodeStatusRefreshMs,
       ownership,
     });
+  }
+
+  /**
+   * Before DeviceController writes a device status for `node`: resolves once this replica holds the node, or
+   * refuses with ERR_UNAVAILABLE when another replica does, so only the owner writes. A node that never
+   * registered (an edge without edged) has no owner record, and its session alone decides.
+   */
+  mayWriteDevice(node: string): Promise<void> {
+    return this.ownership.mayWriteUnregistered(node);
   }
 
   /** After the informers' first lists: the keeper's sweep judges nodes by the cache. */

@@ -77,6 +77,7 @@ export class NodeKeeper {
   connected(node: string): void {
     this.connectedSince.set(node, Date.now());
     this.lastRenewMs.delete(node);
+    this.options.ownership.opened(node);
     // A registered node is claimed at once; a new one once its first report has registered it.
     if (this.options.cachedNode(node)) {
       this.options.ownership.claim(node).catch((err: unknown) => this.options.logger.warn({ err, nodeId: node }, 'claiming the node failed'));

@@ -43,8 +43,18 @@ export interface NodeOwnershipDeps {
 export class NodeOwnership {
   private readonly held = new Map<string, number>();
   private readonly claims = new Map<string, Promise<void>>();
+  /** Nodes with an open session on this replica: only those may be claimed. */
+  private readonly sessions = new Set<string>();
+  /** Nodes given up to another replica since their session here opened: refused until a new one opens. */
+  private readonly lost = new Set<string>();
 
   constructor(private readonly deps: NodeOwnershipDeps) {}
+
+  /** An edge's session opened here: the node may be claimed again, even if it was lost before. */
+  opened(node: string): void {
+    this.sessions.add(node);
+    this.lost.delete(node);
+  }
 
   /** Claims the node for this replica, once per connection; resolves when it is ours. */
   claim(node: string): Promise<void> {
@@ -60,16 +70,32 @@ export class NodeOwnership {
   /** The edge's connection here ended: the claim is no longer this replica's business. */
   release(node: string): void {
     this.held.delete(node);
+    this.sessions.delete(node);
   }
 
   owns(node: string): boolean {
     return this.held.has(node);
   }
 
-  /** Before a write for `node`: its claim, or ERR_UNAVAILABLE when another replica owns it. */
+  /**
+   * Before a write for `node`: its claim, or ERR_UNAVAILABLE when another replica owns it. A write that
+   * arrives after the node was lost, or after its session here closed (a report still queued), never claims
+   * the node back: that would take it from the replica holding the edge's newest session.
+   */
   async mayWrite(node: string): Promise<void> {
+    if (this.lost.has(node)) throw new CoreError('ERR_UNAVAILABLE', `node ${node} is owned by another cloudcore replica`);
+    if (!this.sessions.has(node)) throw new CoreError('ERR_UNAVAILABLE', `node ${node} has no session on this cloudcore replica`);
     await this.claim(node);
     if (!this.held.has(node)) throw new CoreError('ERR_UNAVAILABLE', `node ${node} is owned by another cloudcore replica`);
+  }
+
+  /**
+   * mayWrite for writes that do not need the Node object (device status): an edge that never registered a
+   * Node (edged off, devices only) has no record to claim, so its session alone decides.
+   */
+  async mayWriteUnregistered(node: string): Promise<void> {
+    if (this.sessions.has(node) && !this.lost.has(node) && !this.deps.cachedNode(node)) return;
+    await this.mayWrite(node);
   }
 
   /** Gives up every node whose cached owner is another replica at a higher epoch. Run by NodeKeeper's sweep. */
@@ -78,6 +104,7 @@ export class NodeOwnership {
       const owner = parseOwner(this.deps.cachedNode(node)?.metadata?.annotations?.[OWNER_ANNOTATION]);
       if (!owner || owner.replica === this.deps.replicaId || owner.epoch <= epoch) continue;
       this.held.delete(node);
+      this.lost.add(node);
       this.deps.logger.warn(
         { nodeId: node, owner: `${owner.replica}/${owner.epoch}`, ourEpoch: epoch },
         'node taken over by another replica; closing its session here',
@@ -91,7 +118,7 @@ export class NodeOwnership {
     // Already ours in the cache: nothing changed hands since (a reconnect to the same replica writes nothing).
     const cached = parseOwner(this.deps.cachedNode(node)?.metadata?.annotations?.[OWNER_ANNOTATION]);
     if (cached?.replica === self) {
-      this.held.set(node, cached.epoch);
+      this.hold(node, cached.epoch);
       return;
     }
     for (let attempt = 1; ; attempt++) {
@@ -104,7 +131,7 @@ export class NodeOwnership {
       }
       const owner = parseOwner(current.metadata?.annotations?.[OWNER_ANNOTATION]);
       if (owner?.replica === self) {
-        this.held.set(node, owner.epoch);
+        this.hold(node, owner.epoch);
         return;
       }
       const epoch = (owner?.epoch ?? 0) + 1;
@@ -122,9 +149,14 @@ export class NodeOwnership {
         if (apiStatus(err) === 409 && attempt < MAX_ATTEMPTS) continue;
         throw kubeError(err);
       }
-      this.held.set(node, epoch);
+      this.hold(node, epoch);
       if (owner) this.deps.logger.info({ nodeId: node, from: `${owner.replica}/${owner.epoch}`, epoch }, 'node taken over from another replica');
       return;
     }
+  }
+
+  /** A claim that completes after the session closed holds nothing: the next session claims again. */
+  private hold(node: string, epoch: number): void {
+    if (this.sessions.has(node)) this.held.set(node, epoch);
   }
 }
