@@ -24,6 +24,18 @@ export interface SimStart {
   reconnect: { initialDelayMs: number; maxDelayMs: number };
   /** Report a node status on every connect, as edged does (a cluster then registers the node). */
   reportNodeStatus?: boolean;
+  /**
+   * Also report a new node status this often, numbered in `nodeInfo.bootID` (`sim-<n>`), keeping the newest
+   * until the cloud ACKs it and sending it again on the next session, as edgecore's outbox does: the cluster
+   * must end up with every edge's newest report (lost_reports).
+   */
+  reportEveryMs?: number;
+}
+
+/** Answer to `{type: 'reports'}`: per node, the newest report made and the newest the cloud acknowledged. */
+export interface SimReports {
+  type: 'reports';
+  nodes: Record<string, { made: number; acked: number }>;
 }
 
 export interface SimStatus {
@@ -56,6 +68,11 @@ class SimEdge {
   /** Hubs that failed since the last session, skipped while others are left (as edgecore's EdgeHub does). */
   private readonly tried = new Set<string>();
   private attempt = 0;
+  /** Newest report made, and newest acknowledged (reportEveryMs). */
+  made = 0;
+  acked = 0;
+  /** Upstream seq of this session → report number. */
+  private inflight = new Map<number, number>();
 
   constructor(
     readonly name: string,
@@ -117,6 +134,14 @@ class SimEdge {
             this.sendInventory();
             if (this.cfg.reportNodeStatus) this.sendNodeStatus();
           }),
+        onAck: (stream, cumulative, selective) => {
+          if (stream !== StreamId.upstream) return;
+          for (const [seq, n] of this.inflight)
+            if (seq <= cumulative || selective.includes(seq)) {
+              this.inflight.delete(seq);
+              this.acked = Math.max(this.acked, n);
+            }
+        },
         onGoAway: (_code, _reason, address) => {
           if (address) this.redirect = `wss://${address}`;
         },
@@ -139,6 +164,7 @@ class SimEdge {
         },
         onClose: () => {
           this.session = undefined;
+          this.inflight = new Map();
           this.synced = false;
           reconnects++;
           // Named by a GOAWAY: dial it now. Otherwise back off (the edge's own full jitter is not modelled).
@@ -163,14 +189,22 @@ class SimEdge {
     );
   }
 
+  /** A new numbered report (reportEveryMs): sent now if a session is open, else on the next one. */
+  report(): void {
+    this.made++;
+    this.sendNodeStatus();
+  }
+
   private sendNodeStatus(): void {
     if (this.session?.status !== 'open') return;
-    this.session.write(
+    const content = this.cfg.reportEveryMs ? { ...facts, nodeInfo: { ...facts.nodeInfo, bootID: `sim-${this.made}` } } : facts;
+    const seq = this.session.write(
       StreamId.upstream,
       encodeMessage(
-        newMessage({ source: 'edged', group: 'resource', operation: Operation.update, resource: `${NULL_NAMESPACE}/nodestatus/${this.name}`, content: facts }),
+        newMessage({ source: 'edged', group: 'resource', operation: Operation.update, resource: `${NULL_NAMESPACE}/nodestatus/${this.name}`, content }),
       ),
     );
+    this.inflight.set(seq, this.made);
   }
 }
 
@@ -212,8 +246,15 @@ function status(): SimStatus {
   return { type: 'status', connected, synced, lastSyncedAtMs, objects, reconnects, failedConnects, rssKiB: Math.round(process.memoryUsage().rss / 1024) };
 }
 
-process.on('message', (msg: SimStart | { type: 'status' } | { type: 'urls'; urls: string[] }) => {
+let reporting: NodeJS.Timeout | undefined;
+
+process.on('message', (msg: SimStart | { type: 'status' } | { type: 'urls'; urls: string[] } | { type: 'reports'; stop?: boolean }) => {
   if (msg.type === 'status') return process.send!(status());
+  if (msg.type === 'reports') {
+    if (msg.stop) clearInterval(reporting);
+    const nodes = Object.fromEntries(edges.map((e) => [e.name, { made: e.made, acked: e.acked }]));
+    return process.send!({ type: 'reports', nodes } satisfies SimReports);
+  }
   if (msg.type === 'urls') {
     urls = msg.urls;
     return;
@@ -224,6 +265,15 @@ process.on('message', (msg: SimStart | { type: 'status' } | { type: 'urls'; urls
     const edge = new SimEdge(node.name, context, msg);
     edges.push(edge);
     edge.connect();
+  }
+  if (msg.reportEveryMs && !reporting) {
+    // One timer; each tick reports for the edges whose turn it is, so reports are spread over the interval.
+    const tickMs = 250;
+    const perTick = Math.max(1, Math.ceil((edges.length * tickMs) / msg.reportEveryMs));
+    let next = 0;
+    reporting = setInterval(() => {
+      for (let i = 0; i < perTick && edges.length > 0; i++, next++) edges[next % edges.length]!.report();
+    }, tickMs);
   }
 });
 process.on('disconnect', () => process.exit(0));

@@ -2,12 +2,14 @@
 import { fork } from 'node:child_process';
 import { join } from 'node:path';
 import { CertificateAuthority, generateKeyPair } from '../../shared/pki/certificate-authority.js';
-import type { SimStart, SimStatus } from './edge-simulator.js';
+import type { SimReports, SimStart, SimStatus } from './edge-simulator.js';
 import { ROOT, cpuSeconds, note, sleep } from './bench-support.js';
 
 export interface Sim {
   proc: ReturnType<typeof fork>;
   status(): Promise<SimStatus>;
+  /** Per node, the newest numbered report made and acknowledged (SimStart.reportEveryMs); `stop` ends reporting. */
+  reports(stop?: boolean): Promise<SimReports>;
 }
 
 export function startSim(): Sim {
@@ -19,13 +21,23 @@ export function startSim(): Sim {
 
 /** A Sim over an already started simulator process (e.g. one inside a network namespace). */
 export function simOver(proc: ReturnType<typeof fork>): Sim {
+  // One question at a time: answers carry no id, so they are matched to questions by order.
+  let queue: Promise<unknown> = Promise.resolve();
+  const ask = <T>(question: object): Promise<T> => {
+    const answer = queue.then(
+      () =>
+        new Promise<T>((resolve) => {
+          proc.once('message', (m) => resolve(m as T));
+          proc.send(question);
+        }),
+    );
+    queue = answer.catch(() => undefined);
+    return answer;
+  };
   return {
     proc,
-    status: () =>
-      new Promise((resolve) => {
-        proc.once('message', (m) => resolve(m as SimStatus));
-        proc.send({ type: 'status' });
-      }),
+    status: () => ask<SimStatus>({ type: 'status' }),
+    reports: (stop = false) => ask<SimReports>({ type: 'reports', stop }),
   };
 }
 
@@ -54,6 +66,10 @@ export function startFleet(processes: number): Fleet {
         failedConnects: a.failedConnects + b.failedConnects,
         rssKiB: a.rssKiB + b.rssKiB,
       }));
+    },
+    async reports(stop) {
+      const all = await Promise.all(sims.map((sim) => sim.reports(stop)));
+      return { type: 'reports', nodes: Object.assign({}, ...all.map((r) => r.nodes)) };
     },
     cpuSeconds: () => sims.reduce((sum, sim) => sum + cpuSeconds(sim.proc.pid!), 0),
     kill: () => sims.forEach((sim) => sim.proc.kill('SIGKILL')),

@@ -78,7 +78,8 @@ describe('rebalancing across replicas', () => {
     const goaways = async (port: number): Promise<number> => metric(port, 'cloudcore_goaways_sent_total{reason="REBALANCE"}');
     expect(await goaways(a.monitor)).toBe(EDGES / 2);
     expect(await metric(a.monitor, 'cloudcore_replicas')).toBe(2);
-    expect(await metric(b.monitor, 'cloudcore_rebalance_expected_edges')).toBe(EDGES / 2);
+    // b computes E from a's report, which follows a's count within a second: an edge in flight may count twice.
+    await eventually(async () => expect(await metric(b.monitor, 'cloudcore_rebalance_expected_edges')).toBe(EDGES / 2), 10_000, 100);
     // Every moved edge resynced from b: it still holds its object.
     for (const e of edges) expect(e.metaManager.metaStore.get('default/configmap/cfg')).toBeDefined();
 

@@ -117,9 +117,10 @@ export function parseShowStat(csv: string, names: string[] = []): HaproxyServerS
  * A real HAProxy in TCP mode in front of cloudcore replicas, as an L4 load balancer in front of a Service
  * would be: the hub and the certificate server each get a frontend on a free loopback port, and every server
  * is health-checked with GET /readyz on the replica's monitor port. Runs in the foreground with its config in
- * `dir`; killed when the test ends. Resolves once every server of both backends is UP.
+ * `dir`; killed when the test ends. Resolves once every server of both backends is UP (or only those of the
+ * replicas named in `waitUp`, when the others start later).
  */
-export async function startHaproxy(dir: string, replicas: HaproxyReplica[]): Promise<Haproxy> {
+export async function startHaproxy(dir: string, replicas: HaproxyReplica[], options: { waitUp?: string[] } = {}): Promise<Haproxy> {
   if (!existsSync(HAPROXY_BIN)) throw new Error(`${HAPROXY_BIN} missing: install the Debian package haproxy (apt-get install haproxy)`);
   const hubPort = await freePort();
   const certPort = await freePort();
@@ -139,7 +140,7 @@ export async function startHaproxy(dir: string, replicas: HaproxyReplica[]): Pro
     async () => {
       if (child.exitCode !== null) throw new Error(`haproxy exited with ${child.exitCode}: ${log.join('')}`);
       const servers = await stats();
-      const down = servers.filter((s) => s.status !== 'UP');
+      const down = servers.filter((s) => s.status !== 'UP' && (options.waitUp ?? names).includes(s.replica));
       if (servers.length !== 2 * replicas.length || down.length > 0) throw new Error(`haproxy servers not all UP: ${JSON.stringify(servers)}`);
     },
     30_000,
