@@ -124,6 +124,7 @@ export async function writeCloudConfig(dir: string, extra: Record<string, unknow
   };
   const config = {
     logLevel: 'warn',
+    ...(extra.kubeAPI ? { kubeAPI: extra.kubeAPI } : {}),
     monitorServer: { port: 0, ...(extra.monitorServer as object) },
     modules: {
       cloudHub: {

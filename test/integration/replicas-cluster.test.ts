@@ -1,6 +1,6 @@
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { join } from 'node:path';
-import { CoreV1Api, KubeConfig, type V1Node } from '@kubernetes/client-node';
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import type { EdgeCore } from '../../edgecore/edgecore.js';
 import { POD_UID_LABEL } from '../../edgecore/edged/runtime-config.js';
@@ -10,6 +10,7 @@ import { useContainerd } from '../support/containerd.js';
 import { cloudSetup, edgeSetup, readEdgeStore, startCloud, startEdgeInProcess, type Cloud, type CloudSetup, type EdgeSetup } from '../support/daemons.js';
 import { startHaproxy, type Haproxy } from '../support/haproxy.js';
 import { eventually, freePort, tempDir, useControlPlane } from '../support/harness.js';
+import { ReadySampler } from '../support/ready-sampler.js';
 
 // Issue 12, the cluster scenarios: three cloudcore replicas on a real cluster behind a real HAProxy (TCP mode,
 // checking each replica's /readyz), 300 simulated edges and two real edgecores running pods on containerd, all
@@ -37,50 +38,6 @@ async function connected(r: Replica): Promise<number> {
   const line = text.split('\n').find((l) => l.startsWith('cloudcore_connected_edges '));
   if (!line) throw new Error(`${r.id}: cloudcore_connected_edges not exported`);
   return Number(line.split(' ')[1]);
-}
-
-/** Every edge node's Ready condition, sampled every second: each change away from True is a transition. */
-class ReadySampler {
-  readonly transitions: Array<{ node: string; status: string; reason: string | undefined; atMs: number }> = [];
-  samples = 0;
-  private readonly last = new Map<string, string>();
-  private stopped = false;
-  private loop: Promise<void> | undefined;
-
-  constructor(
-    private readonly core: CoreV1Api,
-    private readonly isEdge: (name: string) => boolean,
-  ) {}
-
-  async sample(): Promise<Map<string, string>> {
-    const nodes = (await this.core.listNode()).items.filter((n: V1Node) => this.isEdge(n.metadata!.name!));
-    const now = new Map<string, string>();
-    for (const n of nodes) {
-      const ready = n.status?.conditions?.find((c) => c.type === 'Ready');
-      const status = ready?.status ?? 'Missing';
-      const name = n.metadata!.name!;
-      if (this.last.get(name) === 'True' && status !== 'True') this.transitions.push({ node: name, status, reason: ready?.reason, atMs: Date.now() });
-      this.last.set(name, status);
-      now.set(name, status);
-    }
-    this.samples++;
-    return now;
-  }
-
-  start(): void {
-    this.loop = (async () => {
-      while (!this.stopped) {
-        // A failed list is a missed sample, not a transition; the count of samples shows the coverage.
-        await this.sample().catch(() => undefined);
-        await new Promise((resolve) => setTimeout(resolve, 1_000));
-      }
-    })();
-  }
-
-  async stop(): Promise<void> {
-    this.stopped = true;
-    await this.loop;
-  }
 }
 
 describe('three cloudcore replicas on a cluster behind HAProxy, with simulated and real edges', () => {
