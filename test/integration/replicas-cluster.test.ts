@@ -196,6 +196,20 @@ describe('three cloudcore replicas on a cluster behind HAProxy, with simulated a
     expect(rounds, `balanced at ${balanced.join(' / ')}`).toBeGreaterThanOrEqual(1);
     expect(rounds).toBeLessThanOrEqual(2);
 
+    /** Every edge connected to a live replica and resynced. */
+    const allBack = async (): Promise<void> => {
+      await eventually(
+        async () => {
+          const now = await counts();
+          expect(now.reduce((x, y) => x + y, 0)).toBe(SIMS + REAL.length);
+          expect((await sim.status()).synced).toBe(SIMS);
+        },
+        120_000,
+        500,
+      );
+      for (const e of edges) await eventually(() => expect(e.core.edgeHub.status).toMatchObject({ type: 'connected', synced: true }), 60_000);
+    };
+
     // 2. kill -9 of the replica holding the first real edge: its edges are back on the other two.
     const ownerOf = async (node: string): Promise<string> =>
       (await core.readNode({ name: node })).metadata!.annotations!['kubeedge-ts.io/owner']!.split('/')[0]!;
@@ -206,16 +220,7 @@ describe('three cloudcore replicas on a cluster behind HAProxy, with simulated a
     killed.cloud!.child.kill('SIGKILL');
     await killed.cloud!.exited;
     await touchConfig();
-    await eventually(
-      async () => {
-        const now = await counts();
-        expect(now.reduce((x, y) => x + y, 0)).toBe(SIMS + REAL.length);
-        expect((await sim.status()).synced).toBe(SIMS);
-      },
-      120_000,
-      500,
-    );
-    for (const e of edges) await eventually(() => expect(e.core.edgeHub.status).toMatchObject({ type: 'connected', synced: true }), 60_000);
+    await allBack();
     expect(await ownerOf(REAL[0]!)).not.toBe(victimId);
     // Back up for the rolling restart (it takes a share again through the balancer and the others' shedding).
     await start(killed);
@@ -233,18 +238,9 @@ describe('three cloudcore replicas on a cluster behind HAProxy, with simulated a
       expect(await r.cloud!.exited).toEqual({ code: 0, signal: null });
       await touchConfig();
       await start(r);
+      await allBack();
     }
-    await eventually(
-      async () => {
-        const now = await counts();
-        expect(now.reduce((x, y) => x + y, 0)).toBe(SIMS + REAL.length);
-        expect((await sim.status()).synced).toBe(SIMS);
-      },
-      120_000,
-      500,
-    );
     await running('after-failover');
-    for (const e of edges) await eventually(() => expect(e.core.edgeHub.status).toMatchObject({ type: 'connected', synced: true }), 60_000);
 
     // Every report made at the edges reaches the cluster: the simulated edges stop reporting, every report is
     // acknowledged, and each Node carries its edge's newest one.
