@@ -1,5 +1,6 @@
-// `npm run bench -- replica-memory [--pods=10000] [--nodes=100]`: what a cloudcore replica's informers cost
-// when the cluster holds many edge pods (issue 12: every replica watches the whole cluster).
+// `npm run bench -- replica-memory [--pods=10000] [--nodes=100] [--settle-seconds=60]`: what a cloudcore
+// replica's informers cost when the cluster holds many edge pods (issue 12: every replica watches the whole
+// cluster).
 //
 // A real control plane (build/control-plane) with edge Nodes that no edge ever connects to, and one real
 // cloudcore process on the kubernetes source with its deployed RBAC (build/rbac/cloudcore.yaml).
@@ -7,9 +8,11 @@
 //   replica_rss_mib_N_pods_via_watch  the same process once the N pods arrived through its watch
 //   replica_rss_mib_N_pods            a fresh replica that found the N pods in its first list
 //   replica_heap_used_mib_N_pods      V8 heap in use (its nodejs_heap_size_used_bytes), same fresh replica
+//   replica_rss_peak_mib_N_pods       the fresh replica's largest RSS (VmHWM), reached while it parses its lists
 //   replica_kib_per_pod               (fresh replica with N pods − baseline) / N
-// Memory is the median of samples every 2 s over 20 s, after 20 s of settling: a GC cannot be forced from
-// outside, and V8's memory reducer shrinks the heap only some seconds after start-up's allocations end.
+// Memory is the median of samples every 2 s over 20 s, after --settle-seconds (60): a GC cannot be forced from
+// outside, and the garbage of a large first list stays in the heap until V8's memory reducer collects it, which
+// took ~40 s after `cloudcore ready` here.
 import { join } from 'node:path';
 import type { CoreV1Api, V1Pod } from '@kubernetes/client-node';
 import { createKubeClients, MERGE_PATCH, apiStatus } from '../../cloudcore/kube/kube-client.js';
@@ -25,6 +28,7 @@ const APPS = 50;
 const NAMESPACE = 'edge-apps';
 const CONCURRENCY = 32;
 const CREATE_TIMEOUT_MS = 15 * 60_000;
+const SETTLE_MS = Number(args.get('settle-seconds') ?? 60) * 1000;
 const MIB = 1024 * 1024;
 
 interface Replica {
@@ -35,6 +39,7 @@ interface Replica {
 interface Memory {
   rssMiB: number;
   heapUsedMiB: number;
+  peakRssMiB: number;
 }
 
 runBench(async () => {
@@ -73,6 +78,7 @@ runBench(async () => {
   const full = await measure(fresh);
   report(`replica_rss_mib_${PODS}_pods`, full.rssMiB, 'MiB', { nodes: NODES, pods: PODS });
   report(`replica_heap_used_mib_${PODS}_pods`, full.heapUsedMiB, 'MiB', { baseline: baseline.heapUsedMiB });
+  report(`replica_rss_peak_mib_${PODS}_pods`, rssKiB(fresh.proc.child.pid!, 'peak') / 1024, 'MiB', { baseline: baseline.peakRssMiB });
   if (PODS > 0) report('replica_rss_kib_per_pod', ((full.rssMiB - baseline.rssMiB) * 1024) / PODS, 'KiB');
   await stopReplica(fresh);
 });
@@ -93,18 +99,20 @@ async function stopReplica(replica: Replica): Promise<void> {
   if (code === 'timeout') replica.proc.child.kill('SIGKILL');
 }
 
-/** Medians of RSS (from /proc) and V8 heap in use (from /metrics) over 20 s, after 20 s of settling. */
+/** Medians of RSS (from /proc) and V8 heap in use (from /metrics) over the last 20 s of the settle period + 20 s. */
 async function measure(replica: Replica): Promise<Memory> {
-  await sleep(20_000);
+  const pid = replica.proc.child.pid!;
   const rss: number[] = [];
   const heap: number[] = [];
-  for (let i = 0; i < 10; i++) {
-    rss.push(rssKiB(replica.proc.child.pid!) / 1024);
+  // Sampled from the start, so the trace shows when the heap shrinks.
+  for (let i = 0; i < SETTLE_MS / 2_000 + 10; i++) {
+    rss.push(rssKiB(pid) / 1024);
     heap.push((await metric(replica.monitor, 'nodejs_heap_size_used_bytes')) / MIB);
     await sleep(2_000);
   }
-  note(`rss MiB ${rss.map((v) => v.toFixed(0)).join(' ')}; heap used MiB ${heap.map((v) => v.toFixed(0)).join(' ')}`);
-  return { rssMiB: round(median(rss)), heapUsedMiB: round(median(heap)) };
+  note(`every 2 s: rss MiB ${rss.map((v) => v.toFixed(0)).join(' ')}`);
+  note(`every 2 s: heap used MiB ${heap.map((v) => v.toFixed(0)).join(' ')}`);
+  return { rssMiB: round(median(rss.slice(-10))), heapUsedMiB: round(median(heap.slice(-10))), peakRssMiB: round(rssKiB(pid, 'peak') / 1024) };
 }
 
 async function metric(port: number, name: string): Promise<number> {
