@@ -70,6 +70,7 @@ runBench(async () => {
   // The first replica stays up while the pods are created: it serves the pod autonomy webhook, as in a cluster.
   const createdIn = await createPods(core, nodes);
   note(`${PODS} pods created and given a status in ${(createdIn / 1000).toFixed(0)} s`);
+  if (PODS > 0) note(`one pod as listed: ${await podJsonBytes(cp.kubectlOk)}`);
   const watched = await measure(first);
   report(`replica_rss_mib_${PODS}_pods_via_watch`, watched.rssMiB, 'MiB', { heapUsedMiB: watched.heapUsedMiB });
   await stopReplica(first);
@@ -126,6 +127,15 @@ const round = (n: number): number => Math.round(n * 10) / 10;
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted.length % 2 ? sorted[sorted.length >> 1]! : (sorted[sorted.length / 2 - 1]! + sorted[sorted.length / 2]!) / 2;
+}
+
+/** A pod's size as the API server lists it, and without managedFields (which the informers drop). */
+async function podJsonBytes(kubectlOk: (args: string[]) => Promise<string>): Promise<string> {
+  const list = JSON.parse(await kubectlOk(['get', '--raw', `/api/v1/namespaces/${NAMESPACE}/pods?limit=1`])) as { items: V1Pod[] };
+  const pod = list.items[0]!;
+  const whole = JSON.stringify(pod).length;
+  delete pod.metadata!.managedFields;
+  return `${whole} bytes of JSON, ${JSON.stringify(pod).length} without managedFields`;
 }
 
 /** Edge Nodes as cloudcore registers them (its label), created by the admin: no edge connects in this bench. */
