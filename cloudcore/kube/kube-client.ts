@@ -12,7 +12,7 @@ export interface KubeClients {
    * A list as the API server wrote it. The typed list calls deserialize into client-node's model classes
    * (key order, Date objects, fields the model does not know dropped) while watch events are plain JSON: an
    * informer fed by both would hand edges two shapes of one object, and edged restarts a container whose
-   * spec looks changed. Informers list with this instead.
+   * spec looks changed. Informers list with this instead. Fetched in pages of LIST_PAGE_SIZE, returned whole.
    */
   rawList<T>(path: string, labelSelector?: string): Promise<k8s.KubernetesListObject<T & k8s.KubernetesObject>>;
   /**
@@ -36,6 +36,12 @@ export interface NodeClients {
 export const NODE_USER_PREFIX = 'system:node:';
 export const NODES_GROUP = 'system:nodes';
 
+/** Items per list request (client-go's pager default). */
+export const LIST_PAGE_SIZE = 500;
+
+/** A list page as the API server writes it (client-node's model calls the continue token `_continue`). */
+type RawList<T extends k8s.KubernetesObject> = k8s.KubernetesListObject<T> & { metadata?: { continue?: string } };
+
 /**
  * Clients for the cluster: from a kubeconfig file, or in-cluster (service account) when none is given and
  * cloudcore runs in a pod.
@@ -55,15 +61,34 @@ export function createKubeClients(opts: { kubeconfig: string; metrics?: CloudMet
   const http = new KeepAliveHttp(opts.metrics);
   const httpApi = k8s.wrapHttpLibrary(http);
   const config = k8s.createConfiguration({ baseServer: server, authMethods: { default: kc }, httpApi });
-  const rawList = async <T>(path: string, labelSelector?: string): Promise<k8s.KubernetesListObject<T & k8s.KubernetesObject>> => {
+  const rawPage = async <T extends k8s.KubernetesObject>(
+    path: string,
+    labelSelector: string | undefined,
+    continueToken: string | undefined,
+  ): Promise<RawList<T>> => {
     const request = server.makeRequestContext(path, k8s.HttpMethod.GET);
     if (labelSelector) request.setQueryParam('labelSelector', labelSelector);
+    request.setQueryParam('limit', String(LIST_PAGE_SIZE));
+    if (continueToken) request.setQueryParam('continue', continueToken);
     request.setHeaderParam('Accept', 'application/json');
     await kc.applySecurityAuthentication(request);
     const response = await http.send(request);
     const text = await response.body.text();
     if (response.httpStatusCode !== 200) throw new k8s.ApiException(response.httpStatusCode, `list ${path}`, text, response.headers);
-    return JSON.parse(text) as k8s.KubernetesListObject<T & k8s.KubernetesObject>;
+    return JSON.parse(text) as RawList<T>;
+  };
+  const rawList = async <T>(path: string, labelSelector?: string): Promise<k8s.KubernetesListObject<T & k8s.KubernetesObject>> => {
+    // In pages, as client-go's pager does: one response for 10,000 pods is ~50 MB of body, text and parsed
+    // garbage at once (a replica's RSS peaked at ~400 MiB). Every page belongs to the first page's snapshot
+    // and carries its resourceVersion, which the watch starts from; an expired continue token (410) fails
+    // the list and the informer lists again.
+    const items: Array<T & k8s.KubernetesObject> = [];
+    let page: RawList<T & k8s.KubernetesObject> | undefined;
+    do {
+      page = await rawPage<T & k8s.KubernetesObject>(path, labelSelector, page?.metadata?.continue);
+      for (const item of page.items) items.push(item);
+    } while (page.metadata?.continue);
+    return { ...page, items };
   };
   const nodeClients = new Map<string, NodeClients>();
   const asNode = (node: string): NodeClients => {

@@ -95,10 +95,10 @@ export function start(bin: string, args: string[], opts: { wrapper?: string[]; n
   };
 }
 
-/** Resident set size of a process, from /proc. */
-export function rssKiB(pid: number): number {
+/** Resident set size of a process, from /proc; `peak` for the largest it has been (VmHWM). */
+export function rssKiB(pid: number, which: 'now' | 'peak' = 'now'): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? Number.NaN);
+  return Number((which === 'peak' ? /VmHWM:\s+(\d+)/ : /VmRSS:\s+(\d+)/).exec(status)?.[1] ?? Number.NaN);
 }
 
 export interface CloudFiles {
