@@ -12,6 +12,7 @@ import { CloudHub, type CloudHubObserver } from './cloudhub/cloudhub.js';
 import { FileCa, loadOrCreateCa } from './cloudhub/ca-files.js';
 import { FileReplicaReports } from './cloudhub/replica-reports-file.js';
 import { DeviceController } from './devicecontroller/devicecontroller.js';
+import { Router } from './router/router.js';
 import { EdgeController, type EdgeControllerDeps } from './edgecontroller/edgecontroller.js';
 import { KubeReports } from './edgecontroller/kube-reports.js';
 import { KubeSource } from './edgecontroller/kube-source.js';
@@ -127,6 +128,20 @@ export class CloudCore {
     }
     // Controllers start first, so the first edge's resync finds them.
     modules.push(this.cloudHub);
+    // After CloudHub: the listener serves with the hub's serving certificate, issued when CloudHub starts.
+    if (this.kube && config.modules.router.enable) {
+      const hub = config.modules.cloudHub;
+      modules.push(
+        new Router({
+          config: config.modules.router,
+          clients: this.kube,
+          limiter,
+          hub: this.cloudHub,
+          tls: { certFile: hub.serverCertFile, keyFile: hub.serverKeyFile },
+          logger: logger.child({ module: 'router' }),
+        }),
+      );
+    }
     this.runtime = new ModuleRuntime({ modules, logger });
   }
 

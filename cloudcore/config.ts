@@ -4,6 +4,7 @@ import { LOG_LEVELS } from '../shared/logger.js';
 import { monitorServerConfigProblems, monitorServerConfigSchema } from '../shared/monitor/monitor-config.js';
 import { cloudHubConfigProblems, cloudHubConfigSchema } from './cloudhub/cloudhub-config.js';
 import { deviceControllerConfigSchema } from './devicecontroller/devicecontroller-config.js';
+import { routerConfigSchema } from './router/router-config.js';
 import { edgeControllerConfigProblems, edgeControllerConfigSchema } from './edgecontroller/edgecontroller-config.js';
 
 /**
@@ -24,6 +25,7 @@ export function cloudCoreSchema() {
       cloudHub: cloudHubConfigSchema(),
       edgeController: edgeControllerConfigSchema(),
       deviceController: deviceControllerConfigSchema(),
+      router: routerConfigSchema(),
     },
   };
 }

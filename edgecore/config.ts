@@ -7,6 +7,7 @@ import { deviceTwinConfigSchema } from './devicetwin/devicetwin-config.js';
 import { edgedConfigProblems, edgedConfigSchema } from './edged/edged-config.js';
 import { edgeHubConfigProblems, edgeHubConfigSchema } from './edgehub/edgehub-config.js';
 import { eventBusConfigProblems, eventBusConfigSchema } from './eventbus/eventbus-config.js';
+import { serviceBusConfigSchema } from './servicebus/servicebus-config.js';
 
 /** Kubernetes node names are DNS-1123 subdomains. */
 export const NODE_NAME_PATTERN = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
@@ -43,6 +44,7 @@ export function edgeCoreSchema() {
     modules: {
       edged: edgedConfigSchema(),
       eventBus: eventBusConfigSchema(),
+      serviceBus: serviceBusConfigSchema(),
       deviceTwin: deviceTwinConfigSchema(),
       edgeHub: edgeHubConfigSchema(),
     },

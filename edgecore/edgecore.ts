@@ -11,6 +11,7 @@ import type { EdgeBus, EdgeInboxes } from './contracts/messages.js';
 import { DeviceTwin } from './devicetwin/devicetwin.js';
 import { Edged } from './edged/edged.js';
 import { EventBus } from './eventbus/eventbus.js';
+import { ServiceBus } from './servicebus/servicebus.js';
 import { EdgeHub } from './edgehub/edgehub.js';
 import { MetaManager } from './metamanager/metamanager.js';
 import { EdgeMetrics } from './metrics/edge-metrics.js';
@@ -62,6 +63,7 @@ export class EdgeCore {
       logger: logger.child({ module: 'edgehub', nodeId: config.nodeName }),
       random: options.random,
       metrics,
+      serviceCallTimeoutMs: config.modules.serviceBus.timeout * 1000 + 5_000,
     });
     const modules: Module[] = [this.monitor, this.metaManager];
     // DeviceTwin loads before the broker opens (mappers find their devices) and before EdgeHub resyncs.
@@ -78,6 +80,9 @@ export class EdgeCore {
     if (config.modules.eventBus.enable) {
       this.eventBus = new EventBus({ config: config.modules.eventBus, bus: this.bus, logger: logger.child({ module: 'eventbus' }), metrics });
       modules.push(this.eventBus);
+    }
+    if (config.modules.serviceBus.enable) {
+      modules.push(new ServiceBus({ config: config.modules.serviceBus, bus: this.bus, logger: logger.child({ module: 'servicebus' }) }));
     }
     modules.push(this.edgeHub);
     const ed = config.modules.edged;

@@ -45,6 +45,8 @@ export const Operation = {
   publish: 'publish',
   /** From EventBus: a client published the content on the topic. */
   received: 'received',
+  /** Cloud → edge (Router → ServiceBus): make this HTTP call to an app on the edge host; the reply is its answer. */
+  call: 'call',
 } as const;
 
 /** Operations an edge reports with (edged, DeviceTwin); CloudHub refuses any other on the upstream stream. */

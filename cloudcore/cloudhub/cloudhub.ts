@@ -3,7 +3,7 @@ import type { Logger } from '../../shared/logger.js';
 import type { Module } from '../../shared/module-runtime.js';
 import { GoAwayCode, StreamId, goAwayName, type InventoryItem, type Settings } from '../../shared/channel/frame.js';
 import { Operation, type Message } from '../../shared/message.js';
-import type { CoreError } from '../../shared/errors.js';
+import { CoreError } from '../../shared/errors.js';
 import type { CertificateAuthority } from '../../shared/pki/certificate-authority.js';
 import type { CaSource } from '../../shared/pki/ca-source.js';
 import { CloudModule } from '../contracts/addresses.js';
@@ -170,6 +170,16 @@ export class CloudHub implements Module, SessionHost, NodeDelivery {
     const stream = streamFor(message);
     if (stream === StreamId.objects) session.offerObject(message);
     else session.sendUnreliable(stream, message);
+  }
+
+  /**
+   * A request answered by the node's edgecore (rpc stream). A node without a session here fails at once with
+   * ERR_UNAVAILABLE: the caller answers 503 rather than wait for a timeout.
+   */
+  request(node: string, message: Message, timeoutMs: number): Promise<Message> {
+    const session = this.sessions.get(node);
+    if (!session || session.state === 'closed') return Promise.reject(new CoreError('ERR_UNAVAILABLE', `node ${node} is not connected to this cloudcore`));
+    return session.request(message, timeoutMs);
   }
 
   resync(node: string, inventory: InventoryItem[]): Promise<SyncResponse[]> {

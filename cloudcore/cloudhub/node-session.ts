@@ -5,6 +5,7 @@ import { GoAwayCode, PROTOCOL_VERSION, StreamId, type Hello, type InventoryItem,
 import { ReliableSender } from '../../shared/channel/reliable-sender.js';
 import type { ReceivedMessage } from '../../shared/channel/streams.js';
 import { ConnectionError, CoreError, ProtocolError } from '../../shared/errors.js';
+import { PendingRequests } from '../../shared/pending-requests.js';
 import { Group, NULL_NAMESPACE, Operation, newMessage, parseEdgeResource, type Message } from '../../shared/message.js';
 import { CloudModule } from '../contracts/addresses.js';
 import { uidOf, type SyncResponse } from '../contracts/object-sync.js';
@@ -49,6 +50,7 @@ export class NodeSession implements SessionHandlers, WebSocketEvents, EdgeOrigin
   readonly channel: ChannelSession;
   readonly outbox = new NodeOutbox();
   private readonly sender: ReliableSender<OutboxItem>;
+  private readonly requests = new PendingRequests<Message>();
   state: NodeSessionState = 'handshaking';
   /** The GOAWAY this side sent, if any: why the session is about to end. */
   goneAway: GoAwayCode | undefined;
@@ -95,6 +97,21 @@ export class NodeSession implements SessionHandlers, WebSocketEvents, EdgeOrigin
     const accepted = this.offer(message, !live);
     if (accepted && live) this.sender.pump();
     return accepted;
+  }
+
+  /**
+   * A request the edge answers on the rpc stream (ServiceBus calls, for the Router): resolves with its
+   * `response` or `error` message; rejects at once when the session ends, or after `timeoutMs`.
+   */
+  request(message: Message, timeoutMs: number): Promise<Message> {
+    if (this.channel.status !== 'open') return Promise.reject(new CoreError('ERR_UNAVAILABLE', `node ${this.nodeName} is not connected`));
+    const answer = this.requests.wait(
+      message.id,
+      timeoutMs,
+      `node ${this.nodeName} did not answer ${message.operation} ${message.resource} within ${timeoutMs} ms`,
+    );
+    this.channel.write(StreamId.rpc, encodeMessage(message));
+    return answer;
   }
 
   /** Sends a message that needs no ACK (twin, responses) on the given stream. */
@@ -180,6 +197,8 @@ export class NodeSession implements SessionHandlers, WebSocketEvents, EdgeOrigin
       case StreamId.upstream:
         return upstream.report(this, received.seq, message, release);
       case StreamId.rpc:
+        // An answer to a request of ours; anything else is the edge's own query.
+        if (message.parentId && this.requests.settle(message.parentId, message)) return release();
         void upstream
           .query(this, message)
           .then(
@@ -262,6 +281,7 @@ export class NodeSession implements SessionHandlers, WebSocketEvents, EdgeOrigin
 
   onClose(error: CoreError | undefined): void {
     this.state = 'closed';
+    this.requests.failAll(() => new CoreError('ERR_UNAVAILABLE', `the session of node ${this.nodeName} ended`));
     this.options.host.sessionClosed(this, error);
   }
 }

@@ -4,4 +4,5 @@ export const CloudModule = {
   cloudHub: 'cloudhub',
   edgeController: 'edgecontroller',
   deviceController: 'devicecontroller',
+  router: 'router',
 } as const;

@@ -8,6 +8,8 @@ export interface KubeClients {
   core: k8s.CoreV1Api;
   admission: k8s.AdmissionregistrationV1Api;
   custom: k8s.CustomObjectsApi;
+  /** TokenReview: the Router authenticates callers of its REST listener by their bearer token. */
+  authn: k8s.AuthenticationV1Api;
   /**
    * A list as the API server wrote it. The typed list calls deserialize into client-node's model classes
    * (key order, Date objects, fields the model does not know dropped) while watch events are plain JSON: an
@@ -106,6 +108,7 @@ export function createKubeClients(opts: { kubeconfig: string; metrics?: CloudMet
     core: new k8s.CoreV1Api(config),
     admission: new k8s.AdmissionregistrationV1Api(config),
     custom: new k8s.CustomObjectsApi(config),
+    authn: new k8s.AuthenticationV1Api(config),
     rawList,
     asNode,
     server: cluster.server,

@@ -6,4 +6,5 @@ export const EdgeModule = {
   edged: 'edged',
   deviceTwin: 'devicetwin',
   eventBus: 'eventbus',
+  serviceBus: 'servicebus',
 } as const;

@@ -6,6 +6,7 @@ import type { InventoryItem } from '../../shared/channel/frame.js';
 import type { Message, Operation, ReportOperation, Request } from '../../shared/message.js';
 import { EdgeModule } from './addresses.js';
 import type { ApplyResult, ObjectChange } from './object-change.js';
+import type { ServiceAnswer } from '../../shared/service-call.js';
 
 type Op = typeof Operation;
 
@@ -36,12 +37,16 @@ export type PublishMessage = Message<Buffer, Op['publish']>;
 /** From EventBus: a client published the payload on the topic (resource). */
 export type ReceivedMessage = Message<Buffer, Op['received']>;
 
+/** Cloud → ServiceBus (rest → servicebus rules): an HTTP call to an app on this host; the answer is its response. */
+export type ServiceCallMessage = Request<unknown, Op['call'], ServiceAnswer>;
+
 export type EdgeInboxes = {
   [EdgeModule.metaManager]: ApplyMessage | InventoryMessage | QueryMessage | ConnectionNotice;
   [EdgeModule.edgeHub]: ReportMessage | QueryMessage;
   [EdgeModule.edged]: StoredNotice | ConnectionNotice;
   [EdgeModule.deviceTwin]: StoredNotice | ReceivedMessage;
   [EdgeModule.eventBus]: PublishMessage;
+  [EdgeModule.serviceBus]: ServiceCallMessage;
 };
 
 export type EdgeBus = Bus<EdgeInboxes>;

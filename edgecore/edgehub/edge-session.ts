@@ -5,12 +5,12 @@ import { StreamId, type Hello, type Settings } from '../../shared/channel/frame.
 import { ReliableSender } from '../../shared/channel/reliable-sender.js';
 import type { ReceivedMessage } from '../../shared/channel/streams.js';
 import { ConnectionError, type CoreError } from '../../shared/errors.js';
-import { Group, NULL_NAMESPACE, Operation, newMessage, type Message, type Reply } from '../../shared/message.js';
+import { Group, NULL_NAMESPACE, Operation, errorResponseTo, newMessage, type Message, type Reply } from '../../shared/message.js';
 import { PendingRequests } from '../../shared/pending-requests.js';
 import { EdgeModule } from '../contracts/addresses.js';
-import type { EdgeBus, InventoryMessage, QueryMessage, StoredNotice } from '../contracts/messages.js';
+import type { EdgeBus, InventoryMessage, QueryMessage, ServiceCallMessage, StoredNotice } from '../contracts/messages.js';
 import { ObjectApplier } from './object-applier.js';
-import { STORE, TWIN } from './routes.js';
+import { CLOUD_REQUESTS, STORE, TWIN } from './routes.js';
 import { UpstreamCursor, type SentRow, type UpstreamOutbox } from './upstream-outbox.js';
 
 export interface SessionEnd {
@@ -27,6 +27,8 @@ export interface EdgeSessionOptions {
   outbox: UpstreamOutbox;
   upstreamResendMs: number;
   requestTimeoutMs: number;
+  /** Bus deadline of a service call from the cloud (ServiceBus answers first, with its own timeout). */
+  serviceCallTimeoutMs: number;
   logger: Logger;
   /** The cloud's resync is committed: the edge store matches the cloud as of connecting. */
   onSynced?(queued: number): void;
@@ -192,15 +194,27 @@ export class EdgeSession {
 
   private onRpc(message: Message): void {
     if (message.parentId && this.requests.settle(message.parentId, message)) return;
-    if (message.operation !== Operation.query) {
+    const target = CLOUD_REQUESTS[message.operation as keyof typeof CLOUD_REQUESTS];
+    if (!target) {
       this.logger.debug({ operation: message.operation, resource: message.resource }, 'rpc message from cloud ignored');
       return;
     }
     this.logger.debug({ operation: message.operation, resource: message.resource }, 'request from cloud');
+    const answer = (reply: Message): void => void (this.open && this.channel.write(StreamId.rpc, encodeMessage({ ...reply, parentId: message.id })));
+    if (!this.options.bus.has(target)) {
+      // ServiceBus off on this edge: the cloud answers the caller at once instead of waiting for a timeout.
+      answer(errorResponseTo(message, EdgeModule.edgeHub, { code: 'ERR_UNAVAILABLE', message: `${target} is not enabled on this edge` }));
+      return;
+    }
+    // The bus deadline is the request's own: a service call may take the app's whole timeout.
+    const timeoutMs = target === STORE ? undefined : this.options.serviceCallTimeoutMs;
     void this.options.bus
-      .request(STORE, message as QueryMessage)
-      .then((reply) => this.open && this.channel.write(StreamId.rpc, encodeMessage({ ...reply, parentId: message.id })))
-      .catch((err: Error) => this.logger.warn({ err }, 'cloud request failed'));
+      .request(target, message as QueryMessage & ServiceCallMessage, timeoutMs)
+      .then(answer)
+      .catch((err: Error) => {
+        this.logger.warn({ err }, 'cloud request failed');
+        answer(errorResponseTo(message, EdgeModule.edgeHub, { code: (err as CoreError).code ?? 'ERR_UNAVAILABLE', message: err.message }));
+      });
   }
 
   private onClose(error: CoreError | undefined): void {

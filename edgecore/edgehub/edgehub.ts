@@ -40,6 +40,8 @@ export interface EdgeHubDeps {
   /** Injected for tests; defaults to dns.promises.lookup(name, { all: true }). */
   lookup?: LookupAll;
   metrics?: EdgeMetrics;
+  /** How long a cloud request to ServiceBus may take on the bus (the app's timeout plus a margin). */
+  serviceCallTimeoutMs?: number;
 }
 
 /**
@@ -188,6 +190,7 @@ export class EdgeHub implements Module {
       outbox: this.outbox!,
       upstreamResendMs: c.upstreamResendMs,
       requestTimeoutMs: c.requestTimeoutMs,
+      serviceCallTimeoutMs: this.deps.serviceCallTimeoutMs ?? 65_000,
       logger: this.deps.logger,
       onOpen: () => {
         opened = true;

@@ -1,6 +1,7 @@
 // EdgeHub's route table: which module takes what the cloud sends, and who hears of the link. The only place
 // in edgecore that maps channel traffic to modules.
 
+import { Operation } from '../../shared/message.js';
 import { EdgeModule } from '../contracts/addresses.js';
 
 /** Objects from the cloud are committed, inventories read and cloud requests answered by MetaManager. */
@@ -12,3 +13,9 @@ export const TWIN = EdgeModule.deviceTwin;
  * have marked it Unknown meanwhile), MetaManager logs it. KubeEdge also tells twin and bus, which ignore it.
  */
 export const CONNECTION_LISTENERS = [EdgeModule.metaManager, EdgeModule.edged] as const;
+
+/** Requests from the cloud on the rpc stream, by operation: queries to the store, service calls to ServiceBus. */
+export const CLOUD_REQUESTS = {
+  [Operation.query]: STORE,
+  [Operation.call]: EdgeModule.serviceBus,
+} as const;

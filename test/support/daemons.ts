@@ -118,6 +118,7 @@ export async function cloudSetup(
     cloudHub?: Record<string, unknown>;
     edgeController?: Record<string, unknown>;
     monitorServer?: Record<string, unknown>;
+    router?: Record<string, unknown>;
   } = {},
 ): Promise<CloudSetup> {
   const hubPort = await freePort();
@@ -152,6 +153,7 @@ export async function cloudSetup(
             ...(overrides.edgeController as object),
           }
         : { source: 'local', localStorePath: storePath, pollIntervalMs: 20, ...(overrides.edgeController as object) },
+      ...(overrides.router ? { router: overrides.router } : {}),
     },
   };
   const configPath = join(dir, 'cloudcore.yaml');
@@ -211,6 +213,7 @@ export function edgeSetup(
     edged?: Record<string, unknown>;
     devices?: boolean;
     eventBus?: Record<string, unknown>;
+    serviceBus?: Record<string, unknown>;
     monitorServer?: Record<string, unknown>;
   } = {},
 ): EdgeSetup {
@@ -227,6 +230,7 @@ export function edgeSetup(
       // Devices (an MQTT broker per edge, on a free port) only where a test asks for them.
       eventBus: { enable: opts.devices ?? false, internal: { port: 0 }, ...opts.eventBus },
       deviceTwin: { enable: opts.devices ?? false },
+      ...(opts.serviceBus ? { serviceBus: opts.serviceBus } : {}),
       edgeHub: {
         server: `127.0.0.1:${opts.hubPort ?? cloud.hubPort}`,
         certServer: `https://127.0.0.1:${cloud.certPort}`,

@@ -1,3 +1,5 @@
+import { serviceBusConfigSchema } from '../../edgecore/servicebus/servicebus-config.js';
+import { routerConfigSchema } from '../../cloudcore/router/router-config.js';
 import { describe, expect, it } from 'vitest';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -36,13 +38,15 @@ describe('module config slices', () => {
     expect(loadConfig(eventBusConfigSchema(), {})).toEqual(edge.eventBus);
     expect(loadConfig(deviceTwinConfigSchema(), {})).toEqual(edge.deviceTwin);
     expect(loadConfig(edgeHubConfigSchema(), {})).toEqual(edge.edgeHub);
-    expect(Object.keys(edge)).toEqual(['edged', 'eventBus', 'deviceTwin', 'edgeHub']);
+    expect(loadConfig(serviceBusConfigSchema(), {})).toEqual(edge.serviceBus);
+    expect(Object.keys(edge)).toEqual(['edged', 'eventBus', 'serviceBus', 'deviceTwin', 'edgeHub']);
 
     const cloud = loadCloudCoreConfig({}).modules;
     expect(loadConfig(cloudHubConfigSchema(), {})).toEqual(cloud.cloudHub);
     expect(loadConfig(edgeControllerConfigSchema(), {})).toEqual(cloud.edgeController);
     expect(loadConfig(deviceControllerConfigSchema(), {})).toEqual(cloud.deviceController);
-    expect(Object.keys(cloud)).toEqual(['cloudHub', 'edgeController', 'deviceController']);
+    expect(loadConfig(routerConfigSchema(), {})).toEqual(cloud.router);
+    expect(Object.keys(cloud)).toEqual(['cloudHub', 'edgeController', 'deviceController', 'router']);
   });
 
   it("the daemon still runs the checks a slice owns, under the slice's path", () => {

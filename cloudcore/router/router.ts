@@ -1,0 +1,276 @@
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import https from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import { ConfigError, CoreError, asError } from '../../shared/errors.js';
+import type { Logger } from '../../shared/logger.js';
+import { Group, Operation, newMessage, type Message } from '../../shared/message.js';
+import type { Module } from '../../shared/module-runtime.js';
+import { HOP_BY_HOP, type ServiceAnswer, type ServiceCall } from '../../shared/service-call.js';
+import { CloudModule } from '../contracts/addresses.js';
+import { MERGE_PATCH, apiStatus, kubeError, type KubeClients } from '../kube/kube-client.js';
+import type { TokenBucket } from '../kube/rate-limiter.js';
+import { Watched } from '../kube/watched.js';
+import type { RouterConfig } from './router-config.js';
+import { RuleStatus } from './rule-status.js';
+import { RULE_API_GROUP, RULE_API_VERSION, RuleTable, type RestMatch, type Rule, type RuleEndpoint } from './rules.js';
+
+export interface RouterDeps {
+  config: RouterConfig;
+  clients: KubeClients;
+  limiter: TokenBucket;
+  /** CloudHub: a request answered by a node's edgecore, or ERR_UNAVAILABLE at once when it is not connected. */
+  hub: { request(node: string, message: Message, timeoutMs: number): Promise<Message> };
+  /** The serving certificate of the listener (the hub's: same names, same CA). */
+  tls: { certFile: string; keyFile: string };
+  logger: Logger;
+}
+
+/** A request answered with this status and text. */
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** How long a token's TokenReview answer is trusted. */
+const TOKEN_CACHE_MS = 10_000;
+
+/**
+ * KubeEdge's Router, cloud half: Rules (rules.kubeedge.io/v1) from the cluster, and a REST listener at
+ * `/{nodeName}/{namespace}/{path}` for rules whose source is a rest endpoint. Unlike KubeEdge's plain-HTTP,
+ * unauthenticated listener, it serves HTTPS and takes a caller by bearer token (TokenReview) or by a client
+ * certificate chaining to `clientCAFile`.
+ */
+export class Router implements Module {
+  readonly name = CloudModule.router;
+  private readonly table = new RuleTable();
+  private readonly rules: Watched<Rule>;
+  private readonly endpoints: Watched<RuleEndpoint>;
+  private readonly status: RuleStatus;
+  private server: https.Server | undefined;
+  private readonly tokens = new Map<string, { user: string | undefined; untilMs: number }>();
+  private readonly logger: Logger;
+  /** The port the listener is on once started. */
+  port = 0;
+
+  constructor(private readonly deps: RouterDeps) {
+    this.logger = deps.logger;
+    const { kc } = deps.clients;
+    const base = `/apis/${RULE_API_GROUP}/${RULE_API_VERSION}`;
+    this.rules = new Watched<Rule>({
+      name: 'rules',
+      kc,
+      metrics: deps.clients.metrics,
+      path: `${base}/rules`,
+      list: () => deps.clients.rawList<Rule>(`${base}/rules`),
+      logger: deps.logger,
+      onAdd: (r) => this.table.upsertRule(r),
+      onUpdate: (r) => this.table.upsertRule(r),
+      onDelete: (r) => (this.table.deleteRule(r), this.status.forget(r.metadata?.namespace ?? '', r.metadata?.name ?? '')),
+    });
+    this.endpoints = new Watched<RuleEndpoint>({
+      name: 'ruleendpoints',
+      kc,
+      metrics: deps.clients.metrics,
+      path: `${base}/ruleendpoints`,
+      list: () => deps.clients.rawList<RuleEndpoint>(`${base}/ruleendpoints`),
+      logger: deps.logger,
+      onAdd: (e) => this.table.upsertEndpoint(e),
+      onUpdate: (e) => this.table.upsertEndpoint(e),
+      onDelete: (e) => this.table.deleteEndpoint(e),
+    });
+    this.status = new RuleStatus({
+      intervalMs: deps.config.statusIntervalMs,
+      logger: deps.logger,
+      initial: (namespace, name) => this.table.rule(`${namespace}/${name}`)?.status,
+      patch: async (namespace, name, status) => {
+        await deps.limiter.acquire();
+        try {
+          // KubeEdge's Rule CRD has no status subresource: the status is patched on the object itself.
+          await deps.clients.custom.patchNamespacedCustomObject(
+            { group: RULE_API_GROUP, version: RULE_API_VERSION, namespace, plural: 'rules', name, body: { status } },
+            MERGE_PATCH,
+          );
+        } catch (err) {
+          // A Rule deleted meanwhile has no status to write.
+          if (apiStatus(err) === 404) return;
+          throw kubeError(err);
+        }
+      },
+    });
+  }
+
+  async start(): Promise<void> {
+    const { config } = this.deps;
+    // The informers fill in the background: a missing CRD must not keep cloudcore from starting (as devices).
+    this.rules.start();
+    this.endpoints.start();
+    this.status.start();
+    const server = https.createServer(
+      {
+        cert: readFileSync(this.deps.tls.certFile),
+        key: readFileSync(this.deps.tls.keyFile),
+        ...(config.clientCAFile ? { ca: readFileSync(config.clientCAFile), requestCert: true, rejectUnauthorized: false } : {}),
+      },
+      (req, res) => void this.serve(req, res),
+    );
+    server.headersTimeout = 30_000;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (err) =>
+        reject(new ConfigError([`modules.router: cannot listen on ${config.address}:${config.port}: ${(err as NodeJS.ErrnoException).code ?? err.message}`])),
+      );
+      server.listen(config.port, config.address, () => resolve());
+    });
+    this.server = server;
+    this.port = (server.address() as { port: number }).port;
+    this.logger.info({ url: `https://${config.address}:${this.port}` }, 'router REST listener up');
+  }
+
+  async stop(): Promise<void> {
+    this.rules.stop();
+    this.endpoints.stop();
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    this.server?.closeAllConnections();
+    await this.status.stop();
+  }
+
+  private async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    let match: RestMatch | undefined;
+    const url = new URL(req.url ?? '/', 'https://router');
+    try {
+      const caller = await this.authenticate(req);
+      const [, nodeName, namespace, ...rest] = url.pathname.split('/');
+      if (!nodeName || !namespace || rest.length === 0) throw new HttpError(404, 'expected /{nodeName}/{namespace}/{path}');
+      const path = `/${rest.join('/')}`;
+      match = this.table.matchRest(namespace, path);
+      if (!match) throw new HttpError(404, `no rule in namespace ${namespace} has a rest source with path ${path}`);
+      const body = await readBody(req, this.deps.config.maxBodyBytes);
+      this.logger.debug({ caller, node: nodeName, rule: match.ruleKey, method: req.method, path }, 'router request');
+      if (match.target.type !== 'servicebus') throw new HttpError(501, `rules with a ${match.target.type} target are not served yet`);
+      const answer = await this.callService(decodeURIComponent(nodeName), match, req, url.search, body);
+      const headers = Object.fromEntries(Object.entries(answer.headers).filter(([k]) => !HOP_BY_HOP.has(k)));
+      res.writeHead(answer.status, headers).end(Buffer.from(answer.body, 'base64'));
+      this.status.success(match.rule.metadata!.namespace!, match.rule.metadata!.name!);
+    } catch (err) {
+      const e = err instanceof HttpError ? err : this.httpError(err);
+      if (match && e.status !== 401) this.status.failure(match.rule.metadata!.namespace!, match.rule.metadata!.name!, `${e.status} ${e.message}`);
+      this.logger.info({ status: e.status, reason: e.message, method: req.method, path: url.pathname, rule: match?.ruleKey }, 'router request refused');
+      if (!res.headersSent) {
+        const headers: Record<string, string> = { 'content-type': 'text/plain; charset=utf-8' };
+        if (e.status === 401) headers['www-authenticate'] = 'Bearer';
+        // The caller may still be sending a body that was refused: close instead of reading it.
+        if (e.status === 413) headers.connection = 'close';
+        res.writeHead(e.status, headers).end(`${e.message}\n`);
+      }
+    }
+  }
+
+  /** rest → servicebus: the call goes to the node's ServiceBus, which makes it to 127.0.0.1:<service_port>. */
+  private async callService(node: string, match: RestMatch, req: IncomingMessage, search: string, body: Buffer): Promise<ServiceAnswer> {
+    const port = Number(match.target.endpoint.spec?.properties?.service_port);
+    if (!Number.isInteger(port) || port < 1 || port > 65535)
+      throw new HttpError(500, `rule ${match.ruleKey}: its servicebus endpoint has no valid service_port`);
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(req.headers)) {
+      // The caller's credentials are for this listener, not for the app on the edge.
+      if (v === undefined || HOP_BY_HOP.has(k) || k === 'authorization') continue;
+      headers[k] = Array.isArray(v) ? v.join(', ') : v;
+    }
+    const targetPath = `/${match.target.resource.path ?? ''}${match.extra}`.replace(/\/+/g, '/');
+    const call: ServiceCall = { port, method: req.method ?? 'GET', path: `${targetPath}${search}`, headers, body: body.toString('base64') };
+    const message = newMessage({ source: CloudModule.router, group: Group.user, operation: Operation.call, resource: `${match.ruleKey}`, content: call });
+    const reply = await this.deps.hub.request(node, message, this.deps.config.restTimeout * 1000).catch(async (err: unknown) => {
+      // Not connected here: a node the cluster does not know is the caller's mistake (404), not an outage.
+      if ((err as CoreError).code === 'ERR_UNAVAILABLE' && !(await this.nodeExists(node))) throw new HttpError(404, `node ${node} does not exist`);
+      throw err;
+    });
+    if (reply.operation === Operation.error) {
+      const { code, message: why } = reply.content as { code?: string; message?: string };
+      throw new CoreError((code ?? 'ERR_UNAVAILABLE') as never, why ?? 'the edge refused the call');
+    }
+    return reply.content as ServiceAnswer;
+  }
+
+  private async nodeExists(node: string): Promise<boolean> {
+    try {
+      await this.deps.clients.core.readNode({ name: node });
+      return true;
+    } catch (err) {
+      return apiStatus(err) !== 404;
+    }
+  }
+
+  private httpError(err: unknown): HttpError {
+    const e = err as CoreError;
+    switch (e.code) {
+      case 'ERR_UNAVAILABLE':
+        return new HttpError(503, e.message);
+      case 'ERR_TIMEOUT':
+        return new HttpError(408, e.message);
+      case 'ERR_CONNECTION':
+        return new HttpError(502, e.message);
+      case 'ERR_MESSAGE_TOO_LARGE':
+        return new HttpError(413, e.message);
+      case 'ERR_INVALID_MESSAGE':
+        return new HttpError(400, e.message);
+      default:
+        this.logger.warn({ err }, 'router request failed');
+        return new HttpError(500, asError(err).message);
+    }
+  }
+
+  /** A client certificate from clientCAFile, or a bearer token the cluster's TokenReview accepts; else 401. */
+  private async authenticate(req: IncomingMessage): Promise<string> {
+    const socket = req.socket as TLSSocket;
+    if (this.deps.config.clientCAFile && socket.authorized) return `cert:${socket.getPeerCertificate().subject?.CN ?? ''}`;
+    const header = req.headers.authorization ?? '';
+    const token = /^Bearer\s+(\S+)$/i.exec(header)?.[1];
+    if (!token) throw new HttpError(401, 'a bearer token (or a client certificate) is required');
+    const hash = createHash('sha256').update(token).digest('hex');
+    const cached = this.tokens.get(hash);
+    if (cached && cached.untilMs > Date.now()) {
+      if (!cached.user) throw new HttpError(401, 'the bearer token was not accepted by the cluster');
+      return cached.user;
+    }
+    let user: string | undefined;
+    try {
+      const review = await this.deps.clients.authn.createTokenReview({
+        body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token } },
+      });
+      user = review.status?.authenticated ? (review.status.user?.username ?? '') : undefined;
+    } catch (err) {
+      throw new HttpError(503, `cannot check the token with the cluster: ${kubeError(err).message}`);
+    }
+    if (this.tokens.size > 10_000) this.tokens.clear();
+    this.tokens.set(hash, { user, untilMs: Date.now() + TOKEN_CACHE_MS });
+    if (!user) throw new HttpError(401, 'the bearer token was not accepted by the cluster');
+    return user;
+  }
+}
+
+/** The request body, refused with 413 past `limit` (by Content-Length first, else while reading). */
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > limit) return Promise.reject(new HttpError(413, `request body of ${declared} bytes exceeds modules.router.maxBodyBytes (${limit})`));
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        req.removeAllListeners('data');
+        req.pause();
+        reject(new HttpError(413, `request body exceeds modules.router.maxBodyBytes (${limit})`));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.once('end', () => resolve(Buffer.concat(chunks)));
+    req.once('error', reject);
+  });
+}

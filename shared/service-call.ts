@@ -1,0 +1,44 @@
+// What the cloud's Router and the edge's ServiceBus say to each other over the channel (rest → servicebus):
+// one HTTP call to an app listening on the edge host, and its answer. Bodies travel base64-encoded in the JSON
+// message; their size is bounded by both sides' body limits and the channel's maxMessageBytes.
+
+import { CoreError } from './errors.js';
+
+export interface ServiceCall {
+  /** The app's port on the edge host (the servicebus RuleEndpoint's `service_port`). */
+  port: number;
+  method: string;
+  /** Path and query, starting with `/`. */
+  path: string;
+  headers: Record<string, string>;
+  /** base64 */
+  body: string;
+}
+
+export interface ServiceAnswer {
+  status: number;
+  headers: Record<string, string>;
+  /** base64 */
+  body: string;
+}
+
+const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+
+/** Checks a call that came over the wire; throws ERR_INVALID_MESSAGE naming the field. */
+export function parseServiceCall(content: unknown): ServiceCall {
+  const c = content as Partial<ServiceCall> | null;
+  const bad = (field: string, why: string): never => {
+    throw new CoreError('ERR_INVALID_MESSAGE', `service call: ${field} ${why}`);
+  };
+  if (typeof c !== 'object' || c === null) return bad('content', 'is not an object');
+  if (!Number.isInteger(c.port) || c.port! < 1 || c.port! > 65535) bad('port', 'is not a port number');
+  if (typeof c.method !== 'string' || !METHODS.has(c.method)) bad('method', `is not one of ${[...METHODS].join(', ')}`);
+  if (typeof c.path !== 'string' || !c.path.startsWith('/') || /[\s]/.test(c.path)) bad('path', 'is not an absolute path');
+  if (typeof c.headers !== 'object' || c.headers === null || Object.values(c.headers).some((v) => typeof v !== 'string'))
+    bad('headers', 'is not a map of strings');
+  if (typeof c.body !== 'string') bad('body', 'is not base64 text');
+  return c as ServiceCall;
+}
+
+/** Headers that belong to one hop (RFC 9110 7.6.1) and are not passed on. */
+export const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'host', 'content-length']);

@@ -1,0 +1,159 @@
+import { execFile } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import http from 'node:http';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { cloudSetup, edgeSetup, startCloud, startEdgeInProcess } from '../support/daemons.js';
+import { eventually, freePort, tempDir, useControlPlane } from '../support/harness.js';
+
+// Issue 14: KubeEdge's Router, rest → servicebus. curl (a client nobody here wrote) calls cloudcore's REST
+// listener with a service account token; the call crosses the edge's channel to its ServiceBus, which calls an
+// HTTP app on the edge host; the app's answer comes back. Real control plane, cloudcore process, edgecore.
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const controlPlane = useControlPlane();
+
+interface Curl {
+  status: number;
+  body: string;
+}
+
+function curl(args: string[]): Promise<Curl> {
+  return new Promise((resolve, reject) => {
+    execFile('curl', ['-sS', '--max-time', '30', '-o', '-', '-w', '\n%{http_code}', ...args], { maxBuffer: 8 << 20 }, (err, stdout, stderr) => {
+      if (err && !stdout) return reject(new Error(`curl ${args.join(' ')}: ${stderr}`));
+      const at = stdout.lastIndexOf('\n');
+      resolve({ body: stdout.slice(0, at), status: Number(stdout.slice(at + 1)) });
+    });
+  });
+}
+
+/** An app on the edge host: answers with what it was asked, so the test sees the call as the app did. */
+async function echoApp(): Promise<{
+  port: number;
+  calls: Array<{ method: string; url: string; headers: http.IncomingHttpHeaders; body: string }>;
+  close(): void;
+}> {
+  const calls: Array<{ method: string; url: string; headers: http.IncomingHttpHeaders; body: string }> = [];
+  const server = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (d: Buffer) => (body += d.toString()));
+    req.on('end', () => {
+      calls.push({ method: req.method!, url: req.url!, headers: req.headers, body });
+      res.writeHead(req.url?.startsWith('/app/missing') ? 404 : 200, { 'content-type': 'application/json', 'x-app': 'echo' });
+      res.end(JSON.stringify({ method: req.method, url: req.url, body }));
+    });
+  });
+  const port = await freePort();
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  onTestFinished(() => void server.close());
+  return { port, calls, close: () => void server.close() };
+}
+
+describe('router: rest → servicebus through the edge channel', () => {
+  it('serves a rule from curl to an app on the edge and back, and answers bad input with the right status', async () => {
+    const cp = controlPlane();
+    const dir = tempDir('ke-router-');
+    // KubeEdge's Rule and RuleEndpoint CRDs, as `npm run up` installs them.
+    const crds = ['router_v1_rule.yaml', 'router_v1_ruleEndpoint.yaml'].flatMap((f) => ['-f', join(ROOT, 'build', 'crds', f)]);
+    await cp.kubectlOk(['apply', '--server-side', ...crds]);
+    await cp.kubectlOk(['wait', '--for=condition=Established', '--timeout=60s', ...crds]);
+    const routerPort = await freePort();
+    const setup = await cloudSetup(dir, {
+      kubeconfig: await cp.cloudcoreKubeconfig(),
+      router: { enable: true, address: '127.0.0.1', port: routerPort, restTimeout: 5, maxBodyBytes: 64 * 1024, statusIntervalMs: 1_000 },
+    });
+    const cloud = await startCloud(setup);
+    const app = await echoApp();
+    const node = 'router-edge';
+    // edged without a runtime: it registers the Node, as any edge does.
+    const edge = await startEdgeInProcess(edgeSetup(dir, node, setup, { serviceBus: { enable: true }, edged: { enable: true } }), await cloud.token());
+    await eventually(() => expect(edge.edgeHub.status).toMatchObject({ type: 'connected', synced: true }), 30_000);
+
+    // KubeEdge's rest → servicebus objects.
+    const apply = (o: object): Promise<string> => cp.kubectlOk(['apply', '-f', '-'], JSON.stringify(o));
+    await apply({
+      apiVersion: 'rules.kubeedge.io/v1',
+      kind: 'RuleEndpoint',
+      metadata: { name: 'my-rest', namespace: 'default' },
+      spec: { ruleEndpointType: 'rest', properties: {} },
+    });
+    await apply({
+      apiVersion: 'rules.kubeedge.io/v1',
+      kind: 'RuleEndpoint',
+      metadata: { name: 'my-servicebus', namespace: 'default' },
+      spec: { ruleEndpointType: 'servicebus', properties: { service_port: String(app.port) } },
+    });
+    await apply({
+      apiVersion: 'rules.kubeedge.io/v1',
+      kind: 'Rule',
+      metadata: { name: 'rest-to-app', namespace: 'default' },
+      spec: { source: 'my-rest', sourceResource: { path: '/hello' }, target: 'my-servicebus', targetResource: { path: '/app' } },
+    });
+
+    // The listener's certificate comes from the edge CA (Secret kubeedge/casecret, KubeEdge's DER keys).
+    const secret = JSON.parse(await cp.kubectlOk(['get', 'secret', '-n', 'kubeedge', 'casecret', '-o', 'json']));
+    const caFile = join(dir, 'edge-ca.crt');
+    writeFileSync(caFile, new X509Certificate(Buffer.from(secret.data.cadata, 'base64')).toString());
+    const token = (await cp.kubectlOk(['create', 'token', 'default', '--duration=1h'])).trim();
+    const base = `https://127.0.0.1:${routerPort}`;
+    const call = (path: string, extra: string[] = [], bearer = token): Promise<Curl> =>
+      curl(['--cacert', caFile, ...(bearer ? ['-H', `Authorization: Bearer ${bearer}`] : []), ...extra, `${base}${path}`]);
+
+    // A POST with a body and a query: the app sees the target path with the extra suffix, the query and the body.
+    const ok = await eventually(
+      async () => {
+        const r = await call(`/${node}/default/hello/world?x=1`, ['-X', 'POST', '-H', 'content-type: text/plain', '--data-binary', 'ping']);
+        expect(r.status).toBe(200);
+        return r;
+      },
+      20_000,
+      250,
+    );
+    expect(JSON.parse(ok.body)).toEqual({ method: 'POST', url: '/app/world?x=1', body: 'ping' });
+    const seen = app.calls.at(-1)!;
+    expect(seen.headers['content-type']).toBe('text/plain');
+    expect(seen.headers.authorization).toBeUndefined();
+    // The app's own status passes through.
+    expect((await call(`/${node}/default/hello/missing`)).status).toBe(404);
+
+    // Bad input, each with its status; everything else keeps flowing.
+    expect((await call(`/${node}/default/hello`, [], '')).status).toBe(401);
+    expect((await call(`/${node}/default/hello`, [], 'not-a-token')).status).toBe(401);
+    const noRule = await call(`/${node}/default/nothing-here`);
+    expect(noRule).toMatchObject({ status: 404, body: expect.stringContaining('no rule') });
+    expect((await call(`/no-such-node/default/hello`)).status).toBe(404);
+    expect((await call(`/${node}/default/hello`, ['-X', 'POST', '--data-binary', 'x'.repeat(100 * 1024)])).status).toBe(413);
+    expect((await call(`/${node}/default/hello/world`)).status).toBe(200);
+
+    // The app down: 502 with the reason. The edge gone: 503 at once, not after the timeout.
+    app.close();
+    await eventually(
+      async () => expect(await call(`/${node}/default/hello/world`)).toMatchObject({ status: 502, body: expect.stringContaining('cannot be reached') }),
+      10_000,
+      200,
+    );
+    await edge.stop();
+    // (Waiting for the edge would end in 408 after restTimeout: 503 means it was answered at once.)
+    await eventually(
+      async () => expect(await call(`/${node}/default/hello/world`)).toMatchObject({ status: 503, body: expect.stringContaining('not connected') }),
+      10_000,
+      200,
+    );
+
+    // The Rule's status counts the messages, written at most every statusIntervalMs, with the last errors.
+    await eventually(
+      async () => {
+        const rule = JSON.parse(await cp.kubectlOk(['get', 'rule', 'rest-to-app', '-o', 'json']));
+        expect(rule.status.successMessages).toBe(3);
+        expect(rule.status.failMessages).toBeGreaterThanOrEqual(3);
+        expect(rule.status.errors.at(-1)).toMatch(/^\d{4}-\d\d-\d\dT\S+Z 503 /);
+      },
+      20_000,
+      500,
+    );
+    expect(cloud.logs.some((l) => l.msg === 'router request refused' && l.status === 413)).toBe(true);
+  });
+});
