@@ -47,6 +47,8 @@ export const Operation = {
   received: 'received',
   /** Cloud → edge (Router → ServiceBus): make this HTTP call to an app on the edge host; the reply is its answer. */
   call: 'call',
+  /** Cloud → edge (Router → EventBus): publish on the topic, answering once the broker has taken the message. */
+  deliver: 'deliver',
 } as const;
 
 /** Operations an edge reports with (edged, DeviceTwin); CloudHub refuses any other on the upstream stream. */

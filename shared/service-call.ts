@@ -1,6 +1,7 @@
-// What the cloud's Router and the edge's ServiceBus say to each other over the channel (rest → servicebus):
-// one HTTP call to an app listening on the edge host, and its answer. Bodies travel base64-encoded in the JSON
-// message; their size is bounded by both sides' body limits and the channel's maxMessageBytes.
+// What the cloud's Router and the edge say to each other over the channel: one HTTP call to an app listening on
+// the edge host and its answer (rest → servicebus), or one MQTT message to publish on the edge broker
+// (rest → eventbus). Bodies travel base64-encoded in the JSON message; their size is bounded by both sides'
+// body limits and the channel's maxMessageBytes.
 
 import { CoreError } from './errors.js';
 
@@ -42,3 +43,21 @@ export function parseServiceCall(content: unknown): ServiceCall {
 
 /** Headers that belong to one hop (RFC 9110 7.6.1) and are not passed on. */
 export const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'host', 'content-length']);
+
+/** rest → eventbus: publish `payload` on `topic` at the edge broker (Operation.deliver). */
+export interface EventPublish {
+  topic: string;
+  /** base64 */
+  payload: string;
+}
+
+/** Checks a publish that came over the wire; throws ERR_INVALID_MESSAGE naming the field. */
+export function parseEventPublish(content: unknown): EventPublish {
+  const c = content as Partial<EventPublish> | null;
+  if (typeof c !== 'object' || c === null) throw new CoreError('ERR_INVALID_MESSAGE', 'event publish: content is not an object');
+  // MQTT: a topic name is non-empty UTF-8 without wildcards or NUL (MQTT 3.1.1, 4.7).
+  if (typeof c.topic !== 'string' || c.topic === '' || /[#+\u0000]/.test(c.topic))
+    throw new CoreError('ERR_INVALID_MESSAGE', `event publish: topic ${JSON.stringify(c.topic)} is not a topic name`);
+  if (typeof c.payload !== 'string') throw new CoreError('ERR_INVALID_MESSAGE', 'event publish: payload is not base64 text');
+  return c as EventPublish;
+}

@@ -7,7 +7,7 @@ import { ConfigError, CoreError, asError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import { Group, Operation, newMessage, type Message } from '../../shared/message.js';
 import type { Module } from '../../shared/module-runtime.js';
-import { HOP_BY_HOP, type ServiceAnswer, type ServiceCall } from '../../shared/service-call.js';
+import { HOP_BY_HOP, type EventPublish, type ServiceAnswer, type ServiceCall } from '../../shared/service-call.js';
 import { CloudModule } from '../contracts/addresses.js';
 import { MERGE_PATCH, apiStatus, kubeError, type KubeClients } from '../kube/kube-client.js';
 import type { TokenBucket } from '../kube/rate-limiter.js';
@@ -151,10 +151,15 @@ export class Router implements Module {
       if (!match) throw new HttpError(404, `no rule in namespace ${namespace} has a rest source with path ${path}`);
       const body = await readBody(req, this.deps.config.maxBodyBytes);
       this.logger.debug({ caller, node: nodeName, rule: match.ruleKey, method: req.method, path }, 'router request');
-      if (match.target.type !== 'servicebus') throw new HttpError(501, `rules with a ${match.target.type} target are not served yet`);
-      const answer = await this.callService(decodeURIComponent(nodeName), match, req, url.search, body);
-      const headers = Object.fromEntries(Object.entries(answer.headers).filter(([k]) => !HOP_BY_HOP.has(k)));
-      res.writeHead(answer.status, headers).end(Buffer.from(answer.body, 'base64'));
+      const node = decodeURIComponent(nodeName);
+      if (match.target.type === 'servicebus') {
+        const answer = await this.callService(node, match, req, url.search, body);
+        const headers = Object.fromEntries(Object.entries(answer.headers).filter(([k]) => !HOP_BY_HOP.has(k)));
+        res.writeHead(answer.status, headers).end(Buffer.from(answer.body, 'base64'));
+      } else if (match.target.type === 'eventbus') {
+        const topic = await this.publish(node, match, body);
+        res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' }).end(`published on ${topic}\n`);
+      } else throw new HttpError(501, `rules with a ${match.target.type} target are not served yet`);
       this.status.success(match.rule.metadata!.namespace!, match.rule.metadata!.name!);
     } catch (err) {
       const e = err instanceof HttpError ? err : this.httpError(err);
@@ -183,7 +188,26 @@ export class Router implements Module {
     }
     const targetPath = `/${match.target.resource.path ?? ''}${match.extra}`.replace(/\/+/g, '/');
     const call: ServiceCall = { port, method: req.method ?? 'GET', path: `${targetPath}${search}`, headers, body: body.toString('base64') };
-    const message = newMessage({ source: CloudModule.router, group: Group.user, operation: Operation.call, resource: `${match.ruleKey}`, content: call });
+    const message = newMessage({ source: CloudModule.router, group: Group.user, operation: Operation.call, resource: match.ruleKey, content: call });
+    const reply = await this.ask(node, message);
+    return reply.content as ServiceAnswer;
+  }
+
+  /**
+   * rest → eventbus: the body is published on the target topic (plus the request's extra path) at the node's
+   * broker; the answer comes once the broker has taken it.
+   */
+  private async publish(node: string, match: RestMatch, body: Buffer): Promise<string> {
+    const base = match.target.resource.topic;
+    if (!base) throw new HttpError(500, `rule ${match.ruleKey}: its targetResource has no topic`);
+    const topic = `${base}${match.extra}`;
+    const content: EventPublish = { topic, payload: body.toString('base64') };
+    await this.ask(node, newMessage({ source: CloudModule.router, group: Group.user, operation: Operation.deliver, resource: match.ruleKey, content }));
+    return topic;
+  }
+
+  /** A request to the node's edgecore; its error answer becomes a CoreError with the edge's code. */
+  private async ask(node: string, message: Message): Promise<Message> {
     const reply = await this.deps.hub.request(node, message, this.deps.config.restTimeout * 1000).catch(async (err: unknown) => {
       // Not connected here: a node the cluster does not know is the caller's mistake (404), not an outage.
       if ((err as CoreError).code === 'ERR_UNAVAILABLE' && !(await this.nodeExists(node))) throw new HttpError(404, `node ${node} does not exist`);
@@ -191,9 +215,9 @@ export class Router implements Module {
     });
     if (reply.operation === Operation.error) {
       const { code, message: why } = reply.content as { code?: string; message?: string };
-      throw new CoreError((code ?? 'ERR_UNAVAILABLE') as never, why ?? 'the edge refused the call');
+      throw new CoreError((code ?? 'ERR_UNAVAILABLE') as never, why ?? 'the edge refused');
     }
-    return reply.content as ServiceAnswer;
+    return reply;
   }
 
   private async nodeExists(node: string): Promise<boolean> {

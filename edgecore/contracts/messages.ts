@@ -40,12 +40,15 @@ export type ReceivedMessage = Message<Buffer, Op['received']>;
 /** Cloud → ServiceBus (rest → servicebus rules): an HTTP call to an app on this host; the answer is its response. */
 export type ServiceCallMessage = Request<unknown, Op['call'], ServiceAnswer>;
 
+/** Cloud → EventBus (rest → eventbus rules): publish, answering `OK` once the broker has taken the message. */
+export type DeliverMessage = Request<unknown, Op['deliver'], string>;
+
 export type EdgeInboxes = {
   [EdgeModule.metaManager]: ApplyMessage | InventoryMessage | QueryMessage | ConnectionNotice;
   [EdgeModule.edgeHub]: ReportMessage | QueryMessage;
   [EdgeModule.edged]: StoredNotice | ConnectionNotice;
   [EdgeModule.deviceTwin]: StoredNotice | ReceivedMessage;
-  [EdgeModule.eventBus]: PublishMessage;
+  [EdgeModule.eventBus]: PublishMessage | DeliverMessage;
   [EdgeModule.serviceBus]: ServiceCallMessage;
 };
 

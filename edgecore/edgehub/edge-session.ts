@@ -8,7 +8,7 @@ import { ConnectionError, type CoreError } from '../../shared/errors.js';
 import { Group, NULL_NAMESPACE, Operation, errorResponseTo, newMessage, type Message, type Reply } from '../../shared/message.js';
 import { PendingRequests } from '../../shared/pending-requests.js';
 import { EdgeModule } from '../contracts/addresses.js';
-import type { EdgeBus, InventoryMessage, QueryMessage, ServiceCallMessage, StoredNotice } from '../contracts/messages.js';
+import type { DeliverMessage, EdgeBus, InventoryMessage, QueryMessage, ServiceCallMessage, StoredNotice } from '../contracts/messages.js';
 import { ObjectApplier } from './object-applier.js';
 import { CLOUD_REQUESTS, STORE, TWIN } from './routes.js';
 import { UpstreamCursor, type SentRow, type UpstreamOutbox } from './upstream-outbox.js';
@@ -209,7 +209,7 @@ export class EdgeSession {
     // The bus deadline is the request's own: a service call may take the app's whole timeout.
     const timeoutMs = target === STORE ? undefined : this.options.serviceCallTimeoutMs;
     void this.options.bus
-      .request(target, message as QueryMessage & ServiceCallMessage, timeoutMs)
+      .request(target, message as QueryMessage & ServiceCallMessage & DeliverMessage, timeoutMs)
       .then(answer)
       .catch((err: Error) => {
         this.logger.warn({ err }, 'cloud request failed');

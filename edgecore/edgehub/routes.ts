@@ -14,8 +14,9 @@ export const TWIN = EdgeModule.deviceTwin;
  */
 export const CONNECTION_LISTENERS = [EdgeModule.metaManager, EdgeModule.edged] as const;
 
-/** Requests from the cloud on the rpc stream, by operation: queries to the store, service calls to ServiceBus. */
+/** Requests from the cloud on the rpc stream, by operation: queries to the store, service calls to ServiceBus, publishes to EventBus. */
 export const CLOUD_REQUESTS = {
   [Operation.query]: STORE,
   [Operation.call]: EdgeModule.serviceBus,
+  [Operation.deliver]: EdgeModule.eventBus,
 } as const;

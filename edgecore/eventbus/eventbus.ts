@@ -2,13 +2,14 @@ import net from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
 import type { Aedes, AuthenticateError } from 'aedes';
 import type { MqttClient } from 'mqtt';
-import { ConfigError, asError } from '../../shared/errors.js';
+import { ConfigError, CoreError, asError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import { EDGE_SUBSCRIPTIONS, isDeviceTopic } from '../../shared/device-topics.js';
-import { Group, Operation, newMessage } from '../../shared/message.js';
+import { Group, Operation, errorResponseTo, newMessage, responseTo } from '../../shared/message.js';
+import { parseEventPublish } from '../../shared/service-call.js';
 import { EdgeModule } from '../contracts/addresses.js';
 import { EdgeMetrics } from '../metrics/edge-metrics.js';
-import type { EdgeBus, PublishMessage, ReceivedMessage } from '../contracts/messages.js';
+import type { DeliverMessage, EdgeBus, PublishMessage, ReceivedMessage } from '../contracts/messages.js';
 import type { Module } from '../../shared/module-runtime.js';
 import type { EventBusConfig } from './eventbus-config.js';
 
@@ -137,7 +138,8 @@ export class EventBus implements Module {
     this.deps.logger.debug({ topic, bytes: payload.length }, 'mqtt upload ignored, no router');
   }
 
-  private handle(message: PublishMessage): void {
+  private handle(message: PublishMessage | DeliverMessage): void {
+    if (message.operation === Operation.deliver) return void this.deliver(message);
     const topic = message.resource;
     const payload = message.content;
     if (this.broker) {
@@ -150,6 +152,42 @@ export class EventBus implements Module {
     if (this.client?.connected) {
       this.client.publish(topic, payload, { qos: 0 });
       this.metrics.mqttPublished.external.inc();
+    }
+  }
+
+  /**
+   * rest → eventbus: publishes on every active broker with QoS 1 and answers once each has taken it (the
+   * embedded broker's callback, the external broker's PUBACK). KubeEdge answers the caller before anything
+   * is published.
+   */
+  private async deliver(message: DeliverMessage): Promise<void> {
+    const { bus, logger } = this.deps;
+    try {
+      const { topic, payload: base64 } = parseEventPublish(message.content);
+      const payload = Buffer.from(base64, 'base64');
+      const published: Array<Promise<void>> = [];
+      if (this.broker) {
+        const broker = this.broker;
+        published.push(
+          new Promise((resolve, reject) =>
+            broker.publish({ cmd: 'publish', topic, payload, qos: 1, retain: false, dup: false }, (err) => (err ? reject(asError(err)) : resolve())),
+          ),
+        );
+        this.metrics.mqttPublished.internal.inc();
+      }
+      if (this.client) {
+        if (!this.client.connected) throw new CoreError('ERR_UNAVAILABLE', `the external MQTT broker ${this.deps.config.external.url} is not connected`);
+        const client = this.client;
+        published.push(new Promise((resolve, reject) => client.publish(topic, payload, { qos: 1 }, (err) => (err ? reject(err) : resolve()))));
+        this.metrics.mqttPublished.external.inc();
+      }
+      await Promise.all(published);
+      logger.debug({ topic, bytes: payload.length }, 'published for the cloud');
+      bus.respond(message, responseTo(message, this.name, 'OK'));
+    } catch (err) {
+      const e = err instanceof CoreError ? err : new CoreError('ERR_UNAVAILABLE', `publish failed: ${asError(err).message}`);
+      logger.info({ code: e.code, reason: e.message }, 'publish for the cloud failed');
+      bus.respond(message, errorResponseTo(message, this.name, { code: e.code, message: e.message }));
     }
   }
 }

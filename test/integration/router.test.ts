@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { cloudSetup, edgeSetup, startCloud, startEdgeInProcess } from '../support/daemons.js';
 import { eventually, freePort, tempDir, useControlPlane } from '../support/harness.js';
+import { mosquittoSub } from '../support/mosquitto.js';
 
 // Issue 14: KubeEdge's Router, rest → servicebus. curl (a client nobody here wrote) calls cloudcore's REST
 // listener with a service account token; the call crosses the edge's channel to its ServiceBus, which calls an
@@ -52,55 +53,61 @@ async function echoApp(): Promise<{
   return { port, calls, close: () => void server.close() };
 }
 
-describe('router: rest → servicebus through the edge channel', () => {
+/** The CRDs, a cloudcore with the Router on, one edge, a token for the caller, and curl against the listener. */
+async function routerEnv(node: string, edgeModules: { serviceBus?: Record<string, unknown>; eventBus?: Record<string, unknown> }) {
+  const cp = controlPlane();
+  const dir = tempDir('ke-router-');
+  // KubeEdge's Rule and RuleEndpoint CRDs, as `npm run up` installs them.
+  const crds = ['router_v1_rule.yaml', 'router_v1_ruleEndpoint.yaml'].flatMap((f) => ['-f', join(ROOT, 'build', 'crds', f)]);
+  await cp.kubectlOk(['apply', '--server-side', ...crds]);
+  await cp.kubectlOk(['wait', '--for=condition=Established', '--timeout=60s', ...crds]);
+  const routerPort = await freePort();
+  const setup = await cloudSetup(dir, {
+    kubeconfig: await cp.cloudcoreKubeconfig(),
+    router: { enable: true, address: '127.0.0.1', port: routerPort, restTimeout: 5, maxBodyBytes: 64 * 1024, statusIntervalMs: 1_000 },
+  });
+  const cloud = await startCloud(setup);
+  // edged without a runtime: it registers the Node, as any edge does.
+  const edge = await startEdgeInProcess(edgeSetup(dir, node, setup, { ...edgeModules, edged: { enable: true } }), await cloud.token());
+  await eventually(() => expect(edge.edgeHub.status).toMatchObject({ type: 'connected', synced: true }), 30_000);
+  onTestFinished(() => cp.kubectl(['delete', 'rules,ruleendpoints', '--all']).then(() => undefined));
+  // The listener's certificate comes from the edge CA (Secret kubeedge/casecret, KubeEdge's DER keys).
+  const secret = JSON.parse(await cp.kubectlOk(['get', 'secret', '-n', 'kubeedge', 'casecret', '-o', 'json']));
+  const caFile = join(dir, 'edge-ca.crt');
+  writeFileSync(caFile, new X509Certificate(Buffer.from(secret.data.cadata, 'base64')).toString());
+  const token = (await cp.kubectlOk(['create', 'token', 'default', '--duration=1h'])).trim();
+  const base = `https://127.0.0.1:${routerPort}`;
+  return {
+    cp,
+    cloud,
+    edge,
+    apply: (o: object): Promise<string> => cp.kubectlOk(['apply', '-f', '-'], JSON.stringify(o)),
+    call: (path: string, extra: string[] = [], bearer = token): Promise<Curl> =>
+      curl(['--cacert', caFile, ...(bearer ? ['-H', `Authorization: Bearer ${bearer}`] : []), ...extra, `${base}${path}`]),
+  };
+}
+
+const endpoint = (name: string, ruleEndpointType: string, properties: Record<string, string> = {}) => ({
+  apiVersion: 'rules.kubeedge.io/v1',
+  kind: 'RuleEndpoint',
+  metadata: { name, namespace: 'default' },
+  spec: { ruleEndpointType, properties },
+});
+
+describe('router: rest → servicebus and rest → eventbus through the edge channel', () => {
   it('serves a rule from curl to an app on the edge and back, and answers bad input with the right status', async () => {
-    const cp = controlPlane();
-    const dir = tempDir('ke-router-');
-    // KubeEdge's Rule and RuleEndpoint CRDs, as `npm run up` installs them.
-    const crds = ['router_v1_rule.yaml', 'router_v1_ruleEndpoint.yaml'].flatMap((f) => ['-f', join(ROOT, 'build', 'crds', f)]);
-    await cp.kubectlOk(['apply', '--server-side', ...crds]);
-    await cp.kubectlOk(['wait', '--for=condition=Established', '--timeout=60s', ...crds]);
-    const routerPort = await freePort();
-    const setup = await cloudSetup(dir, {
-      kubeconfig: await cp.cloudcoreKubeconfig(),
-      router: { enable: true, address: '127.0.0.1', port: routerPort, restTimeout: 5, maxBodyBytes: 64 * 1024, statusIntervalMs: 1_000 },
-    });
-    const cloud = await startCloud(setup);
     const app = await echoApp();
     const node = 'router-edge';
-    // edged without a runtime: it registers the Node, as any edge does.
-    const edge = await startEdgeInProcess(edgeSetup(dir, node, setup, { serviceBus: { enable: true }, edged: { enable: true } }), await cloud.token());
-    await eventually(() => expect(edge.edgeHub.status).toMatchObject({ type: 'connected', synced: true }), 30_000);
-
+    const { cp, cloud, edge, apply, call } = await routerEnv(node, { serviceBus: { enable: true } });
     // KubeEdge's rest → servicebus objects.
-    const apply = (o: object): Promise<string> => cp.kubectlOk(['apply', '-f', '-'], JSON.stringify(o));
-    await apply({
-      apiVersion: 'rules.kubeedge.io/v1',
-      kind: 'RuleEndpoint',
-      metadata: { name: 'my-rest', namespace: 'default' },
-      spec: { ruleEndpointType: 'rest', properties: {} },
-    });
-    await apply({
-      apiVersion: 'rules.kubeedge.io/v1',
-      kind: 'RuleEndpoint',
-      metadata: { name: 'my-servicebus', namespace: 'default' },
-      spec: { ruleEndpointType: 'servicebus', properties: { service_port: String(app.port) } },
-    });
+    await apply(endpoint('my-rest', 'rest'));
+    await apply(endpoint('my-servicebus', 'servicebus', { service_port: String(app.port) }));
     await apply({
       apiVersion: 'rules.kubeedge.io/v1',
       kind: 'Rule',
       metadata: { name: 'rest-to-app', namespace: 'default' },
       spec: { source: 'my-rest', sourceResource: { path: '/hello' }, target: 'my-servicebus', targetResource: { path: '/app' } },
     });
-
-    // The listener's certificate comes from the edge CA (Secret kubeedge/casecret, KubeEdge's DER keys).
-    const secret = JSON.parse(await cp.kubectlOk(['get', 'secret', '-n', 'kubeedge', 'casecret', '-o', 'json']));
-    const caFile = join(dir, 'edge-ca.crt');
-    writeFileSync(caFile, new X509Certificate(Buffer.from(secret.data.cadata, 'base64')).toString());
-    const token = (await cp.kubectlOk(['create', 'token', 'default', '--duration=1h'])).trim();
-    const base = `https://127.0.0.1:${routerPort}`;
-    const call = (path: string, extra: string[] = [], bearer = token): Promise<Curl> =>
-      curl(['--cacert', caFile, ...(bearer ? ['-H', `Authorization: Bearer ${bearer}`] : []), ...extra, `${base}${path}`]);
 
     // A POST with a body and a query: the app sees the target path with the extra suffix, the query and the body.
     const ok = await eventually(
@@ -155,5 +162,32 @@ describe('router: rest → servicebus through the edge channel', () => {
       500,
     );
     expect(cloud.logs.some((l) => l.msg === 'router request refused' && l.status === 413)).toBe(true);
+  });
+
+  it('publishes a request body on the edge broker once the broker has taken it, with the extra path on the topic', async () => {
+    const node = 'router-bus-edge';
+    const { edge, apply, call } = await routerEnv(node, { eventBus: { enable: true } });
+    // KubeEdge's documented rest → eventbus YAMLs, unchanged.
+    await apply(endpoint('my-rest', 'rest'));
+    await apply(endpoint('my-eventbus', 'eventbus'));
+    await apply({
+      apiVersion: 'rules.kubeedge.io/v1',
+      kind: 'Rule',
+      metadata: { name: 'my-rule', namespace: 'default' },
+      spec: { source: 'my-rest', sourceResource: { path: '/test' }, target: 'my-eventbus', targetResource: { topic: 'test' } },
+    });
+    const sub = await mosquittoSub(`mqtt://127.0.0.1:${edge.eventBus!.port}`, ['test', 'test/#']);
+    await eventually(
+      async () => expect((await call(`/${node}/default/test`, ['-X', 'POST', '--data-binary', '{"message":"123"}'])).status).toBe(200),
+      20_000,
+      250,
+    );
+    expect(await sub.next('test')).toEqual({ message: '123' });
+    const r = await call(`/${node}/default/test/room/1`, ['-X', 'POST', '--data-binary', 'on']);
+    expect(r).toMatchObject({ status: 200, body: expect.stringContaining('test/room/1') });
+    expect(await sub.next('test/room/1')).toBe('on');
+    // The broker is gone with the edge: 503 at once.
+    await edge.stop();
+    expect((await call(`/${node}/default/test`, ['-X', 'POST', '--data-binary', 'x'])).status).toBe(503);
   });
 });
