@@ -36,6 +36,8 @@ export interface CloudCoreOptions {
 export class CloudCore {
   readonly bus: CloudBus;
   readonly cloudHub: CloudHub;
+  /** When modules.router is enabled (kubernetes source). */
+  readonly router: Router | undefined;
   readonly edgeController: EdgeController | undefined;
   readonly kube: KubeClients | undefined;
   readonly metrics: CloudMetrics;
@@ -126,27 +128,30 @@ export class CloudCore {
         }),
       );
     }
-    // Controllers start first, so the first edge's resync finds them.
-    modules.push(this.cloudHub);
-    // After CloudHub: the listener serves with the hub's serving certificate, issued when CloudHub starts.
+    // The Router provides the rule objects of resyncs too; its REST listener opens after CloudHub issued the
+    // serving certificate it uses (start()).
     if (this.kube && config.modules.router.enable) {
       const hub = config.modules.cloudHub;
-      modules.push(
-        new Router({
-          config: config.modules.router,
-          clients: this.kube,
-          limiter,
-          hub: this.cloudHub,
-          tls: { certFile: hub.serverCertFile, keyFile: hub.serverKeyFile },
-          logger: logger.child({ module: 'router' }),
-        }),
-      );
+      this.router = new Router({
+        config: config.modules.router,
+        clients: this.kube,
+        limiter,
+        bus: this.bus,
+        nodes: this.cloudHub,
+        hub: this.cloudHub,
+        tls: { certFile: hub.serverCertFile, keyFile: hub.serverKeyFile },
+        logger: logger.child({ module: 'router' }),
+      });
+      modules.push(this.router);
     }
+    // Controllers start first, so the first edge's resync finds them.
+    modules.push(this.cloudHub);
     this.runtime = new ModuleRuntime({ modules, logger });
   }
 
   async start(): Promise<void> {
     await this.runtime.start();
+    await this.router?.listen();
     this.started = true;
   }
 

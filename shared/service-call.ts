@@ -61,3 +61,22 @@ export function parseEventPublish(content: unknown): EventPublish {
   if (typeof c.payload !== 'string') throw new CoreError('ERR_INVALID_MESSAGE', 'event publish: payload is not base64 text');
   return c as EventPublish;
 }
+
+/** Edge store type of the Rules whose source is on that edge (eventbus or servicebus source). */
+export const RULE_TYPE = 'rule';
+/** Report type of a message an app published on an eventbus-source Rule's topic (eventbus → rest). */
+export const RULE_EVENT_TYPE = 'ruleevent';
+
+/** What an edge holds of a Rule: the Rule, and the type of its source endpoint, which the edge cannot see. */
+export interface EdgeRule {
+  metadata: { name: string; namespace: string; uid: string; resourceVersion: string };
+  spec: { source?: string; sourceResource?: Record<string, string>; target?: string; targetResource?: Record<string, string> };
+  sourceType: 'eventbus' | 'servicebus';
+}
+
+/** eventbus → rest: one message received on the Rule's topic, kept in the edge's outbox until the cloud takes it. */
+export interface RuleEvent {
+  topic: string;
+  /** base64 */
+  payload: string;
+}

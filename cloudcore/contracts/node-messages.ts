@@ -28,6 +28,7 @@ export type ControllerMessage = SyncMessage | ConnectionMessage | QueryMessage |
 export type CloudInboxes = {
   [CloudModule.edgeController]: ControllerMessage;
   [CloudModule.deviceController]: ControllerMessage;
+  [CloudModule.router]: ControllerMessage;
 };
 
 export type CloudBus = Bus<CloudInboxes>;

@@ -5,10 +5,21 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { ConfigError, CoreError, asError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
-import { Group, Operation, newMessage, type Message } from '../../shared/message.js';
+import { Group, Operation, errorResponseTo, newMessage, responseTo, type Message } from '../../shared/message.js';
 import type { Module } from '../../shared/module-runtime.js';
-import { HOP_BY_HOP, type EventPublish, type ServiceAnswer, type ServiceCall } from '../../shared/service-call.js';
+import {
+  HOP_BY_HOP,
+  RULE_EVENT_TYPE,
+  RULE_TYPE,
+  type EdgeRule,
+  type EventPublish,
+  type RuleEvent,
+  type ServiceAnswer,
+  type ServiceCall,
+} from '../../shared/service-call.js';
 import { CloudModule } from '../contracts/addresses.js';
+import type { CloudBus, ControllerMessage, NodeDelivery, ReportMessage } from '../contracts/node-messages.js';
+import { diffInventory, objectMessage, typeOfKey, type DesiredObject } from '../contracts/object-sync.js';
 import { MERGE_PATCH, apiStatus, kubeError, type KubeClients } from '../kube/kube-client.js';
 import type { TokenBucket } from '../kube/rate-limiter.js';
 import { Watched } from '../kube/watched.js';
@@ -18,6 +29,10 @@ import { RULE_API_GROUP, RULE_API_VERSION, RuleTable, type RestMatch, type Rule,
 
 export interface RouterDeps {
   config: RouterConfig;
+  /** CloudHub reaches the Router here: resyncs (it provides the `rule` objects) and eventbus → rest reports. */
+  bus: CloudBus;
+  /** CloudHub: where a node's rule objects go. */
+  nodes: NodeDelivery;
   clients: KubeClients;
   limiter: TokenBucket;
   /** CloudHub: a request answered by a node's edgecore, or ERR_UNAVAILABLE at once when it is not connected. */
@@ -57,6 +72,9 @@ export class Router implements Module {
   private readonly logger: Logger;
   /** The port the listener is on once started. */
   port = 0;
+  /** The rule objects each node holds (as last delivered); recomputed after every Rule or RuleEndpoint change. */
+  private placed = new Map<string, Map<string, DesiredObject>>();
+  private ready = false;
 
   constructor(private readonly deps: RouterDeps) {
     this.logger = deps.logger;
@@ -69,9 +87,9 @@ export class Router implements Module {
       path: `${base}/rules`,
       list: () => deps.clients.rawList<Rule>(`${base}/rules`),
       logger: deps.logger,
-      onAdd: (r) => this.table.upsertRule(r),
-      onUpdate: (r) => this.table.upsertRule(r),
-      onDelete: (r) => (this.table.deleteRule(r), this.status.forget(r.metadata?.namespace ?? '', r.metadata?.name ?? '')),
+      onAdd: (r) => (this.table.upsertRule(r), this.replace()),
+      onUpdate: (r) => (this.table.upsertRule(r), this.replace()),
+      onDelete: (r) => (this.table.deleteRule(r), this.status.forget(r.metadata?.namespace ?? '', r.metadata?.name ?? ''), this.replace()),
     });
     this.endpoints = new Watched<RuleEndpoint>({
       name: 'ruleendpoints',
@@ -80,9 +98,9 @@ export class Router implements Module {
       path: `${base}/ruleendpoints`,
       list: () => deps.clients.rawList<RuleEndpoint>(`${base}/ruleendpoints`),
       logger: deps.logger,
-      onAdd: (e) => this.table.upsertEndpoint(e),
-      onUpdate: (e) => this.table.upsertEndpoint(e),
-      onDelete: (e) => this.table.deleteEndpoint(e),
+      onAdd: (e) => (this.table.upsertEndpoint(e), this.replace()),
+      onUpdate: (e) => (this.table.upsertEndpoint(e), this.replace()),
+      onDelete: (e) => (this.table.deleteEndpoint(e), this.replace()),
     });
     this.status = new RuleStatus({
       intervalMs: deps.config.statusIntervalMs,
@@ -105,12 +123,21 @@ export class Router implements Module {
     });
   }
 
+  /**
+   * On the bus before CloudHub opens (the first resyncs find the rule objects), with the Rules listed when
+   * their CRDs are installed; without them it goes on, and rules sync once the CRDs are there.
+   */
   async start(): Promise<void> {
-    const { config } = this.deps;
-    // The informers fill in the background: a missing CRD must not keep cloudcore from starting (as devices).
-    this.rules.start();
-    this.endpoints.start();
+    this.deps.bus.register(this.name, (m) => this.handle(m));
+    const listed = Promise.all([this.rules.start(), this.endpoints.start()]).then(() => this.onReady());
     this.status.start();
+    if (await this.crdsServed()) await listed;
+    else this.logger.warn({ crds: 'build/crds/router_v1_*.yaml' }, 'router CRDs not installed; rules apply once they are');
+  }
+
+  /** The REST listener, once CloudHub has issued the serving certificate it uses (CloudCore calls it after start). */
+  async listen(): Promise<void> {
+    const { config } = this.deps;
     const server = https.createServer(
       {
         cert: readFileSync(this.deps.tls.certFile),
@@ -132,11 +159,113 @@ export class Router implements Module {
   }
 
   async stop(): Promise<void> {
+    if (this.deps.bus.has(this.name)) this.deps.bus.unregister(this.name);
     this.rules.stop();
     this.endpoints.stop();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
     this.server?.closeAllConnections();
     await this.status.stop();
+  }
+
+  private async crdsServed(): Promise<boolean> {
+    try {
+      await this.deps.clients.custom.listClusterCustomObject({ group: RULE_API_GROUP, version: RULE_API_VERSION, plural: 'ruleendpoints', limit: 1 });
+      return true;
+    } catch (err) {
+      return kubeError(err).code !== 'ERR_NOT_FOUND';
+    }
+  }
+
+  private onReady(): void {
+    this.ready = true;
+    this.replace();
+    this.logger.info({ rules: this.rules.list().length, ruleEndpoints: this.endpoints.list().length }, 'router watching rules');
+  }
+
+  /** What each node should hold now, against what it was sent: the differences go down. */
+  private replace(): void {
+    if (!this.ready) return; // The first lists are answered by the resyncs (or onReady).
+    const next = new Map<string, Map<string, DesiredObject>>();
+    for (const [node, rules] of this.table.edgeRules()) next.set(node, new Map(rules.map((r) => [edgeKey(r), desiredOf(r)])));
+    for (const node of new Set([...this.placed.keys(), ...next.keys()])) {
+      const before = this.placed.get(node) ?? new Map<string, DesiredObject>();
+      const after = next.get(node) ?? new Map<string, DesiredObject>();
+      for (const [key, object] of after) {
+        const old = before.get(key);
+        if (!old) this.deps.nodes.deliver(node, objectMessage(this.name, object, Operation.insert));
+        else if (old.resourceVersion !== object.resourceVersion || old.uid !== object.uid)
+          this.deps.nodes.deliver(node, objectMessage(this.name, object, Operation.update));
+      }
+      for (const [key, object] of before) if (!after.has(key)) this.deps.nodes.deliver(node, objectMessage(this.name, object, Operation.delete));
+    }
+    this.placed = next;
+  }
+
+  private async handle(message: ControllerMessage): Promise<void> {
+    switch (message.operation) {
+      case Operation.sync: {
+        const { node } = message;
+        // Not listed yet: the edge keeps what it holds, and onReady brings the differences.
+        const messages = this.ready ? diffInventory(this.name, this.placed.get(node)?.values() ?? [], message.content.inventory, ownsRule) : [];
+        this.deps.bus.respond(message, responseTo(message, this.name, { ownedTypes: [RULE_TYPE], messages }));
+        return;
+      }
+      case Operation.connect:
+      case Operation.disconnect:
+        return;
+      case Operation.query:
+        this.deps.bus.respond(
+          message,
+          errorResponseTo(message, this.name, { code: 'ERR_NOT_FOUND', message: `the router answers no queries (${message.resource})` }),
+        );
+        return;
+      default:
+        return this.forwardEvent(message);
+    }
+  }
+
+  /**
+   * eventbus → rest: an app's message on an eventbus-source Rule's topic, from the edge's durable outbox, is
+   * POSTed to the Rule's target URL with header NodeName. Answered OK once the URL took it (2xx); a URL that
+   * cannot be reached or answers 5xx leaves it on the edge, which sends it again; a 4xx drops it as refused.
+   */
+  private async forwardEvent(message: ReportMessage): Promise<void> {
+    const { node, object } = message;
+    const ruleKey = `${object.namespace}/${object.name ?? ''}`;
+    const rule = this.table.rule(ruleKey);
+    const { namespace, name } = { namespace: object.namespace, name: object.name ?? '' };
+    try {
+      if (object.type !== RULE_EVENT_TYPE || message.operation !== Operation.insert)
+        throw new CoreError('ERR_INVALID_MESSAGE', `${message.operation} ${message.resource} is not a rule event`);
+      if (!rule) throw new CoreError('ERR_NOT_FOUND', `rule ${ruleKey} does not exist`);
+      if (this.table.endpointType(rule, 'source') !== 'eventbus' || rule.spec?.sourceResource?.node_name !== node)
+        throw new CoreError('ERR_FORBIDDEN', `rule ${ruleKey} takes no events from node ${node}`);
+      const url = rule.spec?.targetResource?.resource;
+      if (!url || this.table.endpointType(rule, 'target') !== 'rest') throw new CoreError('ERR_NOT_FOUND', `rule ${ruleKey} has no rest target`);
+      const event = message.content as Partial<RuleEvent> | null;
+      if (typeof event?.payload !== 'string') throw new CoreError('ERR_INVALID_MESSAGE', 'rule event without a payload');
+      let response: Response;
+      try {
+        response = await fetch(url, {
+          method: 'POST',
+          headers: { NodeName: node, 'content-type': 'application/octet-stream' },
+          body: Buffer.from(event.payload, 'base64'),
+          signal: AbortSignal.timeout(this.deps.config.restTimeout * 1000),
+        });
+        await response.arrayBuffer();
+      } catch (err) {
+        throw new CoreError('ERR_UNAVAILABLE', `POST ${url} failed: ${asError(err).message}`);
+      }
+      if (response.status >= 500) throw new CoreError('ERR_UNAVAILABLE', `POST ${url} answered ${response.status}`);
+      if (response.status >= 400) throw new CoreError('ERR_FORBIDDEN', `POST ${url} answered ${response.status}`);
+      this.status.success(namespace, name);
+      this.deps.bus.respond(message, responseTo(message, this.name, 'OK'));
+    } catch (err) {
+      const e = err instanceof CoreError ? err : new CoreError('ERR_UNAVAILABLE', asError(err).message);
+      if (rule) this.status.failure(namespace, name, e.message);
+      this.logger.info({ nodeId: node, rule: ruleKey, code: e.code, reason: e.message }, 'rule event not delivered');
+      this.deps.bus.respond(message, errorResponseTo(message, this.name, { code: e.code, message: e.message }));
+    }
   }
 
   private async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -276,6 +405,10 @@ export class Router implements Module {
     return user;
   }
 }
+
+const ownsRule = (key: string): boolean => typeOfKey(key) === RULE_TYPE;
+const edgeKey = (r: EdgeRule): string => `${r.metadata.namespace}/${RULE_TYPE}/${r.metadata.name}`;
+const desiredOf = (r: EdgeRule): DesiredObject => ({ key: edgeKey(r), uid: r.metadata.uid, resourceVersion: r.metadata.resourceVersion, content: r });
 
 /** The request body, refused with 413 past `limit` (by Content-Length first, else while reading). */
 function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {

@@ -1,6 +1,8 @@
 // KubeEdge's rules.kubeedge.io/v1 Rule and RuleEndpoint (pkg/apis/rules/v1), and which Rule a request matches.
 // Pure: the Router feeds it from its informers.
 
+import type { EdgeRule } from '../../shared/service-call.js';
+
 export const RULE_API_GROUP = 'rules.kubeedge.io';
 export const RULE_API_VERSION = 'v1';
 
@@ -12,7 +14,7 @@ export interface RuleEndpoint {
 }
 
 export interface Rule {
-  metadata?: { name?: string; namespace?: string; uid?: string };
+  metadata?: { name?: string; namespace?: string; uid?: string; resourceVersion?: string };
   spec?: { source?: string; sourceResource?: Record<string, string>; target?: string; targetResource?: Record<string, string> };
   status?: { successMessages?: number; failMessages?: number; errors?: string[] };
 }
@@ -57,6 +59,30 @@ export class RuleTable {
 
   rule(ruleKey: string): Rule | undefined {
     return this.rules.get(ruleKey);
+  }
+
+  /** The type of a Rule's source or target endpoint, when the endpoint exists and has a known type. */
+  endpointType(rule: Rule, side: 'source' | 'target'): EndpointType | undefined {
+    const type = this.endpoint(rule.metadata?.namespace ?? '', rule.spec?.[side])?.spec?.ruleEndpointType;
+    return type === 'rest' || type === 'eventbus' || type === 'servicebus' ? type : undefined;
+  }
+
+  /**
+   * Per node, the Rules whose source is on it (eventbus or servicebus, `sourceResource.node_name`) and whose
+   * target is rest: what that edge must hold to subscribe to the topic or allow the URL.
+   */
+  edgeRules(): Map<string, EdgeRule[]> {
+    const byNode = new Map<string, EdgeRule[]>();
+    for (const rule of this.rules.values()) {
+      const sourceType = this.endpointType(rule, 'source');
+      const node = rule.spec?.sourceResource?.node_name;
+      if ((sourceType !== 'eventbus' && sourceType !== 'servicebus') || !node || this.endpointType(rule, 'target') !== 'rest') continue;
+      const { name = '', namespace = '', uid = '', resourceVersion = '' } = rule.metadata ?? {};
+      const list = byNode.get(node) ?? [];
+      list.push({ metadata: { name, namespace, uid, resourceVersion }, spec: rule.spec ?? {}, sourceType });
+      byNode.set(node, list);
+    }
+    return byNode;
   }
 
   private endpoint(namespace: string, name: string | undefined): RuleEndpoint | undefined {

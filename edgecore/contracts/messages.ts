@@ -48,7 +48,7 @@ export type EdgeInboxes = {
   [EdgeModule.edgeHub]: ReportMessage | QueryMessage;
   [EdgeModule.edged]: StoredNotice | ConnectionNotice;
   [EdgeModule.deviceTwin]: StoredNotice | ReceivedMessage;
-  [EdgeModule.eventBus]: PublishMessage | DeliverMessage;
+  [EdgeModule.eventBus]: PublishMessage | DeliverMessage | StoredNotice;
   [EdgeModule.serviceBus]: ServiceCallMessage;
 };
 

@@ -6,10 +6,11 @@ import { ConfigError, CoreError, asError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import { EDGE_SUBSCRIPTIONS, isDeviceTopic } from '../../shared/device-topics.js';
 import { Group, Operation, errorResponseTo, newMessage, responseTo } from '../../shared/message.js';
-import { parseEventPublish } from '../../shared/service-call.js';
+import { RULE_EVENT_TYPE, RULE_TYPE, parseEventPublish, type EdgeRule, type RuleEvent } from '../../shared/service-call.js';
+import { listStoredObjects } from '../contracts/store-query.js';
 import { EdgeModule } from '../contracts/addresses.js';
 import { EdgeMetrics } from '../metrics/edge-metrics.js';
-import type { DeliverMessage, EdgeBus, PublishMessage, ReceivedMessage } from '../contracts/messages.js';
+import type { DeliverMessage, EdgeBus, PublishMessage, ReceivedMessage, ReportMessage, StoredNotice } from '../contracts/messages.js';
 import type { Module } from '../../shared/module-runtime.js';
 import type { EventBusConfig } from './eventbus-config.js';
 
@@ -33,6 +34,13 @@ export class EventBus implements Module {
   /** Where the embedded broker listens once started. */
   port = 0;
   private readonly metrics: EdgeMetrics;
+  /** eventbus → rest: the Rules whose source is this edge, by rule key, with the embedded broker's handler. */
+  private readonly rules = new Map<string, { topic: string; handler?: (packet: { topic: string; payload: unknown }, done: () => void) => void }>();
+
+  /** Rules whose topics this edge forwards to the cloud now. */
+  get ruleCount(): number {
+    return this.rules.size;
+  }
 
   constructor(private readonly deps: EventBusDeps) {
     this.metrics = deps.metrics ?? new EdgeMetrics();
@@ -44,6 +52,7 @@ export class EventBus implements Module {
     if (mode !== 'external') await this.startBroker();
     if (mode !== 'internal') await this.connectExternal();
     this.deps.bus.register(this.name, (m) => this.handle(m));
+    for (const rule of await listStoredObjects<EdgeRule>(this.deps.bus, this.name, RULE_TYPE)) this.subscribeRule(rule);
   }
 
   async stop(): Promise<void> {
@@ -109,14 +118,18 @@ export class EventBus implements Module {
     client.on('connect', () => {
       connected = true;
       logger.info({ broker: url }, 'connected to external mqtt broker');
-      client.subscribe([...EDGE_SUBSCRIPTIONS], { qos: 1 }, (err) => err && logger.error({ err, broker: url }, 'cannot subscribe on the external broker'));
+      const topics = [...EDGE_SUBSCRIPTIONS, ...[...this.rules.values()].map((r) => r.topic)];
+      client.subscribe(topics, { qos: 1 }, (err) => err && logger.error({ err, broker: url }, 'cannot subscribe on the external broker'));
     });
     client.on('close', () => {
       if (connected) logger.warn({ broker: url }, 'external mqtt broker connection lost, reconnecting');
       connected = false;
     });
     client.on('error', (err) => logger.warn({ err, broker: url }, 'external mqtt broker error'));
-    client.on('message', (topic, payload) => this.inbound('external', topic, payload));
+    client.on('message', (topic, payload) => {
+      this.inbound('external', topic, payload);
+      for (const [key, rule] of this.rules) if (topicMatches(rule.topic, topic)) this.ruleEvent(key, topic, payload);
+    });
     this.client = client;
   }
 
@@ -138,8 +151,19 @@ export class EventBus implements Module {
     this.deps.logger.debug({ topic, bytes: payload.length }, 'mqtt upload ignored, no router');
   }
 
-  private handle(message: PublishMessage | DeliverMessage): void {
-    if (message.operation === Operation.deliver) return void this.deliver(message);
+  private handle(message: PublishMessage | DeliverMessage | StoredNotice): void {
+    switch (message.operation) {
+      case Operation.deliver:
+        return void this.deliver(message);
+      case Operation.update:
+      case Operation.delete:
+        return this.ruleChanged(message);
+      case Operation.publish:
+        return this.publish(message);
+    }
+  }
+
+  private publish(message: PublishMessage): void {
     const topic = message.resource;
     const payload = message.content;
     if (this.broker) {
@@ -153,6 +177,60 @@ export class EventBus implements Module {
       this.client.publish(topic, payload, { qos: 0 });
       this.metrics.mqttPublished.external.inc();
     }
+  }
+
+  /** A Rule whose source is this edge came, changed or went (MetaManager's notice): its subscription follows. */
+  private ruleChanged(notice: StoredNotice): void {
+    this.unsubscribeRule(notice.resource);
+    if (notice.operation === Operation.delete || !notice.content) return;
+    try {
+      this.subscribeRule(JSON.parse(Buffer.from(notice.content).toString('utf8')) as EdgeRule);
+    } catch (err) {
+      this.deps.logger.warn({ err, rule: notice.resource }, 'rule from the cloud ignored');
+    }
+  }
+
+  private subscribeRule(rule: EdgeRule): void {
+    const key = `${rule.metadata.namespace}/${RULE_TYPE}/${rule.metadata.name}`;
+    const topic = rule.spec.sourceResource?.topic;
+    if (rule.sourceType !== 'eventbus' || !topic) return;
+    const entry: { topic: string; handler?: (packet: { topic: string; payload: unknown }, done: () => void) => void } = { topic };
+    if (this.broker) {
+      entry.handler = (packet, done) => {
+        this.ruleEvent(key, packet.topic, packet.payload as Buffer);
+        done();
+      };
+      this.broker.subscribe(topic, entry.handler as never, () => undefined);
+    }
+    if (this.client?.connected) this.client.subscribe(topic, { qos: 1 });
+    this.rules.set(key, entry);
+    this.deps.logger.info({ rule: key, topic }, 'rule subscribed: messages on its topic go to the cloud');
+  }
+
+  private unsubscribeRule(key: string): void {
+    const entry = this.rules.get(key);
+    if (!entry) return;
+    this.rules.delete(key);
+    if (this.broker && entry.handler) this.broker.unsubscribe(entry.topic, entry.handler as never, () => undefined);
+    if (this.client?.connected && ![...this.rules.values()].some((r) => r.topic === entry.topic)) this.client.unsubscribe(entry.topic);
+    this.deps.logger.info({ rule: key, topic: entry.topic }, 'rule unsubscribed');
+  }
+
+  /**
+   * eventbus → rest: a message on a Rule's topic goes into EdgeHub's durable outbox, in order, as an insert that
+   * is never coalesced; the cloud POSTs it to the Rule's URL once the link is up.
+   */
+  private ruleEvent(ruleKey: string, topic: string, payload: Buffer): void {
+    const [namespace, , name] = ruleKey.split('/');
+    const content: RuleEvent = { topic, payload: Buffer.from(payload).toString('base64') };
+    const message: ReportMessage = newMessage({
+      source: this.name,
+      group: Group.user,
+      operation: Operation.insert,
+      resource: `${namespace}/${RULE_EVENT_TYPE}/${name}`,
+      content,
+    });
+    void this.deps.bus.send(EdgeModule.edgeHub, message).catch((err: unknown) => this.deps.logger.warn({ err, rule: ruleKey }, 'rule event not queued'));
   }
 
   /**
@@ -190,6 +268,17 @@ export class EventBus implements Module {
       bus.respond(message, errorResponseTo(message, this.name, { code: e.code, message: e.message }));
     }
   }
+}
+
+/** MQTT topic filter matching (MQTT 3.1.1, 4.7): `+` one level, `#` the rest. */
+export function topicMatches(filter: string, topic: string): boolean {
+  const f = filter.split('/');
+  const t = topic.split('/');
+  for (let i = 0; i < f.length; i++) {
+    if (f[i] === '#') return true;
+    if (i >= t.length || (f[i] !== '+' && f[i] !== t[i])) return false;
+  }
+  return f.length === t.length;
 }
 
 function equal(a: Buffer, b: Buffer): boolean {

@@ -12,12 +12,14 @@ import { MetaStore } from './meta-store.js';
  * MetaManager's route table: which module hears of committed changes of a type (KubeEdge: MetaManager
  * notifies twin). Each re-reads the store at start, so a module that is off misses nothing it needs later.
  */
-const STORED_TYPE_OWNERS: Readonly<Record<string, typeof EdgeModule.deviceTwin | typeof EdgeModule.edged>> = {
+const STORED_TYPE_OWNERS: Readonly<Record<string, typeof EdgeModule.deviceTwin | typeof EdgeModule.edged | typeof EdgeModule.eventBus>> = {
   device: EdgeModule.deviceTwin,
   devicemodel: EdgeModule.deviceTwin,
   pod: EdgeModule.edged,
   configmap: EdgeModule.edged,
   secret: EdgeModule.edged,
+  // Rules whose source is this edge (eventbus → rest): EventBus subscribes to their topics.
+  rule: EdgeModule.eventBus,
 };
 
 export interface MetaManagerDeps {

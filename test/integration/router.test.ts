@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { cloudSetup, edgeSetup, startCloud, startEdgeInProcess } from '../support/daemons.js';
-import { eventually, freePort, tempDir, useControlPlane } from '../support/harness.js';
-import { mosquittoSub } from '../support/mosquitto.js';
+import { eventually, freePort, tcpProxy, tempDir, useControlPlane } from '../support/harness.js';
+import { mosquittoPub, mosquittoSub } from '../support/mosquitto.js';
 
 // Issue 14: KubeEdge's Router, rest → servicebus. curl (a client nobody here wrote) calls cloudcore's REST
 // listener with a service account token; the call crosses the edge's channel to its ServiceBus, which calls an
@@ -67,8 +67,9 @@ async function routerEnv(node: string, edgeModules: { serviceBus?: Record<string
     router: { enable: true, address: '127.0.0.1', port: routerPort, restTimeout: 5, maxBodyBytes: 64 * 1024, statusIntervalMs: 1_000 },
   });
   const cloud = await startCloud(setup);
-  // edged without a runtime: it registers the Node, as any edge does.
-  const edge = await startEdgeInProcess(edgeSetup(dir, node, setup, { ...edgeModules, edged: { enable: true } }), await cloud.token());
+  // The edge reaches the cloud through a relay the test can cut. edged without a runtime registers the Node.
+  const link = await tcpProxy(setup.hubPort);
+  const edge = await startEdgeInProcess(edgeSetup(dir, node, setup, { ...edgeModules, edged: { enable: true }, hubPort: link.port }), await cloud.token());
   await eventually(() => expect(edge.edgeHub.status).toMatchObject({ type: 'connected', synced: true }), 30_000);
   onTestFinished(() => cp.kubectl(['delete', 'rules,ruleendpoints', '--all']).then(() => undefined));
   // The listener's certificate comes from the edge CA (Secret kubeedge/casecret, KubeEdge's DER keys).
@@ -81,6 +82,7 @@ async function routerEnv(node: string, edgeModules: { serviceBus?: Record<string
     cp,
     cloud,
     edge,
+    link,
     apply: (o: object): Promise<string> => cp.kubectlOk(['apply', '-f', '-'], JSON.stringify(o)),
     call: (path: string, extra: string[] = [], bearer = token): Promise<Curl> =>
       curl(['--cacert', caFile, ...(bearer ? ['-H', `Authorization: Bearer ${bearer}`] : []), ...extra, `${base}${path}`]),
@@ -189,5 +191,60 @@ describe('router: rest → servicebus and rest → eventbus through the edge cha
     // The broker is gone with the edge: 503 at once.
     await edge.stop();
     expect((await call(`/${node}/default/test`, ['-X', 'POST', '--data-binary', 'x'])).status).toBe(503);
+  });
+
+  it('posts what edge apps publish on a rule topic to a cloud URL with NodeName, in order across a cut link, and stops when the rule goes', async () => {
+    const node = 'router-up-edge';
+    // The cloud app: records each POST with its NodeName header.
+    const received: Array<{ nodeName: string | undefined; body: string }> = [];
+    const cloudApp = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (d: Buffer) => (body += d.toString()));
+      req.on('end', () => {
+        received.push({ nodeName: req.headers.nodename as string | undefined, body });
+        res.writeHead(200).end();
+      });
+    });
+    const appPort = await freePort();
+    await new Promise<void>((resolve) => cloudApp.listen(appPort, '127.0.0.1', resolve));
+    onTestFinished(() => void cloudApp.close());
+    const { edge, link, apply, cp } = await routerEnv(node, { eventBus: { enable: true } });
+    const broker = `mqtt://127.0.0.1:${edge.eventBus!.port}`;
+    // KubeEdge's documented eventbus → rest YAMLs, with this test's node and URL.
+    await apply(endpoint('my-rest', 'rest'));
+    await apply(endpoint('my-eventbus', 'eventbus'));
+    await apply({
+      apiVersion: 'rules.kubeedge.io/v1',
+      kind: 'Rule',
+      metadata: { name: 'my-rule-eventbus-rest', namespace: 'default' },
+      spec: {
+        source: 'my-eventbus',
+        sourceResource: { topic: 'test', node_name: node },
+        target: 'my-rest',
+        targetResource: { resource: `http://127.0.0.1:${appPort}/hello` },
+      },
+    });
+    // The rule reaches the edge, which subscribes; an app's message then goes up.
+    await eventually(() => expect(edge.eventBus!.ruleCount).toBe(1), 20_000, 100);
+    await mosquittoPub(broker, 'test', 'first');
+    await eventually(() => expect(received.map((r) => r.body)).toEqual(['first']), 20_000, 100);
+    expect(received.find((r) => r.body === 'first')!.nodeName).toBe(node);
+
+    // The link cut while an app keeps publishing: everything arrives afterwards, in order.
+    const before = received.length;
+    link.block();
+    link.cut();
+    await eventually(() => expect(edge.edgeHub.status.type).not.toBe('connected'), 10_000);
+    for (let i = 0; i < 20; i++) await mosquittoPub(broker, 'test', `m${i}`);
+    expect(received.length).toBe(before);
+    link.unblock();
+    await eventually(() => expect(received.slice(before).map((r) => r.body)).toEqual(Array.from({ length: 20 }, (_, i) => `m${i}`)), 30_000, 200);
+
+    // The rule deleted: the edge unsubscribes, and nothing more goes up.
+    await cp.kubectlOk(['delete', 'rule', 'my-rule-eventbus-rest']);
+    await eventually(() => expect(edge.eventBus!.ruleCount).toBe(0), 20_000, 100);
+    await mosquittoPub(broker, 'test', 'after-delete');
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    expect(received.map((r) => r.body)).not.toContain('after-delete');
   });
 });
