@@ -52,7 +52,9 @@ export class EventBus implements Module {
     if (mode !== 'external') await this.startBroker();
     if (mode !== 'internal') await this.connectExternal();
     this.deps.bus.register(this.name, (m) => this.handle(m));
-    for (const rule of await listStoredObjects<EdgeRule>(this.deps.bus, this.name, RULE_TYPE)) this.subscribeRule(rule);
+    // The Rules this edge already holds (eventbus → rest) are subscribed before the link comes up.
+    if (this.deps.bus.has(EdgeModule.metaManager))
+      for (const rule of await listStoredObjects<EdgeRule>(this.deps.bus, this.name, RULE_TYPE)) this.subscribeRule(rule);
   }
 
   async stop(): Promise<void> {
