@@ -80,3 +80,22 @@ export interface RuleEvent {
   /** base64 */
   payload: string;
 }
+
+/** Query type of an edge app's call through ServiceBus to a cloud URL (servicebus → rest). */
+export const SERVICE_CALL_TYPE = 'servicecall';
+
+/**
+ * servicebus → rest: what an app on the edge host POSTs to ServiceBus (KubeEdge's request), and what it gets
+ * back. The edge sends the request to the cloud as a query; the cloud's answer is the response.
+ */
+export interface ServiceBusRequest {
+  method: string;
+  targetURL: string;
+  payload?: unknown;
+}
+
+export interface ServiceBusResponse {
+  code: number;
+  msg: string;
+  body: string;
+}

@@ -11,6 +11,9 @@ import {
   HOP_BY_HOP,
   RULE_EVENT_TYPE,
   RULE_TYPE,
+  SERVICE_CALL_TYPE,
+  type ServiceBusRequest,
+  type ServiceBusResponse,
   type EdgeRule,
   type EventPublish,
   type RuleEvent,
@@ -18,7 +21,7 @@ import {
   type ServiceCall,
 } from '../../shared/service-call.js';
 import { CloudModule } from '../contracts/addresses.js';
-import type { CloudBus, ControllerMessage, NodeDelivery, ReportMessage } from '../contracts/node-messages.js';
+import type { CloudBus, ControllerMessage, NodeDelivery, QueryMessage, ReportMessage } from '../contracts/node-messages.js';
 import { diffInventory, objectMessage, typeOfKey, type DesiredObject } from '../contracts/object-sync.js';
 import { MERGE_PATCH, apiStatus, kubeError, type KubeClients } from '../kube/kube-client.js';
 import type { TokenBucket } from '../kube/rate-limiter.js';
@@ -214,13 +217,57 @@ export class Router implements Module {
       case Operation.disconnect:
         return;
       case Operation.query:
-        this.deps.bus.respond(
-          message,
-          errorResponseTo(message, this.name, { code: 'ERR_NOT_FOUND', message: `the router answers no queries (${message.resource})` }),
-        );
-        return;
+        return this.callCloud(message);
       default:
         return this.forwardEvent(message);
+    }
+  }
+
+  /**
+   * servicebus → rest: an app on the edge asked its ServiceBus for `targetURL`; the Rule whose servicebus source
+   * on that node has this `target_url` sends it to its rest target. The answer is KubeEdge's `{code, msg, body}`.
+   */
+  private async callCloud(message: QueryMessage): Promise<void> {
+    const { node, object } = message;
+    const ruleKey = `${object.namespace}/${object.name ?? ''}`;
+    const rule = this.table.rule(ruleKey);
+    const [namespace, name] = [object.namespace, object.name ?? ''];
+    try {
+      if (object.type !== SERVICE_CALL_TYPE) throw new CoreError('ERR_NOT_FOUND', `the router answers no ${object.type} queries`);
+      const request = message.content as Partial<ServiceBusRequest> | null;
+      if (!rule) throw new CoreError('ERR_NOT_FOUND', `rule ${ruleKey} does not exist`);
+      if (
+        this.table.endpointType(rule, 'source') !== 'servicebus' ||
+        rule.spec?.sourceResource?.node_name !== node ||
+        rule.spec?.sourceResource?.target_url !== request?.targetURL
+      )
+        throw new CoreError('ERR_FORBIDDEN', `rule ${ruleKey} does not allow ${String(request?.targetURL)} from node ${node}`);
+      const url = rule.spec?.targetResource?.resource;
+      if (!url || this.table.endpointType(rule, 'target') !== 'rest') throw new CoreError('ERR_NOT_FOUND', `rule ${ruleKey} has no rest target`);
+      const method = String(request?.method ?? 'GET').toUpperCase();
+      const payload = request?.payload;
+      const body =
+        payload === undefined || payload === null || method === 'GET' || method === 'HEAD'
+          ? undefined
+          : typeof payload === 'string'
+            ? payload
+            : JSON.stringify(payload);
+      let answer: ServiceBusResponse;
+      try {
+        const response = await fetch(url, { method, headers: { NodeName: node }, body, signal: AbortSignal.timeout(this.deps.config.restTimeout * 1000) });
+        answer = { code: response.status, msg: response.statusText, body: await response.text() };
+      } catch (err) {
+        throw new CoreError('ERR_UNAVAILABLE', `${method} ${url} failed: ${asError(err).message}`);
+      }
+      if (answer.code < 400) this.status.success(namespace, name);
+      else this.status.failure(namespace, name, `${method} ${url} answered ${answer.code}`);
+      this.deps.bus.respond(message, responseTo(message, this.name, answer));
+    } catch (err) {
+      const e = err instanceof CoreError ? err : new CoreError('ERR_UNAVAILABLE', asError(err).message);
+      if (rule) this.status.failure(namespace, name, e.message);
+      this.logger.info({ nodeId: node, rule: ruleKey, code: e.code, reason: e.message }, 'service call from the edge refused');
+      const code = e.code === 'ERR_FORBIDDEN' ? 403 : e.code === 'ERR_NOT_FOUND' ? 404 : 502;
+      this.deps.bus.respond(message, responseTo(message, this.name, { code, msg: e.message, body: '' } satisfies ServiceBusResponse));
     }
   }
 

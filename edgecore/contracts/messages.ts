@@ -49,7 +49,7 @@ export type EdgeInboxes = {
   [EdgeModule.edged]: StoredNotice | ConnectionNotice;
   [EdgeModule.deviceTwin]: StoredNotice | ReceivedMessage;
   [EdgeModule.eventBus]: PublishMessage | DeliverMessage | StoredNotice;
-  [EdgeModule.serviceBus]: ServiceCallMessage;
+  [EdgeModule.serviceBus]: ServiceCallMessage | StoredNotice;
 };
 
 export type EdgeBus = Bus<EdgeInboxes>;

@@ -12,14 +12,16 @@ import { MetaStore } from './meta-store.js';
  * MetaManager's route table: which module hears of committed changes of a type (KubeEdge: MetaManager
  * notifies twin). Each re-reads the store at start, so a module that is off misses nothing it needs later.
  */
-const STORED_TYPE_OWNERS: Readonly<Record<string, typeof EdgeModule.deviceTwin | typeof EdgeModule.edged | typeof EdgeModule.eventBus>> = {
+type Owner = typeof EdgeModule.deviceTwin | typeof EdgeModule.edged | typeof EdgeModule.eventBus | typeof EdgeModule.serviceBus;
+const STORED_TYPE_OWNERS: Readonly<Record<string, Owner | readonly Owner[]>> = {
   device: EdgeModule.deviceTwin,
   devicemodel: EdgeModule.deviceTwin,
   pod: EdgeModule.edged,
   configmap: EdgeModule.edged,
   secret: EdgeModule.edged,
-  // Rules whose source is this edge (eventbus → rest): EventBus subscribes to their topics.
-  rule: EdgeModule.eventBus,
+  // Rules whose source is this edge: EventBus subscribes to their topics (eventbus → rest), ServiceBus allows
+  // their URLs (servicebus → rest).
+  rule: [EdgeModule.eventBus, EdgeModule.serviceBus],
 };
 
 export interface MetaManagerDeps {
@@ -91,17 +93,20 @@ export class MetaManager implements Module {
   /** Tells the module that owns a type of every committed change, with the bytes as stored (it parses them). */
   private announce(changes: readonly ObjectChange[], outcomes: readonly ApplyResult[]): void {
     changes.forEach((change, i) => {
-      const owner = STORED_TYPE_OWNERS[change.type];
-      if (!owner || outcomes[i] !== 'applied' || !this.deps.bus.has(owner)) return;
-      const note: StoredNotice = newMessage({
-        source: this.name,
-        group: Group.resource,
-        operation: change.deleted ? Operation.delete : Operation.update,
-        resource: change.key,
-        resourceVersion: change.resourceVersion,
-        content: change.deleted ? null : change.value,
-      });
-      void this.deps.bus.send(owner, note).catch((err: unknown) => this.deps.logger.warn({ err, resource: change.key }, 'change not announced'));
+      const owners = STORED_TYPE_OWNERS[change.type];
+      if (!owners || outcomes[i] !== 'applied') return;
+      for (const owner of typeof owners === 'string' ? [owners] : owners) {
+        if (!this.deps.bus.has(owner)) continue;
+        const note: StoredNotice = newMessage({
+          source: this.name,
+          group: Group.resource,
+          operation: change.deleted ? Operation.delete : Operation.update,
+          resource: change.key,
+          resourceVersion: change.resourceVersion,
+          content: change.deleted ? null : change.value,
+        });
+        void this.deps.bus.send(owner, note).catch((err: unknown) => this.deps.logger.warn({ err, resource: change.key }, 'change not announced'));
+      }
     });
   }
 

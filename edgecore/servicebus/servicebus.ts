@@ -1,11 +1,22 @@
 import http from 'node:http';
-import { CoreError, asError } from '../../shared/errors.js';
+import { ConfigError, CoreError, asError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
-import { errorResponseTo, responseTo } from '../../shared/message.js';
+import { Group, Operation, errorResponseTo, newMessage, responseTo } from '../../shared/message.js';
 import type { Module } from '../../shared/module-runtime.js';
-import { HOP_BY_HOP, parseServiceCall, type ServiceAnswer, type ServiceCall } from '../../shared/service-call.js';
+import {
+  HOP_BY_HOP,
+  RULE_TYPE,
+  SERVICE_CALL_TYPE,
+  parseServiceCall,
+  type EdgeRule,
+  type ServiceAnswer,
+  type ServiceBusRequest,
+  type ServiceBusResponse,
+  type ServiceCall,
+} from '../../shared/service-call.js';
+import { listStoredObjects } from '../contracts/store-query.js';
 import { EdgeModule } from '../contracts/addresses.js';
-import type { EdgeBus, ServiceCallMessage } from '../contracts/messages.js';
+import type { EdgeBus, QueryMessage, ServiceCallMessage, StoredNotice } from '../contracts/messages.js';
 import type { ServiceBusConfig } from './servicebus-config.js';
 
 export interface ServiceBusDeps {
@@ -22,16 +33,97 @@ export interface ServiceBusDeps {
 export class ServiceBus implements Module {
   readonly name = EdgeModule.serviceBus;
   private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+  private server: http.Server | undefined;
+  /** servicebus → rest: each allowed target URL, with the key of the Rule that allows it. */
+  private readonly allowed = new Map<string, string>();
+  /** The local API's port once started. */
+  port = 0;
 
   constructor(private readonly deps: ServiceBusDeps) {}
 
   async start(): Promise<void> {
-    this.deps.bus.register(this.name, (m) => void this.answer(m));
+    const { bus, config, logger } = this.deps;
+    bus.register(this.name, (m) => (m.operation === Operation.call ? void this.answer(m) : this.ruleChanged(m)));
+    if (bus.has(EdgeModule.metaManager)) for (const rule of await listStoredObjects<EdgeRule>(bus, this.name, RULE_TYPE)) this.allow(rule);
+    const server = http.createServer((req, res) => void this.local(req, res));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (err) =>
+        reject(
+          new ConfigError([`modules.serviceBus: cannot listen on ${config.server}:${config.port}: ${(err as NodeJS.ErrnoException).code ?? err.message}`]),
+        ),
+      );
+      server.listen(config.port, config.server, () => resolve());
+    });
+    this.server = server;
+    this.port = (server.address() as { port: number }).port;
+    logger.info({ url: `http://${config.server}:${this.port}`, allowed: this.allowed.size }, 'servicebus listening for local apps');
   }
 
   async stop(): Promise<void> {
     if (this.deps.bus.has(this.name)) this.deps.bus.unregister(this.name);
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    this.server?.closeAllConnections();
     this.agent.destroy();
+  }
+
+  /** A Rule whose source is this edge came, changed or went: the allow-list follows at once. */
+  private ruleChanged(notice: StoredNotice): void {
+    for (const [url, key] of this.allowed) if (key === notice.resource) this.allowed.delete(url);
+    if (notice.operation === Operation.delete || !notice.content) return;
+    try {
+      this.allow(JSON.parse(Buffer.from(notice.content).toString('utf8')) as EdgeRule);
+    } catch (err) {
+      this.deps.logger.warn({ err, rule: notice.resource }, 'rule from the cloud ignored');
+    }
+  }
+
+  private allow(rule: EdgeRule): void {
+    const url = rule.spec.sourceResource?.target_url;
+    if (rule.sourceType === 'servicebus' && url) this.allowed.set(url, `${rule.metadata.namespace}/${RULE_TYPE}/${rule.metadata.name}`);
+  }
+
+  /**
+   * servicebus → rest: an app on this host POSTs KubeEdge's `{"method","targetURL","payload"}`; a Rule whose
+   * servicebus source has that `target_url` sends it to the cloud, which makes the call to the Rule's URL.
+   * The app gets `{"code","msg","body"}`, with `code` as the HTTP status too.
+   */
+  private async local(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const reply = (code: number, msg: string, body = ''): void => {
+      const answer: ServiceBusResponse = { code, msg, body };
+      res.writeHead(code, { 'content-type': 'application/json' }).end(JSON.stringify(answer));
+    };
+    try {
+      if (req.method !== 'POST') return reply(405, 'POST {"method","targetURL","payload"} to ServiceBus');
+      const raw = await readLimited(req, this.deps.config.maxBodyBytes);
+      if (raw === undefined) return reply(413, `request exceeds modules.serviceBus.maxBodyBytes (${this.deps.config.maxBodyBytes})`);
+      let request: ServiceBusRequest;
+      try {
+        request = JSON.parse(raw.toString('utf8')) as ServiceBusRequest;
+      } catch {
+        return reply(400, 'the request is not JSON {"method","targetURL","payload"}');
+      }
+      if (typeof request?.targetURL !== 'string' || typeof request.method !== 'string') return reply(400, 'method and targetURL are required strings');
+      const rule = this.allowed.get(request.targetURL);
+      if (!rule) return reply(403, `no rule allows ${request.targetURL} from this node`);
+      const [namespace, , name] = rule.split('/');
+      const query: QueryMessage = newMessage({
+        source: this.name,
+        group: Group.user,
+        operation: Operation.query,
+        resource: `${namespace}/${SERVICE_CALL_TYPE}/${name}`,
+        content: request as never,
+      });
+      const answer = await this.deps.bus.request(EdgeModule.edgeHub, query, this.deps.config.timeout * 1000);
+      if (answer.operation === Operation.error) {
+        const { code, message } = answer.content as { code?: string; message?: string };
+        return reply(code === 'ERR_CONNECTION' ? 503 : code === 'ERR_TIMEOUT' ? 408 : 502, message ?? 'the cloud refused the call');
+      }
+      const cloud = answer.content as ServiceBusResponse;
+      reply(cloud.code, cloud.msg, cloud.body);
+    } catch (err) {
+      const e = err as CoreError;
+      reply(e.code === 'ERR_TIMEOUT' ? 408 : 503, asError(err).message);
+    }
   }
 
   private async answer(message: ServiceCallMessage): Promise<void> {
@@ -92,4 +184,23 @@ export class ServiceBus implements Module {
       req.end(body);
     });
   }
+}
+
+/** The body, or undefined past `limit`. */
+function readLimited(req: http.IncomingMessage, limit: number): Promise<Buffer | undefined> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        req.removeAllListeners('data');
+        resolve(undefined);
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.once('end', () => resolve(Buffer.concat(chunks)));
+    req.once('error', reject);
+  });
 }

@@ -247,4 +247,58 @@ describe('router: rest → servicebus and rest → eventbus through the edge cha
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     expect(received.map((r) => r.body)).not.toContain('after-delete');
   });
+
+  it('lets an edge app call a cloud URL through its ServiceBus only where a rule allows it', async () => {
+    const node = 'router-sb-edge';
+    const received: Array<{ method: string; nodeName: string | undefined; body: string }> = [];
+    const cloudApp = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (d: Buffer) => (body += d.toString()));
+      req.on('end', () => {
+        received.push({ method: req.method!, nodeName: req.headers.nodename as string | undefined, body });
+        res.writeHead(201, { 'content-type': 'text/plain' }).end(`hello ${req.headers.nodename}`);
+      });
+    });
+    const appPort = await freePort();
+    await new Promise<void>((resolve) => cloudApp.listen(appPort, '127.0.0.1', resolve));
+    onTestFinished(() => void cloudApp.close());
+    const sbPort = await freePort();
+    const { link, apply, cp } = await routerEnv(node, { serviceBus: { enable: true, port: sbPort } });
+    const target = `http://127.0.0.1:${appPort}/hello`;
+    await apply(endpoint('my-rest', 'rest'));
+    await apply(endpoint('my-servicebus', 'servicebus', { service_port: '6666' }));
+    await apply({
+      apiVersion: 'rules.kubeedge.io/v1',
+      kind: 'Rule',
+      metadata: { name: 'my-rule-servicebus-rest', namespace: 'default' },
+      spec: { source: 'my-servicebus', sourceResource: { target_url: target, node_name: node }, target: 'my-rest', targetResource: { resource: target } },
+    });
+    // The edge app: KubeEdge's request to ServiceBus, with curl.
+    const ask = (targetURL: string): Promise<Curl> =>
+      curl(['-X', 'POST', '--data-binary', JSON.stringify({ method: 'POST', targetURL, payload: 'ping' }), `http://127.0.0.1:${sbPort}/`]);
+    const ok = await eventually(
+      async () => {
+        const r = await ask(target);
+        expect(r.status).toBe(201);
+        return r;
+      },
+      20_000,
+      250,
+    );
+    expect(JSON.parse(ok.body)).toEqual({ code: 201, msg: 'Created', body: `hello ${node}` });
+    expect(received.at(-1)).toEqual({ method: 'POST', nodeName: node, body: 'ping' });
+    // A URL no rule allows, a garbage body: refused on the edge, nothing reaches the cloud app.
+    const calls = received.length;
+    expect(await ask(`http://127.0.0.1:${appPort}/other`)).toMatchObject({ status: 403, body: expect.stringContaining('no rule allows') });
+    expect((await curl(['-X', 'POST', '--data-binary', 'not json', `http://127.0.0.1:${sbPort}/`])).status).toBe(400);
+    expect(received.length).toBe(calls);
+    // The link down: 503 at once. The rule deleted: refused on the edge.
+    link.block();
+    link.cut();
+    await eventually(async () => expect((await ask(target)).status).toBe(503), 10_000, 200);
+    link.unblock();
+    await eventually(async () => expect((await ask(target)).status).toBe(201), 30_000, 250);
+    await cp.kubectlOk(['delete', 'rule', 'my-rule-servicebus-rest']);
+    await eventually(async () => expect((await ask(target)).status).toBe(403), 20_000, 200);
+  });
 });
