@@ -1,6 +1,7 @@
 import type { Logger } from '../../shared/logger.js';
 import { CoreError, asError } from '../../shared/errors.js';
 import { Operation, errorResponseTo, isReportOperation, newMessage, parseEdgeResource, type EdgeResource, type Message } from '../../shared/message.js';
+import { RULE_EVENT_TYPE } from '../../shared/service-call.js';
 import { CloudModule } from '../contracts/addresses.js';
 import type { CloudMetrics } from '../metrics/cloud-metrics.js';
 import type { CloudBus, ReportMessage } from '../contracts/node-messages.js';
@@ -53,7 +54,10 @@ export class UpstreamRouter {
       return release();
     }
     const report: ReportMessage = { ...message, operation: message.operation, node: origin.nodeName, object };
-    this.queue.push(`${origin.nodeName}/${message.resource}`, { origin, seq, report, release, arrivedAtMs: performance.now() });
+    // One report per object at a time keeps an object's reports in order. Rule events are not one object's
+    // states but a stream: they go to the Router at once, in arrival order, and it keeps their order itself.
+    const key = object.type === RULE_EVENT_TYPE ? `${origin.nodeName}/${message.resource}#${seq}` : `${origin.nodeName}/${message.resource}`;
+    this.queue.push(key, { origin, seq, report, release, arrivedAtMs: performance.now() });
   }
 
   /** Reports waiting for a worker. */

@@ -27,6 +27,7 @@ import { MERGE_PATCH, apiStatus, kubeError, type KubeClients } from '../kube/kub
 import type { TokenBucket } from '../kube/rate-limiter.js';
 import { Watched } from '../kube/watched.js';
 import type { RouterConfig } from './router-config.js';
+import { OrderedPoster } from './ordered-poster.js';
 import { RuleStatus } from './rule-status.js';
 import { RULE_API_GROUP, RULE_API_VERSION, RuleTable, type RestMatch, type Rule, type RuleEndpoint } from './rules.js';
 
@@ -77,6 +78,7 @@ export class Router implements Module {
   port = 0;
   /** The rule objects each node holds (as last delivered); recomputed after every Rule or RuleEndpoint change. */
   private placed = new Map<string, Map<string, DesiredObject>>();
+  private readonly poster = new OrderedPoster();
   private ready = false;
 
   constructor(private readonly deps: RouterDeps) {
@@ -167,6 +169,7 @@ export class Router implements Module {
     this.endpoints.stop();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
     this.server?.closeAllConnections();
+    await this.poster.close();
     await this.status.stop();
   }
 
@@ -216,10 +219,11 @@ export class Router implements Module {
       case Operation.connect:
       case Operation.disconnect:
         return;
+      // Calls and events run on their own: one slow cloud URL must not hold up resyncs or other rules.
       case Operation.query:
-        return this.callCloud(message);
+        return void this.callCloud(message);
       default:
-        return this.forwardEvent(message);
+        return void this.forwardEvent(message);
     }
   }
 
@@ -291,20 +295,19 @@ export class Router implements Module {
       if (!url || this.table.endpointType(rule, 'target') !== 'rest') throw new CoreError('ERR_NOT_FOUND', `rule ${ruleKey} has no rest target`);
       const event = message.content as Partial<RuleEvent> | null;
       if (typeof event?.payload !== 'string') throw new CoreError('ERR_INVALID_MESSAGE', 'rule event without a payload');
-      let response: Response;
+      let status: number;
       try {
-        response = await fetch(url, {
-          method: 'POST',
-          headers: { NodeName: node, 'content-type': 'application/octet-stream' },
-          body: Buffer.from(event.payload, 'base64'),
-          signal: AbortSignal.timeout(this.deps.config.restTimeout * 1000),
-        });
-        await response.arrayBuffer();
+        status = await this.poster.post(
+          url,
+          { NodeName: node, 'content-type': 'application/octet-stream' },
+          Buffer.from(event.payload, 'base64'),
+          this.deps.config.restTimeout * 1000,
+        );
       } catch (err) {
         throw new CoreError('ERR_UNAVAILABLE', `POST ${url} failed: ${asError(err).message}`);
       }
-      if (response.status >= 500) throw new CoreError('ERR_UNAVAILABLE', `POST ${url} answered ${response.status}`);
-      if (response.status >= 400) throw new CoreError('ERR_FORBIDDEN', `POST ${url} answered ${response.status}`);
+      if (status >= 500) throw new CoreError('ERR_UNAVAILABLE', `POST ${url} answered ${status}`);
+      if (status >= 400) throw new CoreError('ERR_FORBIDDEN', `POST ${url} answered ${status}`);
       this.status.success(namespace, name);
       this.deps.bus.respond(message, responseTo(message, this.name, 'OK'));
     } catch (err) {
