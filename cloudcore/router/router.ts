@@ -4,6 +4,7 @@ import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { ConfigError, CoreError, asError } from '../../shared/errors.js';
+import { readBody } from '../../shared/http-body.js';
 import type { Logger } from '../../shared/logger.js';
 import { Group, Operation, errorResponseTo, newMessage, responseTo, type Message } from '../../shared/message.js';
 import type { Module } from '../../shared/module-runtime.js';
@@ -329,6 +330,7 @@ export class Router implements Module {
       match = this.table.matchRest(namespace, path);
       if (!match) throw new HttpError(404, `no rule in namespace ${namespace} has a rest source with path ${path}`);
       const body = await readBody(req, this.deps.config.maxBodyBytes);
+      if (!body) throw new HttpError(413, `request body exceeds modules.router.maxBodyBytes (${this.deps.config.maxBodyBytes})`);
       this.logger.debug({ caller, node: nodeName, rule: match.ruleKey, method: req.method, path }, 'router request');
       const node = decodeURIComponent(nodeName);
       if (match.target.type === 'servicebus') {
@@ -459,25 +461,3 @@ export class Router implements Module {
 const ownsRule = (key: string): boolean => typeOfKey(key) === RULE_TYPE;
 const edgeKey = (r: EdgeRule): string => `${r.metadata.namespace}/${RULE_TYPE}/${r.metadata.name}`;
 const desiredOf = (r: EdgeRule): DesiredObject => ({ key: edgeKey(r), uid: r.metadata.uid, resourceVersion: r.metadata.resourceVersion, content: r });
-
-/** The request body, refused with 413 past `limit` (by Content-Length first, else while reading). */
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  const declared = Number(req.headers['content-length'] ?? 0);
-  if (declared > limit) return Promise.reject(new HttpError(413, `request body of ${declared} bytes exceeds modules.router.maxBodyBytes (${limit})`));
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        req.removeAllListeners('data');
-        req.pause();
-        reject(new HttpError(413, `request body exceeds modules.router.maxBodyBytes (${limit})`));
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.once('end', () => resolve(Buffer.concat(chunks)));
-    req.once('error', reject);
-  });
-}

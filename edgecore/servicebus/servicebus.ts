@@ -1,5 +1,6 @@
 import http from 'node:http';
 import { ConfigError, CoreError, asError } from '../../shared/errors.js';
+import { readBody } from '../../shared/http-body.js';
 import type { Logger } from '../../shared/logger.js';
 import { Group, Operation, errorResponseTo, newMessage, responseTo } from '../../shared/message.js';
 import type { Module } from '../../shared/module-runtime.js';
@@ -94,7 +95,7 @@ export class ServiceBus implements Module {
     };
     try {
       if (req.method !== 'POST') return reply(405, 'POST {"method","targetURL","payload"} to ServiceBus');
-      const raw = await readLimited(req, this.deps.config.maxBodyBytes);
+      const raw = await readBody(req, this.deps.config.maxBodyBytes);
       if (raw === undefined) return reply(413, `request exceeds modules.serviceBus.maxBodyBytes (${this.deps.config.maxBodyBytes})`);
       let request: ServiceBusRequest;
       try {
@@ -184,23 +185,4 @@ export class ServiceBus implements Module {
       req.end(body);
     });
   }
-}
-
-/** The body, or undefined past `limit`. */
-function readLimited(req: http.IncomingMessage, limit: number): Promise<Buffer | undefined> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        req.removeAllListeners('data');
-        resolve(undefined);
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.once('end', () => resolve(Buffer.concat(chunks)));
-    req.once('error', reject);
-  });
 }
