@@ -80,6 +80,8 @@ export class Router implements Module {
   /** The rule objects each node holds (as last delivered); recomputed after every Rule or RuleEndpoint change. */
   private placed = new Map<string, Map<string, DesiredObject>>();
   private readonly poster = new OrderedPoster();
+  /** The problem last reported per inactive Rule, so each is logged and written once. */
+  private reported = new Map<string, string>();
   private ready = false;
 
   constructor(private readonly deps: RouterDeps) {
@@ -192,6 +194,7 @@ export class Router implements Module {
   /** What each node should hold now, against what it was sent: the differences go down. */
   private replace(): void {
     if (!this.ready) return; // The first lists are answered by the resyncs (or onReady).
+    this.reportProblems();
     const next = new Map<string, Map<string, DesiredObject>>();
     for (const [node, rules] of this.table.edgeRules()) next.set(node, new Map(rules.map((r) => [edgeKey(r), desiredOf(r)])));
     for (const node of new Set([...this.placed.keys(), ...next.keys()])) {
@@ -206,6 +209,20 @@ export class Router implements Module {
       for (const [key, object] of before) if (!after.has(key)) this.deps.nodes.deliver(node, objectMessage(this.name, object, Operation.delete));
     }
     this.placed = next;
+  }
+
+  /** An inactive Rule says why, once per problem: a warning in the log and an entry in its status errors. */
+  private reportProblems(): void {
+    const problems = this.table.problems();
+    for (const [ruleKey, problem] of problems) {
+      if (this.reported.get(ruleKey) === problem) continue;
+      const [namespace = '', name = ''] = ruleKey.split('/');
+      this.logger.warn({ rule: ruleKey, problem }, 'rule inactive');
+      this.status.problem(namespace, name, `inactive: ${problem}`);
+    }
+    for (const ruleKey of this.reported.keys())
+      if (!problems.has(ruleKey) && this.table.rule(ruleKey)) this.logger.info({ rule: ruleKey }, 'rule active again');
+    this.reported = new Map(problems);
   }
 
   private async handle(message: ControllerMessage): Promise<void> {

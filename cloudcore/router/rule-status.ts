@@ -53,9 +53,19 @@ export class RuleStatus {
   failure(namespace: string, name: string, reason: string): void {
     const c = this.of(namespace, name);
     c.fail++;
+    this.addError(c, reason);
+  }
+
+  private addError(c: Counts, reason: string): void {
     c.errors.push(`${new Date().toISOString().replace(/\.\d{3}Z$/, 'Z')} ${reason}`);
     if (c.errors.length > KEPT_ERRORS) c.errors.splice(0, c.errors.length - KEPT_ERRORS);
     c.dirty = true;
+  }
+
+  /** Why a Rule does not act (not a message): kept with the errors, without counting a failure. */
+  problem(namespace: string, name: string, reason: string): void {
+    const c = this.of(namespace, name);
+    this.addError(c, reason);
   }
 
   /** A deleted Rule: nothing more to write for it. */

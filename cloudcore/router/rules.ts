@@ -29,6 +29,11 @@ export interface RestMatch {
   extra: string;
 }
 
+/** KubeEdge's flows (admit_rule.go), and servicebus → rest, which its Router serves but its webhook forgets. */
+const ALLOWED_FLOWS = new Set(['rest→eventbus', 'rest→servicebus', 'eventbus→rest', 'servicebus→rest']);
+const SOURCE_KEYS: Record<EndpointType, string[]> = { rest: ['path'], eventbus: ['topic', 'node_name'], servicebus: ['target_url', 'node_name'] };
+const TARGET_KEYS: Record<EndpointType, string[]> = { rest: ['resource'], eventbus: ['topic'], servicebus: ['path'] };
+
 const key = (o: { metadata?: { name?: string; namespace?: string } }): string => `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
 
 /** `/a/b/` → `/a/b`; `a` → `/a`. */
@@ -40,20 +45,26 @@ export function normalizePath(path: string): string {
 export class RuleTable {
   private readonly rules = new Map<string, Rule>();
   private readonly endpoints = new Map<string, RuleEndpoint>();
+  /** problems(), until the next change. */
+  private checked: Map<string, string> | undefined;
 
   upsertRule(rule: Rule): void {
+    this.checked = undefined;
     this.rules.set(key(rule), rule);
   }
 
   deleteRule(rule: Rule): void {
+    this.checked = undefined;
     this.rules.delete(key(rule));
   }
 
   upsertEndpoint(endpoint: RuleEndpoint): void {
+    this.checked = undefined;
     this.endpoints.set(key(endpoint), endpoint);
   }
 
   deleteEndpoint(endpoint: RuleEndpoint): void {
+    this.checked = undefined;
     this.endpoints.delete(key(endpoint));
   }
 
@@ -68,12 +79,56 @@ export class RuleTable {
   }
 
   /**
+   * Why each inactive Rule is inactive, by rule key: what KubeEdge's admission webhook checks across objects,
+   * which no CRD rule can (docs/router.md, "Checked by cloudcore's Router at runtime"). Two rest-source Rules
+   * with one path in a namespace, or two eventbus-source Rules with one topic and node: the first by name acts.
+   */
+  problems(): Map<string, string> {
+    if (this.checked) return this.checked;
+    const problems = (this.checked = new Map<string, string>());
+    const taken = new Map<string, string>();
+    for (const [ruleKey, rule] of [...this.rules].sort(([a], [b]) => a.localeCompare(b))) {
+      const ns = rule.metadata?.namespace ?? '';
+      const source = this.endpointType(rule, 'source');
+      const target = this.endpointType(rule, 'target');
+      const from = rule.spec?.sourceResource ?? {};
+      const to = rule.spec?.targetResource ?? {};
+      let problem: string | undefined;
+      if (!source) problem = `source RuleEndpoint ${ns}/${rule.spec?.source ?? ''} does not exist`;
+      else if (!target) problem = `target RuleEndpoint ${ns}/${rule.spec?.target ?? ''} does not exist`;
+      else if (!ALLOWED_FLOWS.has(`${source}→${target}`)) problem = `a ${source} source cannot go to a ${target} target`;
+      else {
+        const missing = [
+          ...SOURCE_KEYS[source].filter((k) => !from[k]).map((k) => `sourceResource.${k}`),
+          ...TARGET_KEYS[target].filter((k) => !to[k]).map((k) => `targetResource.${k}`),
+        ];
+        if (missing.length > 0) problem = `a ${source} → ${target} rule needs ${missing.join(' and ')}`;
+        else {
+          const slot =
+            source === 'rest'
+              ? `${ns} rest ${normalizePath(from.path!)}`
+              : source === 'eventbus'
+                ? `${ns} eventbus ${from.topic} ${from.node_name}`
+                : undefined;
+          const holder = slot && taken.get(slot);
+          if (holder) problem = `rule ${holder} already has this source (${slot.split(' ').slice(1).join(' ')})`;
+          else if (slot) taken.set(slot, ruleKey);
+        }
+      }
+      if (problem) problems.set(ruleKey, problem);
+    }
+    return problems;
+  }
+
+  /**
    * Per node, the Rules whose source is on it (eventbus or servicebus, `sourceResource.node_name`) and whose
    * target is rest: what that edge must hold to subscribe to the topic or allow the URL.
    */
   edgeRules(): Map<string, EdgeRule[]> {
     const byNode = new Map<string, EdgeRule[]>();
-    for (const rule of this.rules.values()) {
+    const problems = this.problems();
+    for (const [ruleKey, rule] of this.rules) {
+      if (problems.has(ruleKey)) continue;
       const sourceType = this.endpointType(rule, 'source');
       const node = rule.spec?.sourceResource?.node_name;
       if ((sourceType !== 'eventbus' && sourceType !== 'servicebus') || !node || this.endpointType(rule, 'target') !== 'rest') continue;
@@ -97,8 +152,9 @@ export class RuleTable {
     const wanted = normalizePath(path);
     let best: RestMatch | undefined;
     let bestLength = -1;
+    const problems = this.problems();
     for (const [ruleKey, rule] of this.rules) {
-      if (rule.metadata?.namespace !== namespace) continue;
+      if (rule.metadata?.namespace !== namespace || problems.has(ruleKey)) continue;
       const source = this.endpoint(namespace, rule.spec?.source);
       if (source?.spec?.ruleEndpointType !== 'rest') continue;
       const sourcePath = rule.spec?.sourceResource?.path;

@@ -89,6 +89,8 @@ async function routerEnv(node: string, edgeModules: { serviceBus?: Record<string
   };
 }
 
+const rule404 = (r: Curl): boolean => r.status === 404 && r.body.includes('no rule');
+
 const endpoint = (name: string, ruleEndpointType: string, properties: Record<string, string> = {}) => ({
   apiVersion: 'rules.kubeedge.io/v1',
   kind: 'RuleEndpoint',
@@ -151,6 +153,23 @@ describe('router: rest → servicebus and rest → eventbus through the edge cha
       10_000,
       200,
     );
+
+    // A Rule whose target does not exist is stored (no CRD can check another object) and says why it is inactive.
+    await apply({
+      apiVersion: 'rules.kubeedge.io/v1',
+      kind: 'Rule',
+      metadata: { name: 'dangling', namespace: 'default' },
+      spec: { source: 'my-rest', sourceResource: { path: '/dangling' }, target: 'nope', targetResource: { path: '/x' } },
+    });
+    await eventually(
+      async () => {
+        const rule = JSON.parse(await cp.kubectlOk(['get', 'rule', 'dangling', '-o', 'json']));
+        expect(rule.status?.errors?.at(-1)).toMatch(/ inactive: target RuleEndpoint default\/nope does not exist$/);
+      },
+      20_000,
+      500,
+    );
+    expect(rule404(await call(`/${node}/default/dangling`))).toBe(true);
 
     // The Rule's status counts the messages, written at most every statusIntervalMs, with the last errors.
     await eventually(

@@ -7,7 +7,7 @@ const endpoint = (name: string, type: string, properties: Record<string, string>
 });
 const rule = (name: string, path: string, target = 'sb', namespace = 'default'): Rule => ({
   metadata: { name, namespace },
-  spec: { source: 'rest', sourceResource: { path }, target, targetResource: { path: '/app' } },
+  spec: { source: 'rest', sourceResource: { path }, target, targetResource: target === 'bus' ? { topic: 't' } : { path: '/app' } },
 });
 
 function table(): RuleTable {
@@ -45,5 +45,30 @@ describe('Router rule matching', () => {
     expect(t.matchRest('default', '/g')).toBeDefined();
     t.deleteRule(r);
     expect(t.matchRest('default', '/g')).toBeUndefined();
+  });
+
+  it('says why a rule is inactive: missing endpoints, a flow KubeEdge does not have, missing keys, a source another rule has', () => {
+    const t = table();
+    t.upsertRule(rule('a-first', '/same'));
+    t.upsertRule(rule('b-second', '/same/'));
+    t.upsertRule(rule('dangling', '/d', 'missing'));
+    t.upsertRule({
+      metadata: { name: 'rest-rest', namespace: 'default' },
+      spec: { source: 'rest', sourceResource: { path: '/r' }, target: 'rest', targetResource: { resource: 'http://x' } },
+    });
+    t.upsertRule({
+      metadata: { name: 'no-topic', namespace: 'default' },
+      spec: { source: 'rest', sourceResource: { path: '/t' }, target: 'bus', targetResource: {} },
+    });
+    expect(Object.fromEntries(t.problems())).toEqual({
+      'default/b-second': 'rule default/a-first already has this source (rest /same)',
+      'default/dangling': 'target RuleEndpoint default/missing does not exist',
+      'default/rest-rest': 'a rest source cannot go to a rest target',
+      'default/no-topic': 'a rest → eventbus rule needs targetResource.topic',
+    });
+    expect(t.matchRest('default', '/same')).toMatchObject({ ruleKey: 'default/a-first' });
+    expect(t.matchRest('default', '/r')).toBeUndefined();
+    t.upsertEndpoint(endpoint('missing', 'servicebus', { service_port: '1' }));
+    expect(t.problems().has('default/dangling')).toBe(false);
   });
 });
