@@ -86,26 +86,26 @@ export class ServiceBus implements Module {
   /**
    * servicebus → rest: an app on this host POSTs KubeEdge's `{"method","targetURL","payload"}`; a Rule whose
    * servicebus source has that `target_url` sends it to the cloud, which makes the call to the Rule's URL.
-   * The app gets `{"code","msg","body"}`, with `code` as the HTTP status too.
+   * The app gets `{"code","msg","body"}` with HTTP status 200, as from KubeEdge (edge/pkg/servicebus/servicebus.go
+   * `buildBasicHandler`: the outcome is in `code`, and the messages for a refused URL and bad JSON are its own).
    */
   private async local(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const reply = (code: number, msg: string, body = ''): void => {
       const answer: ServiceBusResponse = { code, msg, body };
-      res.writeHead(code, { 'content-type': 'application/json' }).end(JSON.stringify(answer));
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(answer));
     };
     try {
-      if (req.method !== 'POST') return reply(405, 'POST {"method","targetURL","payload"} to ServiceBus');
       const raw = await readBody(req, this.deps.config.maxBodyBytes);
       if (raw === undefined) return reply(413, `request exceeds modules.serviceBus.maxBodyBytes (${this.deps.config.maxBodyBytes})`);
       let request: ServiceBusRequest;
       try {
         request = JSON.parse(raw.toString('utf8')) as ServiceBusRequest;
       } catch {
-        return reply(400, 'the request is not JSON {"method","targetURL","payload"}');
+        return reply(400, 'invalid params');
       }
-      if (typeof request?.targetURL !== 'string' || typeof request.method !== 'string') return reply(400, 'method and targetURL are required strings');
+      if (typeof request?.targetURL !== 'string' || typeof request.method !== 'string') return reply(400, 'invalid params');
       const rule = this.allowed.get(request.targetURL);
-      if (!rule) return reply(403, `no rule allows ${request.targetURL} from this node`);
+      if (!rule) return reply(400, `url ${request.targetURL} is not allowed and please make a rule for this url in the cloud`);
       const [namespace, , name] = rule.split('/');
       const query: QueryMessage = newMessage({
         source: this.name,
@@ -119,8 +119,10 @@ export class ServiceBus implements Module {
         const { code, message } = answer.content as { code?: string; message?: string };
         return reply(code === 'ERR_CONNECTION' ? 503 : code === 'ERR_TIMEOUT' ? 408 : 502, message ?? 'the cloud refused the call');
       }
+      // KubeEdge's answer when the cloud URL answered; its own status is kept in `code` when it is not a 2xx.
       const cloud = answer.content as ServiceBusResponse;
-      reply(cloud.code, cloud.msg, cloud.body);
+      if (cloud.code >= 200 && cloud.code < 300) reply(200, 'receive response from cloud successfully', cloud.body);
+      else reply(cloud.code, cloud.msg, cloud.body);
     } catch (err) {
       const e = err as CoreError;
       reply(e.code === 'ERR_TIMEOUT' ? 408 : 503, asError(err).message);
