@@ -194,8 +194,12 @@ export class EventBus implements Module {
 
   private subscribeRule(rule: EdgeRule): void {
     const key = `${rule.metadata.namespace}/${RULE_TYPE}/${rule.metadata.name}`;
-    const topic = rule.spec.sourceResource?.topic;
-    if (rule.sourceType !== 'eventbus' || !topic) return;
+    const ruleTopic = rule.spec.sourceResource?.topic;
+    if (rule.sourceType !== 'eventbus' || !ruleTopic) return;
+    // KubeEdge subscribes edge apps' messages on `<rule namespace>/<topic>` (cloud/pkg/router/provider/eventbus
+    // RegisterListener: path.Join of namespace and topic, which also drops a leading /); its docs publish to
+    // `default/test` for topic `test`.
+    const topic = `${rule.metadata.namespace}/${ruleTopic}`.replace(/\/+/g, '/');
     const entry: { topic: string; handler?: (packet: { topic: string; payload: unknown }, done: () => void) => void } = { topic };
     if (this.broker) {
       entry.handler = (packet, done) => {

@@ -239,7 +239,7 @@ async function eventBusToRest(s: System, sink: Sink): Promise<void> {
   for (let i = 0; i < MESSAGES; i++) {
     while (inflight >= 256) await new Promise<void>((resolve) => waiters.push(resolve));
     inflight++;
-    client.publish('bench', `e${i}`, { qos: 1 }, () => {
+    client.publish('default/bench', `e${i}`, { qos: 1 }, () => {
       inflight--;
       waiters.shift()?.();
     });
@@ -266,7 +266,7 @@ async function offline(s: System, sink: Sink): Promise<void> {
     const due = t0 + (i * OUTAGE_S * 1000) / OFFLINE;
     const wait = due - performance.now();
     if (wait > 1) await sleep(wait);
-    await new Promise<void>((resolve, reject) => client.publish('bench', `o${i}`, { qos: 1 }, (err) => (err ? reject(err) : resolve())));
+    await new Promise<void>((resolve, reject) => client.publish('default/bench', `o${i}`, { qos: 1 }, (err) => (err ? reject(err) : resolve())));
   }
   client.end(true);
   const cloud = start(CLOUDCORE_BIN, ['--config', s.cloudConfig, '--log-level', 'info']);

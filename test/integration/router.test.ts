@@ -245,7 +245,8 @@ describe('router: rest → servicebus and rest → eventbus through the edge cha
     });
     // The rule reaches the edge, which subscribes; an app's message then goes up.
     await eventually(() => expect(edge.eventBus!.ruleCount).toBe(1), 20_000, 100);
-    await mosquittoPub(broker, 'test', 'first');
+    // KubeEdge's topic for a rule of namespace default and topic test: default/test.
+    await mosquittoPub(broker, 'default/test', 'first');
     await eventually(() => expect(received.map((r) => r.body)).toEqual(['first']), 20_000, 100);
     expect(received.find((r) => r.body === 'first')!.nodeName).toBe(node);
 
@@ -254,7 +255,7 @@ describe('router: rest → servicebus and rest → eventbus through the edge cha
     link.block();
     link.cut();
     await eventually(() => expect(edge.edgeHub.status.type).not.toBe('connected'), 10_000);
-    for (let i = 0; i < 20; i++) await mosquittoPub(broker, 'test', `m${i}`);
+    for (let i = 0; i < 20; i++) await mosquittoPub(broker, 'default/test', `m${i}`);
     expect(received.length).toBe(before);
     link.unblock();
     await eventually(() => expect(received.slice(before).map((r) => r.body)).toEqual(Array.from({ length: 20 }, (_, i) => `m${i}`)), 30_000, 200);
@@ -262,7 +263,7 @@ describe('router: rest → servicebus and rest → eventbus through the edge cha
     // The rule deleted: the edge unsubscribes, and nothing more goes up.
     await cp.kubectlOk(['delete', 'rule', 'my-rule-eventbus-rest']);
     await eventually(() => expect(edge.eventBus!.ruleCount).toBe(0), 20_000, 100);
-    await mosquittoPub(broker, 'test', 'after-delete');
+    await mosquittoPub(broker, 'default/test', 'after-delete');
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     expect(received.map((r) => r.body)).not.toContain('after-delete');
   });
