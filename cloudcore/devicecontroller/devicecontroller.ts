@@ -17,7 +17,7 @@ import type { Module } from '../../shared/module-runtime.js';
 import { CloudModule } from '../contracts/addresses.js';
 import type { CloudBus, ControllerMessage, NodeDelivery, ReportMessage, SyncMessage } from '../contracts/node-messages.js';
 import { diffInventory, objectMessage, typeOfKey } from '../contracts/object-sync.js';
-import { MERGE_PATCH, kubeError, type KubeClients } from '../kube/kube-client.js';
+import { MERGE_PATCH, crdServed, kubeError, type KubeClients } from '../kube/kube-client.js';
 import type { TokenBucket } from '../kube/rate-limiter.js';
 import { Watched } from '../kube/watched.js';
 import { DevicePlacement, type PlacementChange } from './device-placement.js';
@@ -95,17 +95,8 @@ export class DeviceController implements Module {
       .start()
       .then(() => this.devices.start())
       .then(() => this.onReady());
-    if (await this.crdsServed()) await listed;
+    if (await crdServed(this.deps.clients, DEVICE_API_GROUP, DEVICE_API_VERSION, 'devicemodels')) await listed;
     else this.deps.logger.warn({ crds: 'build/crds' }, 'device CRDs not installed; devices sync once they are');
-  }
-
-  private async crdsServed(): Promise<boolean> {
-    try {
-      await this.deps.clients.custom.listClusterCustomObject({ group: DEVICE_API_GROUP, version: DEVICE_API_VERSION, plural: 'devicemodels', limit: 1 });
-      return true;
-    } catch (err) {
-      return kubeError(err).code !== 'ERR_NOT_FOUND';
-    }
   }
 
   async stop(): Promise<void> {

@@ -117,6 +117,19 @@ export function createKubeClients(opts: { kubeconfig: string; metrics?: CloudMet
 }
 
 /**
+ * Whether the API server serves a custom resource (its CRD is installed): false on 404, true otherwise (another
+ * error is left to the informer, which retries).
+ */
+export async function crdServed(clients: KubeClients, group: string, version: string, plural: string): Promise<boolean> {
+  try {
+    await clients.custom.listClusterCustomObject({ group, version, plural, limit: 1 });
+    return true;
+  } catch (err) {
+    return kubeError(err).code !== 'ERR_NOT_FOUND';
+  }
+}
+
+/**
  * Impersonation headers for a node's kubelet identity. Only `system:nodes` is named: for any user but
  * system:anonymous the API server adds `system:authenticated` itself, without an authorization check
  * (k8s.io/apiserver pkg/endpoints/filters/impersonation.go), so cloudcore's RBAC needs no grant for it.

@@ -24,7 +24,7 @@ import {
 import { CloudModule } from '../contracts/addresses.js';
 import type { CloudBus, ControllerMessage, NodeDelivery, QueryMessage, ReportMessage } from '../contracts/node-messages.js';
 import { diffInventory, objectMessage, typeOfKey, type DesiredObject } from '../contracts/object-sync.js';
-import { MERGE_PATCH, apiStatus, kubeError, type KubeClients } from '../kube/kube-client.js';
+import { MERGE_PATCH, apiStatus, crdServed, kubeError, type KubeClients } from '../kube/kube-client.js';
 import type { TokenBucket } from '../kube/rate-limiter.js';
 import { Watched } from '../kube/watched.js';
 import type { RouterConfig } from './router-config.js';
@@ -139,7 +139,7 @@ export class Router implements Module {
     this.deps.bus.register(this.name, (m) => this.handle(m));
     const listed = Promise.all([this.rules.start(), this.endpoints.start()]).then(() => this.onReady());
     this.status.start();
-    if (await this.crdsServed()) await listed;
+    if (await crdServed(this.deps.clients, RULE_API_GROUP, RULE_API_VERSION, 'ruleendpoints')) await listed;
     else this.logger.warn({ crds: 'build/crds/router_v1_*.yaml' }, 'router CRDs not installed; rules apply once they are');
   }
 
@@ -174,15 +174,6 @@ export class Router implements Module {
     this.server?.closeAllConnections();
     await this.poster.close();
     await this.status.stop();
-  }
-
-  private async crdsServed(): Promise<boolean> {
-    try {
-      await this.deps.clients.custom.listClusterCustomObject({ group: RULE_API_GROUP, version: RULE_API_VERSION, plural: 'ruleendpoints', limit: 1 });
-      return true;
-    } catch (err) {
-      return kubeError(err).code !== 'ERR_NOT_FOUND';
-    }
   }
 
   private onReady(): void {
