@@ -16,6 +16,7 @@ import { Router } from './router/router.js';
 import { EdgeController, type EdgeControllerDeps } from './edgecontroller/edgecontroller.js';
 import { KubeReports } from './edgecontroller/kube-reports.js';
 import { KubeSource } from './edgecontroller/kube-source.js';
+import { OWNER_ANNOTATION, parseOwner } from './edgecontroller/node-owner.js';
 import { LocalReports, LocalSource } from './edgecontroller/local-source.js';
 import { createKubeClients, type KubeClients } from './kube/kube-client.js';
 import { CloudMetrics } from './metrics/cloud-metrics.js';
@@ -75,18 +76,20 @@ export class CloudCore {
       metrics: this.metrics,
       replicaId,
       // Replicas of one cluster report in its namespace kubeedge; replicas of the local source beside their shared CA key.
+      routerAddress: () => (this.router && this.router.port > 0 ? routerPeerAddress(config, this.router.port) : undefined),
       replicaReports: this.kube
         ? new ConfigMapReplicaReports(this.kube.core)
         : new FileReplicaReports(join(dirname(config.modules.cloudHub.caKeyFile), 'replicas.db')),
     });
     this.monitor.addReadiness('rebalance', () => this.cloudHub.notReady());
     let kubeReports: KubeReports | undefined;
+    let kubeSource: KubeSource | undefined;
     if (ec.enable) {
       const controllerLogger = logger.child({ module: 'edgecontroller' });
       const hub = config.modules.cloudHub;
       let sides: Pick<EdgeControllerDeps, 'source' | 'reports' | 'autonomy'>;
       if (this.kube) {
-        const source = new KubeSource({ clients: this.kube, logger: controllerLogger });
+        const source = (kubeSource = new KubeSource({ clients: this.kube, logger: controllerLogger }));
         const reports = (kubeReports = new KubeReports({
           clients: this.kube,
           limiter,
@@ -139,7 +142,18 @@ export class CloudCore {
         bus: this.bus,
         nodes: this.cloudHub,
         hub: this.cloudHub,
+        ca: () => this.cloudHub.certificateAuthority,
         tls: { certFile: hub.serverCertFile, keyFile: hub.serverKeyFile },
+        ...(kubeSource && {
+          knownNode: (node: string) => kubeSource.isEdgeNode(node),
+          replicas: hub.rebalance.enable
+            ? {
+                self: replicaId,
+                ownerOf: (node: string) => parseOwner(kubeSource.node(node)?.metadata?.annotations?.[OWNER_ANNOTATION])?.replica,
+                routerOf: (replica: string) => this.cloudHub.replica(replica)?.router,
+              }
+            : undefined,
+        }),
         logger: logger.child({ module: 'router' }),
       });
       modules.push(this.router);
@@ -152,6 +166,8 @@ export class CloudCore {
   async start(): Promise<void> {
     await this.runtime.start();
     await this.router?.listen();
+    // The report now carries the Router's address, so the other replicas can forward requests for our nodes.
+    if (this.router) this.cloudHub.reportChanged();
     this.started = true;
   }
 
@@ -170,6 +186,19 @@ export function caSource(config: CloudCoreConfig, kube: KubeClients | undefined,
   const files = { caCertFile: hub.caCertFile, caKeyFile: hub.caKeyFile, serverCertFile: hub.serverCertFile, serverKeyFile: hub.serverKeyFile };
   if (!kube) return new FileCa(files, logger);
   return new SecretCa({ core: kube.core, logger, files: { certFile: hub.caCertFile, keyFile: hub.caKeyFile, load: () => loadOrCreateCa(files, logger) } });
+}
+
+/**
+ * host:port where the other replicas reach this one's Router: `modules.router.peerAddress`, else the pod IP
+ * (`POD_IP`, build/kubernetes/cloudcore.yaml sets it: there every replica advertises the Service), else the host
+ * of the hub address in the replica report, with the listener's port.
+ */
+export function routerPeerAddress(config: CloudCoreConfig, port: number): string {
+  const { router, cloudHub } = config.modules;
+  if (router.peerAddress) return router.peerAddress;
+  const reported = cloudHub.rebalance.address ? cloudHub.rebalance.address.replace(/:\d+$/, '').replace(/^\[|\]$/g, '') : '';
+  const host = process.env.POD_IP || reported || cloudHub.advertiseAddresses[0] || '127.0.0.1';
+  return `${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 
 /**

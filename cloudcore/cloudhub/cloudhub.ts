@@ -10,7 +10,7 @@ import { CloudModule } from '../contracts/addresses.js';
 import { CloudMetrics, type HubSnapshot } from '../metrics/cloud-metrics.js';
 import type { CloudBus, NodeDelivery } from '../contracts/node-messages.js';
 import type { ConnectionEvent, SyncResponse } from '../contracts/object-sync.js';
-import type { ReplicaReportStore } from '../contracts/replica-reports.js';
+import type { ReplicaReport, ReplicaReportStore } from '../contracts/replica-reports.js';
 import type { CloudHubConfig } from './cloudhub-config.js';
 import { loadOrIssueServerCert, serverCertHosts } from './ca-files.js';
 import { CertServer } from './cert-server.js';
@@ -42,6 +42,8 @@ export interface CloudHubDeps {
   replicaReports?: ReplicaReportStore;
   /** This replica in the reports and the node owner records (cloudcore.ts: `replicaIdOf`). */
   replicaId: string;
+  /** host:port of this replica's Router listener once it listens, for the replica reports. */
+  routerAddress?: () => string | undefined;
 }
 
 /**
@@ -133,6 +135,7 @@ export class CloudHub implements Module, SessionHost, NodeDelivery {
         store: this.deps.replicaReports,
         id: this.deps.replicaId,
         address: r.address || `${host.includes(':') ? `[${host}]` : host}:${this.hubPort}`,
+        router: this.deps.routerAddress,
         nodeLimit: c.nodeLimit,
         settings: r,
         sessions: this.sessions,
@@ -176,6 +179,12 @@ export class CloudHub implements Module, SessionHost, NodeDelivery {
    * A request answered by the node's edgecore (rpc stream). A node without a session here fails at once with
    * ERR_UNAVAILABLE: the caller answers 503 rather than wait for a timeout.
    */
+  /** Whether an open session of the node is on this replica. */
+  holds(node: string): boolean {
+    const session = this.sessions.get(node);
+    return session !== undefined && session.state !== 'closed';
+  }
+
   request(node: string, message: Message, timeoutMs: number): Promise<Message> {
     const session = this.sessions.get(node);
     if (!session || session.state === 'closed') return Promise.reject(new CoreError('ERR_UNAVAILABLE', `node ${node} is not connected to this cloudcore`));
@@ -189,6 +198,16 @@ export class CloudHub implements Module, SessionHost, NodeDelivery {
   /** Another replica holds a newer session for the node: this one's ends (a half-open socket would linger). */
   replaced(node: string): void {
     this.sessions.get(node)?.goAway(GoAwayCode.REPLACED, 'another cloudcore replica holds a newer session for this node', '', 0);
+  }
+
+  /** Another live replica's report, by id: its hub and Router addresses (undefined if not live or unknown). */
+  replica(id: string): ReplicaReport | undefined {
+    return this.rebalancer?.replica(id);
+  }
+
+  /** This replica's report changed otherwise than by its sessions (the Router listens now): publish it soon. */
+  reportChanged(): void {
+    this.rebalancer?.changed();
   }
 
   /** Why /readyz should fail on CloudHub's account (shedding edges to other replicas); undefined when ready. */

@@ -20,6 +20,8 @@ export interface RebalancerDeps {
   /** This replica in the reports. */
   id: string;
   address: string;
+  /** host:port of this replica's Router listener, once it listens (published so other replicas can forward to it). */
+  router?: () => string | undefined;
   nodeLimit: number;
   settings: RebalanceSettings;
   sessions: SessionRegistry;
@@ -110,7 +112,13 @@ export class Rebalancer {
 
   private ownReport(): ReplicaReport {
     const { id, address, nodeLimit } = this.deps;
-    return { id, address, nodeLimit, connections: this.deps.sessions.size, draining: this.draining, reportedAtMs: Date.now() };
+    const router = this.deps.router?.();
+    return { id, address, nodeLimit, connections: this.deps.sessions.size, draining: this.draining, reportedAtMs: Date.now(), ...(router ? { router } : {}) };
+  }
+
+  /** Another live replica's latest report (undefined when it is not live, or is this replica). */
+  replica(id: string): ReplicaReport | undefined {
+    return id === this.deps.id ? undefined : this.live.find((r) => r.id === id);
   }
 
   private async publish(): Promise<void> {

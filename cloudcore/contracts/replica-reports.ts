@@ -14,6 +14,8 @@ export interface ReplicaReport {
   draining: boolean;
   /** The reporter's clock, ms since the epoch; only compared with its own earlier reports. */
   reportedAtMs: number;
+  /** host:port of this replica's Router REST listener, where the others forward requests for its nodes. */
+  router?: string;
 }
 
 /** A report as found in the store, before it is trusted: where it came from and its text. */
@@ -62,6 +64,7 @@ export function parseReport(text: string): ReplicaReport | { error: string } {
     typeof r.reportedAtMs === 'number' && Number.isFinite(r.reportedAtMs) && r.reportedAtMs > 0
       ? undefined
       : `reportedAtMs ${JSON.stringify(r.reportedAtMs)} is not a time`,
+    r.router === undefined || (typeof r.router === 'string' && ADDRESS.test(r.router)) ? undefined : `router ${JSON.stringify(r.router)} is not host:port`,
   ].filter((p): p is string => p !== undefined);
   if (problems.length > 0) return { error: problems.join('; ') };
   return {
@@ -71,10 +74,11 @@ export function parseReport(text: string): ReplicaReport | { error: string } {
     nodeLimit: r.nodeLimit as number,
     draining: r.draining as boolean,
     reportedAtMs: r.reportedAtMs as number,
+    ...(r.router === undefined ? {} : { router: r.router as string }),
   };
 }
 
 export function formatReport(report: ReplicaReport): string {
-  const { id, address, connections, nodeLimit, draining, reportedAtMs } = report;
-  return JSON.stringify({ id, address, connections, nodeLimit, draining, reportedAtMs });
+  const { id, address, connections, nodeLimit, draining, reportedAtMs, router } = report;
+  return JSON.stringify({ id, address, connections, nodeLimit, draining, reportedAtMs, router });
 }

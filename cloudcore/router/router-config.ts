@@ -16,6 +16,12 @@ export function routerConfigSchema() {
       allowEmpty: true,
     }),
     statusIntervalMs: int(10_000, "How often each Rule's status (message counts, last errors) is written at most.", { min: 1_000 }),
+    peerAddress: str(
+      '',
+      'host:port where the other cloudcore replicas reach this REST listener, to pass on requests for nodes connected here. ' +
+        'Default: $POD_IP, else the host of modules.cloudHub.rebalance.address or the first advertise address, with `port`.',
+      { allowEmpty: true },
+    ),
   };
 }
 

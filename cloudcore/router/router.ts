@@ -1,13 +1,15 @@
-import { createHash } from 'node:crypto';
+import { X509Certificate, createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { TLSSocket } from 'node:tls';
+import type { PeerCertificate, TLSSocket } from 'node:tls';
+import { Agent, request as undiciRequest } from 'undici';
 import { ConfigError, CoreError, asError } from '../../shared/errors.js';
 import { readBody } from '../../shared/http-body.js';
 import type { Logger } from '../../shared/logger.js';
 import { Group, Operation, errorResponseTo, newMessage, responseTo, type Message } from '../../shared/message.js';
 import type { Module } from '../../shared/module-runtime.js';
+import { REPLICA_CN, SERVER_CN, type CertificateAuthority } from '../../shared/pki/certificate-authority.js';
 import {
   HOP_BY_HOP,
   RULE_EVENT_TYPE,
@@ -41,7 +43,22 @@ export interface RouterDeps {
   clients: KubeClients;
   limiter: TokenBucket;
   /** CloudHub: a request answered by a node's edgecore, or ERR_UNAVAILABLE at once when it is not connected. */
-  hub: { request(node: string, message: Message, timeoutMs: number): Promise<Message> };
+  hub: { request(node: string, message: Message, timeoutMs: number): Promise<Message>; holds(node: string): boolean };
+  /** CloudHub's CA (once started): it signs this replica's client certificate and identifies the other replicas. */
+  ca: () => CertificateAuthority;
+  /**
+   * Several replicas: a request for a node whose session is on another replica is forwarded there. Absent (or
+   * the replica unknown), a node not connected here is answered 503.
+   */
+  replicas?: {
+    self: string;
+    /** The replica whose session holds the node, from its owner record. */
+    ownerOf(node: string): string | undefined;
+    /** host:port of a live replica's Router listener, from its report. */
+    routerOf(replica: string): string | undefined;
+  };
+  /** Whether the cluster has this edge node, from an informer cache; absent, the API server is asked. */
+  knownNode?: (node: string) => boolean;
   /** The serving certificate of the listener (the hub's: same names, same CA). */
   tls: { certFile: string; keyFile: string };
   logger: Logger;
@@ -59,6 +76,18 @@ class HttpError extends Error {
 
 /** How long a token's TokenReview answer is trusted. */
 const TOKEN_CACHE_MS = 10_000;
+/** Where one replica's Router asks another to pass a message to a node it holds: `<prefix><node>`. No node name starts with a dot. */
+const PEER_PATH = '/.replicas/v1/nodes/';
+/** The answer of a replica that does not hold the node (the owner record was behind): Misdirected Request. */
+const NOT_HERE = 421;
+/** The replica's client certificate lives as long as the process, at most this long. */
+const REPLICA_CERT_MS = 365 * 86_400_000;
+
+/** Who made a request: a user (bearer token or client certificate) or another replica's Router. */
+interface Caller {
+  name: string;
+  replica: boolean;
+}
 
 /**
  * KubeEdge's Router, cloud half: Rules (rules.kubeedge.io/v1) from the cluster, and a REST listener at
@@ -83,6 +112,9 @@ export class Router implements Module {
   /** The problem last reported per inactive Rule, so each is logged and written once. */
   private reported = new Map<string, string>();
   private ready = false;
+  /** Calls to other replicas' Routers, with this replica's client certificate (made by listen()). */
+  private peers: Agent | undefined;
+  private hubCa: X509Certificate | undefined;
 
   constructor(private readonly deps: RouterDeps) {
     this.logger = deps.logger;
@@ -113,18 +145,24 @@ export class Router implements Module {
     this.status = new RuleStatus({
       intervalMs: deps.config.statusIntervalMs,
       logger: deps.logger,
-      initial: (namespace, name) => this.table.rule(`${namespace}/${name}`)?.status,
-      patch: async (namespace, name, status) => {
+      current: (namespace, name) => {
+        const rule = this.table.rule(`${namespace}/${name}`);
+        return rule && { status: rule.status, resourceVersion: rule.metadata?.resourceVersion };
+      },
+      patch: async (namespace, name, status, resourceVersion) => {
         await deps.limiter.acquire();
         try {
-          // KubeEdge's Rule CRD has no status subresource: the status is patched on the object itself.
+          // KubeEdge's Rule CRD has no status subresource: the status is patched on the object itself. The
+          // resourceVersion makes the patch conditional, so replicas adding their counts never overwrite each other.
           await deps.clients.custom.patchNamespacedCustomObject(
-            { group: RULE_API_GROUP, version: RULE_API_VERSION, namespace, plural: 'rules', name, body: { status } },
+            { group: RULE_API_GROUP, version: RULE_API_VERSION, namespace, plural: 'rules', name, body: { metadata: { resourceVersion }, status } },
             MERGE_PATCH,
           );
+          return true;
         } catch (err) {
-          // A Rule deleted meanwhile has no status to write.
-          if (apiStatus(err) === 404) return;
+          // A Rule deleted meanwhile has no status to write; a Rule changed meanwhile is added to next time.
+          if (apiStatus(err) === 404) return true;
+          if (apiStatus(err) === 409) return false;
           throw kubeError(err);
         }
       },
@@ -146,11 +184,31 @@ export class Router implements Module {
   /** The REST listener, once CloudHub has issued the serving certificate it uses (CloudCore calls it after start). */
   async listen(): Promise<void> {
     const { config } = this.deps;
+    const ca = this.deps.ca();
+    this.hubCa = new X509Certificate(ca.certPem);
+    if (this.deps.replicas) {
+      // Other replicas are recognised by a certificate only the CA's holders can make (CN=cloudcore-replica), and
+      // their Routers by the CA's serving certificate (CN=cloudcore), whatever address reached them.
+      const own = await ca.issueReplicaCert(this.deps.replicas.self, REPLICA_CERT_MS);
+      this.peers = new Agent({
+        connect: {
+          ca: ca.certPem,
+          cert: own.certPem,
+          key: own.keyPem,
+          checkServerIdentity: (_host: string, cert: PeerCertificate) =>
+            cert.subject?.CN === SERVER_CN ? undefined : new Error(`the replica answered with certificate CN=${cert.subject?.CN ?? ''}, not ${SERVER_CN}`),
+        },
+        keepAliveTimeout: 30_000,
+      });
+    }
     const server = https.createServer(
       {
         cert: readFileSync(this.deps.tls.certFile),
         key: readFileSync(this.deps.tls.keyFile),
-        ...(config.clientCAFile ? { ca: readFileSync(config.clientCAFile), requestCert: true, rejectUnauthorized: false } : {}),
+        // A certificate is asked for but not required: callers may use a bearer token instead.
+        ca: [ca.certPem, ...(config.clientCAFile ? [readFileSync(config.clientCAFile, 'utf8')] : [])],
+        requestCert: true,
+        rejectUnauthorized: false,
       },
       (req, res) => void this.serve(req, res),
     );
@@ -173,6 +231,7 @@ export class Router implements Module {
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
     this.server?.closeAllConnections();
     await this.poster.close();
+    await this.peers?.destroy();
     await this.status.stop();
   }
 
@@ -332,6 +391,7 @@ export class Router implements Module {
     const url = new URL(req.url ?? '/', 'https://router');
     try {
       const caller = await this.authenticate(req);
+      if (url.pathname.startsWith(PEER_PATH)) return await this.servePeer(caller, decodeURIComponent(url.pathname.slice(PEER_PATH.length)), req, res);
       const [, nodeName, namespace, ...rest] = url.pathname.split('/');
       if (!nodeName || !namespace || rest.length === 0) throw new HttpError(404, 'expected /{nodeName}/{namespace}/{path}');
       const path = `/${rest.join('/')}`;
@@ -339,7 +399,7 @@ export class Router implements Module {
       if (!match) throw new HttpError(404, `no rule in namespace ${namespace} has a rest source with path ${path}`);
       const body = await readBody(req, this.deps.config.maxBodyBytes);
       if (!body) throw new HttpError(413, `request body exceeds modules.router.maxBodyBytes (${this.deps.config.maxBodyBytes})`);
-      this.logger.debug({ caller, node: nodeName, rule: match.ruleKey, method: req.method, path }, 'router request');
+      this.logger.debug({ caller: caller.name, node: nodeName, rule: match.ruleKey, method: req.method, path }, 'router request');
       const node = decodeURIComponent(nodeName);
       if (match.target.type === 'servicebus') {
         const answer = await this.callService(node, match, req, url.search, body);
@@ -395,13 +455,20 @@ export class Router implements Module {
     return topic;
   }
 
-  /** A request to the node's edgecore; its error answer becomes a CoreError with the edge's code. */
+  /**
+   * A request to the node's edgecore, through this replica or the one holding the node's session; the edge's
+   * error answer becomes a CoreError with the edge's code.
+   */
   private async ask(node: string, message: Message): Promise<Message> {
-    const reply = await this.deps.hub.request(node, message, this.deps.config.restTimeout * 1000).catch(async (err: unknown) => {
+    const timeoutMs = this.deps.config.restTimeout * 1000;
+    let reply: Message | undefined;
+    if (this.deps.hub.holds(node)) reply = await this.deps.hub.request(node, message, timeoutMs);
+    else {
       // Not connected here: a node the cluster does not know is the caller's mistake (404), not an outage.
-      if ((err as CoreError).code === 'ERR_UNAVAILABLE' && !(await this.nodeExists(node))) throw new HttpError(404, `node ${node} does not exist`);
-      throw err;
-    });
+      if (!(await this.nodeExists(node))) throw new HttpError(404, `node ${node} does not exist`);
+      reply = await this.forward(node, message, timeoutMs);
+      if (!reply) throw new CoreError('ERR_UNAVAILABLE', `node ${node} is not connected to ${this.deps.replicas ? 'any cloudcore replica' : 'cloudcore'}`);
+    }
     if (reply.operation === Operation.error) {
       const { code, message: why } = reply.content as { code?: string; message?: string };
       throw new CoreError((code ?? 'ERR_UNAVAILABLE') as never, why ?? 'the edge refused');
@@ -409,7 +476,71 @@ export class Router implements Module {
     return reply;
   }
 
+  /**
+   * The message, through the Router of the replica whose session holds the node (its owner record names it);
+   * undefined when no other replica holds it. That replica passes it on and answers the edge's reply.
+   */
+  private async forward(node: string, message: Message, timeoutMs: number): Promise<Message | undefined> {
+    const { replicas } = this.deps;
+    const owner = replicas?.ownerOf(node);
+    if (!replicas || !this.peers || !owner || owner === replicas.self) return undefined;
+    const address = replicas.routerOf(owner);
+    if (!address) throw new CoreError('ERR_UNAVAILABLE', `node ${node} is held by replica ${owner}, which is not live or reports no Router address`);
+    const url = `https://${address}${PEER_PATH}${encodeURIComponent(node)}`;
+    let status: number;
+    let text: string;
+    try {
+      const response = await undiciRequest(url, {
+        method: 'POST',
+        dispatcher: this.peers,
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ message, timeoutMs }),
+        headersTimeout: timeoutMs + 5_000,
+        bodyTimeout: timeoutMs + 5_000,
+      });
+      status = response.statusCode;
+      text = await response.body.text();
+    } catch (err) {
+      throw new CoreError('ERR_UNAVAILABLE', `node ${node} is held by replica ${owner}, which did not answer at ${address}: ${asError(err).message}`);
+    }
+    if (status === NOT_HERE) return undefined;
+    if (status !== 200) throw new CoreError('ERR_UNAVAILABLE', `replica ${owner} refused to pass the request to node ${node}: ${status} ${text.trim()}`);
+    this.logger.debug({ node, replica: owner }, 'router request passed through the replica holding the node');
+    return JSON.parse(text) as Message;
+  }
+
+  /**
+   * Another replica's Router passes a message for a node whose session is here: it goes to the edge, and the
+   * edge's reply (or the error, as an error reply) goes back. Never forwarded again: 421 when not held here.
+   */
+  private async servePeer(caller: Caller, node: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (!caller.replica) throw new HttpError(403, `${PEER_PATH} is for other cloudcore replicas only`);
+    if (!this.deps.hub.holds(node)) {
+      res.writeHead(NOT_HERE, { 'content-type': 'text/plain; charset=utf-8' }).end(`node ${node} is not connected to this replica\n`);
+      return;
+    }
+    // The message carries the body in base64, inside JSON.
+    const text = await readBody(req, Math.ceil(this.deps.config.maxBodyBytes * 1.4) + 65_536);
+    if (!text) throw new HttpError(413, 'forwarded message too large');
+    let parsed: { message?: Message; timeoutMs?: number };
+    try {
+      parsed = JSON.parse(text.toString('utf8')) as typeof parsed;
+    } catch (err) {
+      throw new HttpError(400, `forwarded message is not JSON: ${asError(err).message}`);
+    }
+    const { message } = parsed;
+    if (!message || typeof message !== 'object' || typeof message.operation !== 'string') throw new HttpError(400, 'forwarded body has no message');
+    const timeoutMs = Math.min(Number(parsed.timeoutMs) || 0, this.deps.config.restTimeout * 1000) || this.deps.config.restTimeout * 1000;
+    const reply = await this.deps.hub.request(node, message, timeoutMs).catch((err: unknown) => {
+      const e = err instanceof CoreError ? err : new CoreError('ERR_UNAVAILABLE', asError(err).message);
+      return errorResponseTo(message, this.name, { code: e.code, message: e.message });
+    });
+    this.logger.debug({ node, from: caller.name }, 'router request from another replica passed to the edge');
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(reply));
+  }
+
   private async nodeExists(node: string): Promise<boolean> {
+    if (this.deps.knownNode) return this.deps.knownNode(node);
     try {
       await this.deps.clients.core.readNode({ name: node });
       return true;
@@ -437,10 +568,19 @@ export class Router implements Module {
     }
   }
 
-  /** A client certificate from clientCAFile, or a bearer token the cluster's TokenReview accepts; else 401. */
-  private async authenticate(req: IncomingMessage): Promise<string> {
+  /**
+   * Another replica (its client certificate from the hub CA), a client certificate from clientCAFile, or a bearer
+   * token the cluster's TokenReview accepts; else 401. Edges' certificates (hub CA, CN=system:node:…) are no callers.
+   */
+  private async authenticate(req: IncomingMessage): Promise<Caller> {
     const socket = req.socket as TLSSocket;
-    if (this.deps.config.clientCAFile && socket.authorized) return `cert:${socket.getPeerCertificate().subject?.CN ?? ''}`;
+    if (socket.authorized) {
+      const peer = socket.getPeerCertificate();
+      const cn = String(peer.subject?.CN ?? '');
+      const fromHub = this.issuedByHubCa(peer);
+      if (fromHub && cn === REPLICA_CN) return { name: `replica:${String(peer.subject?.OU ?? '')}`, replica: true };
+      if (this.deps.config.clientCAFile && !fromHub) return { name: `cert:${cn}`, replica: false };
+    }
     const header = req.headers.authorization ?? '';
     const token = /^Bearer\s+(\S+)$/i.exec(header)?.[1];
     if (!token) throw new HttpError(401, 'a bearer token (or a client certificate) is required');
@@ -448,7 +588,7 @@ export class Router implements Module {
     const cached = this.tokens.get(hash);
     if (cached && cached.untilMs > Date.now()) {
       if (!cached.user) throw new HttpError(401, 'the bearer token was not accepted by the cluster');
-      return cached.user;
+      return { name: cached.user, replica: false };
     }
     let user: string | undefined;
     try {
@@ -462,7 +602,13 @@ export class Router implements Module {
     if (this.tokens.size > 10_000) this.tokens.clear();
     this.tokens.set(hash, { user, untilMs: Date.now() + TOKEN_CACHE_MS });
     if (!user) throw new HttpError(401, 'the bearer token was not accepted by the cluster');
-    return user;
+    return { name: user, replica: false };
+  }
+
+  private issuedByHubCa(peer: PeerCertificate): boolean {
+    if (!this.hubCa || !peer.raw) return false;
+    const cert = new X509Certificate(peer.raw);
+    return cert.checkIssued(this.hubCa) && cert.verify(this.hubCa.publicKey);
   }
 }
 

@@ -3,32 +3,42 @@ import type { Logger } from '../../shared/logger.js';
 /** How many errors a Rule's status keeps (KubeEdge keeps only the last). */
 export const KEPT_ERRORS = 10;
 
-interface Counts {
+/** What happened to one Rule here since its status was last written. */
+interface Pending {
   namespace: string;
   name: string;
   success: number;
   fail: number;
   /** `<RFC 3339 time> <reason>`, newest last. */
   errors: string[];
-  dirty: boolean;
+}
+
+export interface StoredStatus {
+  successMessages?: number;
+  failMessages?: number;
+  errors?: string[];
 }
 
 export interface RuleStatusDeps {
-  /** Merge-patches the Rule's status subresource. */
-  patch(namespace: string, name: string, status: { successMessages: number; failMessages: number; errors: string[] }): Promise<void>;
+  /**
+   * Merge-patches the Rule with this status, only if it is still at `resourceVersion`: false when it is not (the
+   * API server's 409), true when written or when the Rule is gone.
+   */
+  patch(namespace: string, name: string, status: Required<StoredStatus>, resourceVersion: string): Promise<boolean>;
   logger: Logger;
   intervalMs: number;
-  /** Counts a Rule had when this replica first saw it, so a restart goes on from them. */
-  initial(namespace: string, name: string): { successMessages?: number; failMessages?: number; errors?: string[] } | undefined;
+  /** The Rule as the informer has it: its status and resourceVersion; undefined once deleted. */
+  current(namespace: string, name: string): { status?: StoredStatus; resourceVersion?: string } | undefined;
 }
 
 /**
  * Rule status, counted in memory and written at most every `intervalMs` per Rule (KubeEdge writes it once per
- * message, an API write each). Several replicas each count their own share on top of what they found; the
- * last writer's view wins, as in KubeEdge.
+ * message, an API write each, and keeps only the last error). Each write adds what happened here since the last
+ * one to the status the Rule has, on the condition that it still has it: several replicas each add their share
+ * and none overwrites another's (a conflict is tried again at the next interval, with the informer's newer copy).
  */
 export class RuleStatus {
-  private readonly counts = new Map<string, Counts>();
+  private readonly pending = new Map<string, Pending>();
   private timer: NodeJS.Timeout | undefined;
   private flushing = false;
 
@@ -45,68 +55,72 @@ export class RuleStatus {
   }
 
   success(namespace: string, name: string): void {
-    const c = this.of(namespace, name);
-    c.success++;
-    c.dirty = true;
+    this.of(namespace, name).success++;
   }
 
   failure(namespace: string, name: string, reason: string): void {
-    const c = this.of(namespace, name);
-    c.fail++;
-    this.addError(c, reason);
-  }
-
-  private addError(c: Counts, reason: string): void {
-    c.errors.push(`${new Date().toISOString().replace(/\.\d{3}Z$/, 'Z')} ${reason}`);
-    if (c.errors.length > KEPT_ERRORS) c.errors.splice(0, c.errors.length - KEPT_ERRORS);
-    c.dirty = true;
+    const p = this.of(namespace, name);
+    p.fail++;
+    addError(p, reason);
   }
 
   /** Why a Rule does not act (not a message): kept with the errors, without counting a failure. */
   problem(namespace: string, name: string, reason: string): void {
-    const c = this.of(namespace, name);
-    this.addError(c, reason);
+    addError(this.of(namespace, name), reason);
   }
 
   /** A deleted Rule: nothing more to write for it. */
   forget(namespace: string, name: string): void {
-    this.counts.delete(`${namespace}/${name}`);
+    this.pending.delete(`${namespace}/${name}`);
   }
 
-  private of(namespace: string, name: string): Counts {
+  private of(namespace: string, name: string): Pending {
     const k = `${namespace}/${name}`;
-    let c = this.counts.get(k);
-    if (!c) {
-      const found = this.deps.initial(namespace, name);
-      c = {
-        namespace,
-        name,
-        success: found?.successMessages ?? 0,
-        fail: found?.failMessages ?? 0,
-        errors: [...(found?.errors ?? [])].slice(-KEPT_ERRORS),
-        dirty: false,
-      };
-      this.counts.set(k, c);
-    }
-    return c;
+    let p = this.pending.get(k);
+    if (!p) this.pending.set(k, (p = { namespace, name, success: 0, fail: 0, errors: [] }));
+    return p;
   }
 
   async flush(): Promise<void> {
     if (this.flushing) return;
     this.flushing = true;
     try {
-      for (const c of this.counts.values()) {
-        if (!c.dirty) continue;
-        c.dirty = false;
-        try {
-          await this.deps.patch(c.namespace, c.name, { successMessages: c.success, failMessages: c.fail, errors: [...c.errors] });
-        } catch (err) {
-          c.dirty = true;
-          this.deps.logger.warn({ err, rule: `${c.namespace}/${c.name}` }, 'rule status not written; trying again');
+      for (const [k, p] of [...this.pending]) {
+        const current = this.deps.current(p.namespace, p.name);
+        if (!current?.resourceVersion) {
+          this.pending.delete(k);
+          continue;
         }
+        // What is written now; counts arriving during the write stay pending.
+        const taken = { success: p.success, fail: p.fail, errors: p.errors.length };
+        const was = current.status ?? {};
+        const status = {
+          successMessages: (was.successMessages ?? 0) + taken.success,
+          failMessages: (was.failMessages ?? 0) + taken.fail,
+          errors: [...(was.errors ?? []), ...p.errors].slice(-KEPT_ERRORS),
+        };
+        try {
+          if (!(await this.deps.patch(p.namespace, p.name, status, current.resourceVersion))) {
+            // Written by another replica (or our last write not seen yet): the informer's next copy has it.
+            this.deps.logger.debug({ rule: k }, 'rule status changed meanwhile; adding to it at the next interval');
+            continue;
+          }
+        } catch (err) {
+          this.deps.logger.warn({ err, rule: k }, 'rule status not written; trying again');
+          continue;
+        }
+        p.success -= taken.success;
+        p.fail -= taken.fail;
+        p.errors.splice(0, taken.errors);
+        if (p.success === 0 && p.fail === 0 && p.errors.length === 0 && this.pending.get(k) === p) this.pending.delete(k);
       }
     } finally {
       this.flushing = false;
     }
   }
+}
+
+function addError(p: Pending, reason: string): void {
+  p.errors.push(`${new Date().toISOString().replace(/\.\d{3}Z$/, 'Z')} ${reason}`);
+  if (p.errors.length > KEPT_ERRORS) p.errors.splice(0, p.errors.length - KEPT_ERRORS);
 }

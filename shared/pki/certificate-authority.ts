@@ -14,6 +14,11 @@ const SIGNING = { name: 'ECDSA', hash: 'SHA-256' } as const;
 const backdateMs = (validityMs: number): number => Math.min(5 * 60_000, Math.floor(validityMs / 10));
 
 export { NODE_CN_PREFIX, NODE_ORGANIZATION } from './node-identity.js';
+
+/** The common name of a replica's client certificate (`issueReplicaCert`); serving certificates are CN=cloudcore. */
+export const REPLICA_CN = 'cloudcore-replica';
+/** The common name of every serving certificate the CA issues. */
+export const SERVER_CN = 'cloudcore';
 import { NODE_CN_PREFIX, NODE_ORGANIZATION } from './node-identity.js';
 import { MemoryTokenUses, type TokenUses } from './token-uses.js';
 
@@ -101,12 +106,29 @@ export class CertificateAuthority {
     const keys = await generateKeyPair();
     const names = opts.hosts.filter((h) => h.length > 0).map((h) => (isIP(h) ? { type: 'ip' as const, value: h } : { type: 'dns' as const, value: h }));
     const cert = await this.sign({
-      subject: 'CN=cloudcore,O=KubeEdge',
+      subject: `CN=${SERVER_CN},O=KubeEdge`,
       publicKey: keys.publicKey,
       validityMs: (opts.validityDays ?? 3650) * 86_400_000,
       now: opts.now,
       usage: x509.ExtendedKeyUsage.serverAuth,
       extra: names.length > 0 ? [new x509.SubjectAlternativeNameExtension(names)] : [],
+    });
+    return { certPem: cert.toString('pem'), keyPem: await privateKeyToPem(keys.privateKey) };
+  }
+
+  /**
+   * A replica's client certificate for calling the other replicas (the Router forwards a request to the replica
+   * holding the node). Only holders of the CA key can make one: edges get CN=system:node:<name> only.
+   */
+  async issueReplicaCert(replicaId: string, validityMs: number, now?: Date): Promise<PemPair> {
+    const keys = await generateKeyPair();
+    const cert = await this.sign({
+      subject: `CN=${REPLICA_CN},O=KubeEdge,OU=${replicaId}`,
+      publicKey: keys.publicKey,
+      validityMs,
+      now,
+      usage: x509.ExtendedKeyUsage.clientAuth,
+      extra: [],
     });
     return { certPem: cert.toString('pem'), keyPem: await privateKeyToPem(keys.privateKey) };
   }

@@ -26,6 +26,9 @@ describe('replica reports', () => {
     expect(parseReport(JSON.stringify({ ...r, address: 'no-port' }))).toMatchObject({ error: expect.stringContaining('address') });
     expect(parseReport(JSON.stringify({ ...r, draining: 'yes' }))).toMatchObject({ error: expect.stringContaining('draining') });
     expect(parseReport(JSON.stringify({ ...r, address: '[::1]:10000' }))).toEqual({ ...r, address: '[::1]:10000' });
+    // The Router's address, where other replicas forward requests for this one's nodes: optional, host:port.
+    expect(parseReport(formatReport({ ...r, router: '10.0.0.11:9443' }))).toEqual({ ...r, router: '10.0.0.11:9443' });
+    expect(parseReport(JSON.stringify({ ...r, router: 'https://x' }))).toMatchObject({ error: expect.stringContaining('router') });
   });
 });
 
