@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { eventually, useControlPlane } from '../support/harness.js';
+import { useControlPlane } from '../support/harness.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CRDS = join(ROOT, 'build', 'crds');
@@ -14,19 +14,8 @@ const OUR_EXAMPLES = [THERMOMETER, join(CRDS, 'examples', 'virtual-device.yaml')
 
 const controlPlane = useControlPlane();
 
-/** Installs build/crds the way `npm run up` does, once per file; later tests call it too, so each stands alone. */
-let installed: Promise<void> | undefined;
-function crds(): Promise<void> {
-  installed ??= (async () => {
-    const cp = controlPlane();
-    await cp.kubectlOk(['apply', '--server-side', '-f', CRDS]);
-    // Unlike apply, `wait -f <dir>` recurses: it would wait for the Device in build/crds/examples too.
-    await cp.kubectlOk(['wait', '--for=condition=Established', '--timeout=60s', '--recursive=false', '-f', CRDS]);
-    // Established comes a moment before the API group is in discovery.
-    await eventually(() => cp.kubectlOk(['get', 'devices,devicemodels', '-A']));
-  })();
-  return installed;
-}
+/** Installs build/crds the way `npm run up` does; every test calls it, so each stands alone. */
+const crds = (): Promise<void> => controlPlane().installCrds();
 
 async function namespace(name: string): Promise<string> {
   await crds();

@@ -21,15 +21,9 @@ interface Env {
   edge(name: string, opts?: { hubPort?: number; eventBus?: Record<string, unknown> }): Promise<{ core: EdgeCore; setup: EdgeSetup; broker: string }>;
 }
 
-let crdsInstalled = false;
-
 async function env(): Promise<Env> {
   const cp = controlPlane();
-  if (!crdsInstalled) {
-    await cp.kubectlOk(['apply', '-f', join(ROOT, 'build', 'crds')]);
-    await cp.kubectlOk(['wait', '--for=condition=Established', 'crd/devices.devices.kubeedge.io', 'crd/devicemodels.devices.kubeedge.io', '--timeout=60s']);
-    crdsInstalled = true;
-  }
+  await cp.installCrds();
   const dir = tempDir();
   const cloud = await startCloud(await cloudSetup(dir, { kubeconfig: cp.kubeconfig }));
   const token = await cloud.token();

@@ -1,13 +1,9 @@
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import type { EdgeCore } from '../../edgecore/edgecore.js';
 import { Operation, newMessage } from '../../shared/message.js';
 import { eventually, tempDir, useControlPlane } from '../support/harness.js';
 import { cloudSetup, edgeSetup, readEdgeStore, startCloud, startEdgeInProcess, type Cloud, type EdgeSetup } from '../support/daemons.js';
 import type { ControlPlane } from '../support/control-plane.js';
-
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 // Short enough to see NotReady and eviction within a test: the node controller gives up on a silent node
 // after 10 s, and pods without our tolerations are evicted 5 s after the taint.
@@ -271,8 +267,7 @@ describe('cloudcore on a real cluster (kube-apiserver, controller-manager, sched
     const e = await env();
     const { setup } = await e.edge('kube-edge-h');
     expect(e.cloud.logs.some((l) => l.msg === 'device CRDs not installed; devices sync once they are')).toBe(true);
-    await e.cp.kubectlOk(['apply', '-f', join(ROOT, 'build', 'crds')]);
-    await e.cp.kubectlOk(['wait', '--for=condition=Established', 'crd/devices.devices.kubeedge.io', 'crd/devicemodels.devices.kubeedge.io', '--timeout=60s']);
+    await e.cp.installCrds();
     await e.cp.kubectlOk(
       ['apply', '-f', '-'],
       JSON.stringify({

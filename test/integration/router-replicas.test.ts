@@ -3,7 +3,6 @@ import { X509Certificate } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { cloudSetup, edgeSetup, startCloud, startEdgeInProcess, type Cloud } from '../support/daemons.js';
 import { eventually, freePort, tempDir, useControlPlane } from '../support/harness.js';
@@ -12,7 +11,6 @@ import { eventually, freePort, tempDir, useControlPlane } from '../support/harne
 // one that does (its owner record on the Node, its Router address from its replica report). curl calls replica
 // b; the edge is connected to a only. Real control plane, two cloudcore processes sharing the CA, one edgecore.
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const controlPlane = useControlPlane();
 
 interface Curl {
@@ -34,9 +32,7 @@ describe('router with several replicas', () => {
   it('passes a request for a node connected to another replica to that replica, and answers 503 at once when the edge is gone', async () => {
     const cp = controlPlane();
     const dir = tempDir('ke-router-replicas-');
-    const crds = ['router_v1_rule.yaml', 'router_v1_ruleEndpoint.yaml'].flatMap((f) => ['-f', join(ROOT, 'build', 'crds', f)]);
-    await cp.kubectlOk(['apply', '--server-side', ...crds]);
-    await cp.kubectlOk(['wait', '--for=condition=Established', '--timeout=60s', ...crds]);
+    await cp.installCrds();
     const kubeconfig = await cp.cloudcoreKubeconfig();
 
     // Two replicas sharing the CA; each Router on its own port, reports every second.

@@ -21,6 +21,11 @@ export interface ControlPlane {
    * build/rbac/cloudcore.yaml (applied on first use), never the admin's. Proves that RBAC is enough.
    */
   cloudcoreKubeconfig(): Promise<string>;
+  /**
+   * Installs every CRD in build/crds (devices and router) the way `npm run up` and the README do, once per
+   * cluster, and resolves when their API groups are served.
+   */
+  installCrds(): Promise<void>;
   stop(): void;
 }
 
@@ -66,6 +71,7 @@ export function startControlPlane(options: ControlPlaneOptions = {}): ControlPla
     });
   let stopped = false;
   let cloudcoreKubeconfig: Promise<string> | undefined;
+  let crdsInstalled: Promise<void> | undefined;
   const kubectlOk = async (args: string[], input?: string): Promise<string> => {
     const r = await kubectl(args, input);
     if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
@@ -100,6 +106,22 @@ export function startControlPlane(options: ControlPlaneOptions = {}): ControlPla
     cloudcoreKubeconfig() {
       cloudcoreKubeconfig ??= restrictedKubeconfig();
       return cloudcoreKubeconfig;
+    },
+    installCrds() {
+      crdsInstalled ??= (async () => {
+        const crds = join(ROOT, 'build', 'crds');
+        await kubectlOk(['apply', '--server-side', '-f', crds]);
+        // Unlike apply, `wait -f <dir>` recurses: it would wait for the objects in build/crds/examples too.
+        await kubectlOk(['wait', '--for=condition=Established', '--timeout=60s', '--recursive=false', '-f', crds]);
+        // Established comes a moment before the API groups are in discovery.
+        for (let attempt = 0; ; attempt++) {
+          const r = await kubectl(['get', 'devices,devicemodels,rules,ruleendpoints', '-A']);
+          if (r.code === 0) return;
+          if (attempt >= 200) throw new Error(`CRDs established but not served: ${r.stderr}`);
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+      })();
+      return crdsInstalled;
     },
     stop() {
       if (stopped) return;
