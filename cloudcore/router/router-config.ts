@@ -11,7 +11,7 @@ export function routerConfigSchema() {
     address: str('0.0.0.0', 'Address of the REST listener (KubeEdge `address`).'),
     port: int(9443, 'Port of the REST listener (KubeEdge `port`). It speaks HTTPS with the hub serving certificate.', { min: 0, max: 65535 }),
     restTimeout: int(60, 'Seconds a request may wait for the edge before it is answered 408 (KubeEdge `restTimeout`).', { min: 1 }),
-    maxBodyBytes: int(1024 * 1024, 'Largest request body the listener takes; larger ones are answered 413.', { min: 1024 }),
+    maxBodyBytes: int(12 * 1024 * 1024, "Largest request body the listener takes; larger ones are answered 413 (KubeEdge's 12 MiB).", { min: 1024 }),
     clientCAFile: str('', 'When set, a client certificate chaining to this CA authenticates a caller too (besides a bearer token).', {
       allowEmpty: true,
     }),

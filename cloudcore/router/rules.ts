@@ -42,6 +42,25 @@ export function normalizePath(path: string): string {
   return p.length > 1 && p.endsWith('/') ? p.slice(0, -1) : p;
 }
 
+/**
+ * A rest source path's segments. A whole segment `{name}` is a placeholder matching any one non-empty segment,
+ * as in KubeEdge (cloud/pkg/router/utils/path.go `URLToURLRegex`); braces inside a segment (`x{id}`) are literal.
+ */
+export function pathPattern(path: string): { segments: string[]; placeholders: number } {
+  const segments = normalizePath(path)
+    .split('/')
+    .slice(1)
+    .filter((s) => s !== '');
+  return { segments, placeholders: segments.filter(isPlaceholder).length };
+}
+
+const isPlaceholder = (segment: string): boolean => /^\{[^{}/]+\}$/.test(segment);
+/** What a Rule's path competes for: `/a/{id}` and `/a/{name}` are the same source. */
+const canonicalPath = (path: string): string =>
+  `/${pathPattern(path)
+    .segments.map((s) => (isPlaceholder(s) ? '{}' : s))
+    .join('/')}`;
+
 export class RuleTable {
   private readonly rules = new Map<string, Rule>();
   private readonly endpoints = new Map<string, RuleEndpoint>();
@@ -81,7 +100,8 @@ export class RuleTable {
   /**
    * Why each inactive Rule is inactive, by rule key: what KubeEdge's admission webhook checks across objects,
    * which no CRD rule can (docs/router.md, "Checked by cloudcore's Router at runtime"). Two rest-source Rules
-   * with one path in a namespace, or two eventbus-source Rules with one topic and node: the first by name acts.
+   * with one path in a namespace (placeholder names aside: `/a/{id}` and `/a/{name}` are one path), or two
+   * eventbus-source Rules with one topic and node: the first by name acts.
    */
   problems(): Map<string, string> {
     if (this.checked) return this.checked;
@@ -106,12 +126,13 @@ export class RuleTable {
         else {
           const slot =
             source === 'rest'
-              ? `${ns} rest ${normalizePath(from.path!)}`
+              ? `${ns} rest ${canonicalPath(from.path!)}`
               : source === 'eventbus'
                 ? `${ns} eventbus ${from.topic} ${from.node_name}`
                 : undefined;
           const holder = slot && taken.get(slot);
-          if (holder) problem = `rule ${holder} already has this source (${slot.split(' ').slice(1).join(' ')})`;
+          const what = source === 'rest' ? `rest ${normalizePath(from.path!)}` : slot?.split(' ').slice(1).join(' ');
+          if (holder) problem = `rule ${holder} already has this source (${what})`;
           else if (slot) taken.set(slot, ruleKey);
         }
       }
@@ -145,34 +166,46 @@ export class RuleTable {
   }
 
   /**
-   * The rest-source Rule in `namespace` whose source path is `path` or a prefix of it at a segment boundary;
-   * the longest such path wins. A Rule whose endpoints are missing matches nothing.
+   * The rest-source Rule in `namespace` whose source path matches `path` (the request path past
+   * `/{node}/{namespace}`): segment by segment from the start, a `{name}` segment matching any one segment, the
+   * request possibly longer. Of several, the most specific wins: more literal segments, then more segments, then
+   * the first by rule key. KubeEdge's match is an unanchored regex against the whole URI (listener/http.go
+   * `matchedPath`), so its `/test` also matches `/testing` and `/x/test`, and its ties are random; both are bugs
+   * no YAML needs. A Rule whose endpoints are missing matches nothing.
    */
   matchRest(namespace: string, path: string): RestMatch | undefined {
-    const wanted = normalizePath(path);
-    let best: RestMatch | undefined;
-    let bestLength = -1;
+    const wanted = normalizePath(path)
+      .split('/')
+      .slice(1)
+      .filter((s) => s !== '');
+    let best: { match: RestMatch; rank: [number, number] } | undefined;
     const problems = this.problems();
     for (const [ruleKey, rule] of this.rules) {
       if (rule.metadata?.namespace !== namespace || problems.has(ruleKey)) continue;
-      const source = this.endpoint(namespace, rule.spec?.source);
-      if (source?.spec?.ruleEndpointType !== 'rest') continue;
+      if (this.endpoint(namespace, rule.spec?.source)?.spec?.ruleEndpointType !== 'rest') continue;
       const sourcePath = rule.spec?.sourceResource?.path;
       if (!sourcePath) continue;
-      const p = normalizePath(sourcePath);
-      const under = p === '/' ? wanted : wanted === p ? '' : wanted.startsWith(`${p}/`) ? wanted.slice(p.length) : undefined;
-      if (under === undefined || p.length <= bestLength) continue;
+      const { segments, placeholders } = pathPattern(sourcePath);
+      if (segments.length > wanted.length || !segments.every((s, i) => s === wanted[i] || isPlaceholder(s))) continue;
+      const rank: [number, number] = [segments.length - placeholders, segments.length];
+      if (best && (rank[0] - best.rank[0] || rank[1] - best.rank[1] || best.match.ruleKey.localeCompare(ruleKey)) <= 0) continue;
       const target = this.endpoint(namespace, rule.spec?.target);
       const type = target?.spec?.ruleEndpointType;
       if (!target || (type !== 'rest' && type !== 'eventbus' && type !== 'servicebus')) continue;
+      // KubeEdge's suffix is the URI past `/{node}/{namespace}/` with the rule path trimmed off as text
+      // (provider/rest/rest.go `Forward`, strings.TrimPrefix): a path with a placeholder is never a text prefix of
+      // the request, so the whole path goes on, and the target sees the placeholders' values.
+      const extra = wanted.slice(placeholders > 0 ? 0 : segments.length);
       best = {
-        rule,
-        ruleKey,
-        target: { type, endpoint: target, resource: rule.spec?.targetResource ?? {} },
-        extra: p === '/' ? (wanted === '/' ? '' : wanted) : under,
+        match: {
+          rule,
+          ruleKey,
+          target: { type, endpoint: target, resource: rule.spec?.targetResource ?? {} },
+          extra: extra.length ? `/${extra.join('/')}` : '',
+        },
+        rank,
       };
-      bestLength = p.length;
     }
-    return best;
+    return best?.match;
   }
 }

@@ -4,7 +4,7 @@ import type { Aedes, AuthenticateError } from 'aedes';
 import type { MqttClient } from 'mqtt';
 import { ConfigError, CoreError, asError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
-import { EDGE_SUBSCRIPTIONS, isDeviceTopic } from '../../shared/device-topics.js';
+import { EDGE_SUBSCRIPTIONS, UPLOAD_TOPIC_PREFIX, isDeviceTopic } from '../../shared/device-topics.js';
 import { Group, Operation, errorResponseTo, newMessage, responseTo } from '../../shared/message.js';
 import { RULE_EVENT_TYPE, RULE_TYPE, parseEventPublish, type EdgeRule, type RuleEvent } from '../../shared/service-call.js';
 import { listStoredObjects } from '../contracts/store-query.js';
@@ -120,7 +120,7 @@ export class EventBus implements Module {
     client.on('connect', () => {
       connected = true;
       logger.info({ broker: url }, 'connected to external mqtt broker');
-      const topics = [...EDGE_SUBSCRIPTIONS, ...[...this.rules.values()].map((r) => r.topic)];
+      const topics = [...new Set([...EDGE_SUBSCRIPTIONS, ...[...this.rules.values()].map((r) => r.topic).filter((t) => !isUploadTopic(t))])];
       client.subscribe(topics, { qos: 1 }, (err) => err && logger.error({ err, broker: url }, 'cannot subscribe on the external broker'));
     });
     client.on('close', () => {
@@ -198,8 +198,11 @@ export class EventBus implements Module {
     if (rule.sourceType !== 'eventbus' || !ruleTopic) return;
     // KubeEdge subscribes edge apps' messages on `<rule namespace>/<topic>` (cloud/pkg/router/provider/eventbus
     // RegisterListener: path.Join of namespace and topic, which also drops a leading /); its docs publish to
-    // `default/test` for topic `test`.
-    const topic = `${rule.metadata.namespace}/${ruleTopic}`.replace(/\/+/g, '/');
+    // `default/test` for topic `test`. A topic under $hw/events/upload/ is taken as written: KubeEdge's edge sends
+    // those uploads to its router already (edge/pkg/eventbus/mqtt/handler.go handleUploadTopic), which drops them
+    // because it looks them up under a namespace; `default/$hw/...` would be a topic no app publishes on.
+    const written = ruleTopic.replace(/^\/+/, '');
+    const topic = isUploadTopic(written) ? written : `${rule.metadata.namespace}/${ruleTopic}`.replace(/\/+/g, '/');
     const entry: { topic: string; handler?: (packet: { topic: string; payload: unknown }, done: () => void) => void } = { topic };
     if (this.broker) {
       entry.handler = (packet, done) => {
@@ -208,7 +211,9 @@ export class EventBus implements Module {
       };
       this.broker.subscribe(topic, entry.handler as never, () => undefined);
     }
-    if (this.client?.connected) this.client.subscribe(topic, { qos: 1 });
+    // $hw/events/upload/# is subscribed already. With a second, overlapping subscription a broker may send each
+    // message once per matching filter (MQTT 3.1.1, 3.3.5), and the rule would get it twice.
+    if (this.client?.connected && !isUploadTopic(topic)) this.client.subscribe(topic, { qos: 1 });
     this.rules.set(key, entry);
     this.deps.logger.info({ rule: key, topic }, 'rule subscribed: messages on its topic go to the cloud');
   }
@@ -218,7 +223,8 @@ export class EventBus implements Module {
     if (!entry) return;
     this.rules.delete(key);
     if (this.broker && entry.handler) this.broker.unsubscribe(entry.topic, entry.handler as never, () => undefined);
-    if (this.client?.connected && ![...this.rules.values()].some((r) => r.topic === entry.topic)) this.client.unsubscribe(entry.topic);
+    if (this.client?.connected && !isUploadTopic(entry.topic) && ![...this.rules.values()].some((r) => r.topic === entry.topic))
+      this.client.unsubscribe(entry.topic);
     this.deps.logger.info({ rule: key, topic: entry.topic }, 'rule unsubscribed');
   }
 
@@ -275,6 +281,9 @@ export class EventBus implements Module {
     }
   }
 }
+
+/** Edge apps' uploads, under KubeEdge's `$hw/events/upload/#`, which this edge always subscribes. */
+const isUploadTopic = (topic: string): boolean => topic.startsWith(UPLOAD_TOPIC_PREFIX);
 
 /** MQTT topic filter matching (MQTT 3.1.1, 4.7): `+` one level, `#` the rest. */
 export function topicMatches(filter: string, topic: string): boolean {

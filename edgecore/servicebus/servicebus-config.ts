@@ -7,7 +7,11 @@ export function serviceBusConfigSchema() {
     server: str('127.0.0.1', 'Address apps on this host call ServiceBus on, and where the apps it calls listen; keep it on loopback.'),
     port: int(9060, 'Port of the local ServiceBus API (KubeEdge 9060).', { min: 0, max: 65535 }),
     timeout: int(60, 'Seconds a call to a local app may take before it is answered as timed out (KubeEdge `timeout`).', { min: 1 }),
-    maxBodyBytes: int(1024 * 1024, 'Largest request or response body carried either way; larger ones are refused (413).', { min: 1024 }),
+    maxBodyBytes: int(
+      5_000_000,
+      "Largest body a local app may send to the ServiceBus API (larger: code 413) or answer a call with (larger: the cloud caller gets 502); KubeEdge's 5e6.",
+      { min: 1024 },
+    ),
   };
 }
 

@@ -5,9 +5,10 @@ import http from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it, onTestFinished } from 'vitest';
+import { createLogger } from '../../shared/logger.js';
 import { cloudSetup, edgeSetup, startCloud, startEdgeInProcess } from '../support/daemons.js';
 import { eventually, freePort, tcpProxy, tempDir, useControlPlane } from '../support/harness.js';
-import { mosquittoPub, mosquittoSub } from '../support/mosquitto.js';
+import { mosquittoPub, mosquittoSub, startMosquitto } from '../support/mosquitto.js';
 
 // Issue 14: KubeEdge's Router, rest → servicebus. curl (a client nobody here wrote) calls cloudcore's REST
 // listener with a service account token; the call crosses the edge's channel to its ServiceBus, which calls an
@@ -53,8 +54,29 @@ async function echoApp(): Promise<{
   return { port, calls, close: () => void server.close() };
 }
 
+/** A cloud app a rule POSTs to: records each body with its NodeName header. */
+async function cloudApp(): Promise<{ url: string; received: Array<{ nodeName: string | undefined; body: string }> }> {
+  const received: Array<{ nodeName: string | undefined; body: string }> = [];
+  const server = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (d: Buffer) => (body += d.toString()));
+    req.on('end', () => {
+      received.push({ nodeName: req.headers.nodename as string | undefined, body });
+      res.writeHead(200).end();
+    });
+  });
+  const port = await freePort();
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  onTestFinished(() => void server.close());
+  return { url: `http://127.0.0.1:${port}/hello`, received };
+}
+
 /** The CRDs, a cloudcore with the Router on, one edge, a token for the caller, and curl against the listener. */
-async function routerEnv(node: string, edgeModules: { serviceBus?: Record<string, unknown>; eventBus?: Record<string, unknown> }) {
+async function routerEnv(
+  node: string,
+  edgeModules: { serviceBus?: Record<string, unknown>; eventBus?: Record<string, unknown> },
+  router: Record<string, unknown> = { maxBodyBytes: 64 * 1024 },
+) {
   const cp = controlPlane();
   const dir = tempDir('ke-router-');
   // KubeEdge's Rule and RuleEndpoint CRDs, as `npm run up` installs them.
@@ -64,12 +86,19 @@ async function routerEnv(node: string, edgeModules: { serviceBus?: Record<string
   const routerPort = await freePort();
   const setup = await cloudSetup(dir, {
     kubeconfig: await cp.cloudcoreKubeconfig(),
-    router: { enable: true, address: '127.0.0.1', port: routerPort, restTimeout: 5, maxBodyBytes: 64 * 1024, statusIntervalMs: 1_000 },
+    router: { enable: true, address: '127.0.0.1', port: routerPort, restTimeout: 5, statusIntervalMs: 1_000, ...router },
   });
   const cloud = await startCloud(setup);
   // The edge reaches the cloud through a relay the test can cut. edged without a runtime registers the Node.
   const link = await tcpProxy(setup.hubPort);
-  const edge = await startEdgeInProcess(edgeSetup(dir, node, setup, { ...edgeModules, edged: { enable: true }, hubPort: link.port }), await cloud.token());
+  // The edge's info lines, for a test that waits on one.
+  const edgeLogs: Array<{ msg?: string }> = [];
+  const logger = createLogger({ name: node, level: 'info', destination: { write: (line: string) => void edgeLogs.push(JSON.parse(line)) } });
+  const edge = await startEdgeInProcess(
+    edgeSetup(dir, node, setup, { ...edgeModules, edged: { enable: true }, hubPort: link.port }),
+    await cloud.token(),
+    logger,
+  );
   await eventually(() => expect(edge.edgeHub.status).toMatchObject({ type: 'connected', synced: true }), 30_000);
   onTestFinished(() => cp.kubectl(['delete', 'rules,ruleendpoints', '--all']).then(() => undefined));
   // The listener's certificate comes from the edge CA (Secret kubeedge/casecret, KubeEdge's DER keys).
@@ -82,6 +111,8 @@ async function routerEnv(node: string, edgeModules: { serviceBus?: Record<string
     cp,
     cloud,
     edge,
+    edgeLogs,
+    dir,
     link,
     apply: (o: object): Promise<string> => cp.kubectlOk(['apply', '-f', '-'], JSON.stringify(o)),
     call: (path: string, extra: string[] = [], bearer = token): Promise<Curl> =>
@@ -214,19 +245,7 @@ describe('router: rest → servicebus and rest → eventbus through the edge cha
 
   it('posts what edge apps publish on a rule topic to a cloud URL with NodeName, in order across a cut link, and stops when the rule goes', async () => {
     const node = 'router-up-edge';
-    // The cloud app: records each POST with its NodeName header.
-    const received: Array<{ nodeName: string | undefined; body: string }> = [];
-    const cloudApp = http.createServer((req, res) => {
-      let body = '';
-      req.on('data', (d: Buffer) => (body += d.toString()));
-      req.on('end', () => {
-        received.push({ nodeName: req.headers.nodename as string | undefined, body });
-        res.writeHead(200).end();
-      });
-    });
-    const appPort = await freePort();
-    await new Promise<void>((resolve) => cloudApp.listen(appPort, '127.0.0.1', resolve));
-    onTestFinished(() => void cloudApp.close());
+    const { url, received } = await cloudApp();
     const { edge, link, apply, cp } = await routerEnv(node, { eventBus: { enable: true } });
     const broker = `mqtt://127.0.0.1:${edge.eventBus!.port}`;
     // KubeEdge's documented eventbus → rest YAMLs, with this test's node and URL.
@@ -240,7 +259,7 @@ describe('router: rest → servicebus and rest → eventbus through the edge cha
         source: 'my-eventbus',
         sourceResource: { topic: 'test', node_name: node },
         target: 'my-rest',
-        targetResource: { resource: `http://127.0.0.1:${appPort}/hello` },
+        targetResource: { resource: url },
       },
     });
     // The rule reaches the edge, which subscribes; an app's message then goes up.
@@ -268,6 +287,42 @@ describe('router: rest → servicebus and rest → eventbus through the edge cha
     expect(received.map((r) => r.body)).not.toContain('after-delete');
   });
 
+  it('posts what edge apps publish under $hw/events/upload/ to a rule with that topic, once each, from the embedded and an external broker', async () => {
+    const node = 'router-upload-edge';
+    const { url, received } = await cloudApp();
+    const mosquitto = await startMosquitto();
+    const { edge, edgeLogs, apply } = await routerEnv(node, { eventBus: { enable: true, mode: 'both', external: { url: mosquitto.url } } });
+    const embedded = `mqtt://127.0.0.1:${edge.eventBus!.port}`;
+    await apply(endpoint('my-rest', 'rest'));
+    await apply(endpoint('my-eventbus', 'eventbus'));
+    // KubeEdge's edge sends every $hw/events/upload/# message to its router, which drops it (its lookup puts the
+    // rule namespace in front). Here a rule written with that topic gets them: no namespace is put in front.
+    await apply({
+      apiVersion: 'rules.kubeedge.io/v1',
+      kind: 'Rule',
+      metadata: { name: 'uploads', namespace: 'default' },
+      spec: {
+        source: 'my-eventbus',
+        sourceResource: { topic: '$hw/events/upload/sensors/+', node_name: node },
+        target: 'my-rest',
+        targetResource: { resource: url },
+      },
+    });
+    await eventually(() => expect(edge.eventBus!.ruleCount).toBe(1), 20_000, 100);
+    await mosquittoPub(embedded, '$hw/events/upload/sensors/t1', 'from-embedded');
+    await eventually(() => expect(received.map((r) => r.body)).toEqual(['from-embedded']), 20_000, 100);
+    expect(received[0]!.nodeName).toBe(node);
+
+    // The external broker, where edgecore subscribes $hw/events/upload/# anyway. Each message arrives once (a
+    // second copy would come before the next message), and only those on the rule's topic.
+    await eventually(() => expect(edgeLogs.some((l) => l.msg === 'connected to external mqtt broker')).toBe(true), 20_000, 100);
+    await mosquittoPub(mosquitto.url, '$hw/events/upload/sensors/t2', 'from-mosquitto');
+    await mosquittoPub(embedded, '$hw/events/upload/other/t3', 'no-rule');
+    await mosquittoPub(embedded, 'default/$hw/events/upload/sensors/t4', 'namespaced');
+    await mosquittoPub(mosquitto.url, '$hw/events/upload/sensors/t5', 'last');
+    await eventually(() => expect(received.map((r) => r.body)).toEqual(['from-embedded', 'from-mosquitto', 'last']), 20_000, 100);
+  });
+
   it('lets an edge app call a cloud URL through its ServiceBus only where a rule allows it', async () => {
     const node = 'router-sb-edge';
     const received: Array<{ method: string; nodeName: string | undefined; body: string }> = [];
@@ -283,7 +338,7 @@ describe('router: rest → servicebus and rest → eventbus through the edge cha
     await new Promise<void>((resolve) => cloudApp.listen(appPort, '127.0.0.1', resolve));
     onTestFinished(() => void cloudApp.close());
     const sbPort = await freePort();
-    const { link, apply, cp } = await routerEnv(node, { serviceBus: { enable: true, port: sbPort } });
+    const { link, apply, cp } = await routerEnv(node, { serviceBus: { enable: true, port: sbPort, maxBodyBytes: 64 * 1024 } });
     const target = `http://127.0.0.1:${appPort}/hello`;
     await apply(endpoint('my-rest', 'rest'));
     await apply(endpoint('my-servicebus', 'servicebus', { service_port: '6666' }));
@@ -321,7 +376,14 @@ describe('router: rest → servicebus and rest → eventbus through the edge cha
       code: 400,
       msg: 'invalid params',
     });
+    // A body over modules.serviceBus.maxBodyBytes: code 413 (HTTP 200, as every answer of KubeEdge's API), and
+    // the API goes on serving.
+    const big = JSON.stringify({ method: 'POST', targetURL: target, payload: 'x'.repeat(100 * 1024) });
+    const tooBig = await curl(['-X', 'POST', '--data-binary', big, `http://127.0.0.1:${sbPort}/`]);
+    expect(tooBig.status).toBe(200);
+    expect(JSON.parse(tooBig.body)).toMatchObject({ code: 413, msg: expect.stringContaining('maxBodyBytes') });
     expect(received.length).toBe(calls);
+    expect(await ask(target)).toMatchObject({ code: 200 });
     // The link down: 503 at once. The rule deleted: refused on the edge.
     link.block();
     link.cut();
@@ -330,5 +392,47 @@ describe('router: rest → servicebus and rest → eventbus through the edge cha
     await eventually(async () => expect((await ask(target)).code).toBe(200), 30_000, 250);
     await cp.kubectlOk(['delete', 'rule', 'my-rule-servicebus-rest']);
     await eventually(async () => expect((await ask(target)).code).toBe(400), 20_000, 200);
+  });
+
+  it('routes a {param} rule path with the whole path and query to the app, and carries bodies up to 12 MiB by default', async () => {
+    const app = await echoApp();
+    const node = 'router-param-edge';
+    // The default body limits (KubeEdge's: 12 MiB in the cloud, 5e6 bytes on the edge).
+    const { apply, call, dir } = await routerEnv(node, { serviceBus: { enable: true } }, {});
+    await apply(endpoint('my-rest', 'rest'));
+    await apply(endpoint('my-servicebus', 'servicebus', { service_port: String(app.port) }));
+    await apply({
+      apiVersion: 'rules.kubeedge.io/v1',
+      kind: 'Rule',
+      metadata: { name: 'by-device', namespace: 'default' },
+      spec: { source: 'my-rest', sourceResource: { path: '/devices/{id}' }, target: 'my-servicebus', targetResource: { path: '/app' } },
+    });
+    // As from KubeEdge, the app gets the rule's target path and the whole request path: it learns the id.
+    const ok = await eventually(
+      async () => {
+        const r = await call(`/${node}/default/devices/42/status?verbose=1`);
+        expect(r.status).toBe(200);
+        return r;
+      },
+      20_000,
+      250,
+    );
+    expect(JSON.parse(ok.body)).toMatchObject({ method: 'GET', url: '/app/devices/42/status?verbose=1' });
+    expect(rule404(await call(`/${node}/default/devices`))).toBe(true);
+    expect(rule404(await call(`/${node}/default/devicesx/42`))).toBe(true);
+
+    // 3 MiB, above the former 1 MiB default and the channel's 1 MiB stream window, there and back.
+    const file = join(dir, 'big.bin');
+    writeFileSync(file, 'y'.repeat(3 << 20));
+    const big = await call(`/${node}/default/devices/7`, ['-X', 'PUT', '--data-binary', `@${file}`]);
+    expect(big.status).toBe(200);
+    expect(JSON.parse(big.body)).toMatchObject({ method: 'PUT', url: '/app/devices/7' });
+    expect(JSON.parse(big.body).body.length).toBe(3 << 20);
+    // 11 MiB reaches the app too; its echo is over the edge's 5e6-byte limit on answers: a bad gateway answer.
+    writeFileSync(file, 'z'.repeat(11 << 20));
+    const tooBigAnswer = await call(`/${node}/default/devices/8`, ['-X', 'PUT', '--data-binary', `@${file}`]);
+    expect(tooBigAnswer).toMatchObject({ status: 502, body: expect.stringContaining('maxBodyBytes') });
+    expect(app.calls.at(-1)).toMatchObject({ method: 'PUT', url: '/app/devices/8' });
+    expect(app.calls.at(-1)!.body.length).toBe(11 << 20);
   });
 });
