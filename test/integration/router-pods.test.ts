@@ -149,7 +149,10 @@ describe('router with apps in pods on the edge', () => {
     const request = JSON.stringify({ method: 'POST', targetURL, payload: 'temperature=21' });
     await pod(
       'caller',
-      `until wget -q -O- --header 'Content-Type: application/json' --post-data '${request}' http://127.0.0.1:${serviceBusPort}/ | tee /dev/stderr | grep -q '"code":200.*stored'; do sleep 1; done`,
+      [
+        `until wget -q -O- --header 'Content-Type: application/json' --post-data '${request}' http://127.0.0.1:${serviceBusPort}/`,
+        `| tee /dev/stderr | grep -q '"code":200.*stored'; do sleep 1; done`,
+      ].join(' '),
       'Never',
     );
     await eventually(async () => expect(JSON.parse(await cp.kubectlOk(['get', 'pod', 'caller', '-o', 'json'])).status.phase).toBe('Succeeded'), 90_000, 500);

@@ -3,7 +3,6 @@ import { X509Certificate } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { createLogger } from '../../shared/logger.js';
 import { cloudSetup, edgeSetup, startCloud, startEdgeInProcess } from '../support/daemons.js';
@@ -14,7 +13,6 @@ import { mosquittoPub, mosquittoSub, startMosquitto } from '../support/mosquitto
 // listener with a service account token; the call crosses the edge's channel to its ServiceBus, which calls an
 // HTTP app on the edge host; the app's answer comes back. Real control plane, cloudcore process, edgecore.
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const controlPlane = useControlPlane();
 
 interface Curl {
@@ -79,10 +77,8 @@ async function routerEnv(
 ) {
   const cp = controlPlane();
   const dir = tempDir('ke-router-');
-  // KubeEdge's Rule and RuleEndpoint CRDs, as `npm run up` installs them.
-  const crds = ['router_v1_rule.yaml', 'router_v1_ruleEndpoint.yaml'].flatMap((f) => ['-f', join(ROOT, 'build', 'crds', f)]);
-  await cp.kubectlOk(['apply', '--server-side', ...crds]);
-  await cp.kubectlOk(['wait', '--for=condition=Established', '--timeout=60s', ...crds]);
+  // KubeEdge's Rule and RuleEndpoint CRDs (and the device CRDs), as `npm run up` installs them.
+  await cp.installCrds();
   const routerPort = await freePort();
   const setup = await cloudSetup(dir, {
     kubeconfig: await cp.cloudcoreKubeconfig(),
