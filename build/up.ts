@@ -11,7 +11,10 @@
 //   KUBECONFIG=<file> npm run up   use that cluster instead of starting one (needs cluster-admin)
 //   npm run up -- --local          no Kubernetes: cloudcore serves objects from its local store
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
@@ -164,7 +167,7 @@ function installCrds(cluster: Extract<Cluster, { kind: 'kubernetes' }>): void {
 
 function writeConfigs(
   cluster: Cluster,
-  ports: { hub: number; cert: number; webhook: number; mqtt: number; cloudMonitor: number; edgeMonitor: number },
+  ports: { hub: number; cert: number; webhook: number; mqtt: number; cloudMonitor: number; edgeMonitor: number; router: number; serviceBus: number },
   runtime: Runtime | undefined,
 ): { cloudConfig: string; edgeConfig: string } {
   const cloudConfig = join(DIR, 'cloudcore.yaml');
@@ -192,6 +195,8 @@ function writeConfigs(
           serverKeyFile: join(DIR, 'cloud', 'certs', 'server.key'),
         },
         edgeController,
+        // KubeEdge's Router (rules.kubeedge.io), on a cluster: cloud apps call edge apps at https://127.0.0.1:<router>.
+        ...(cluster.kind === 'kubernetes' ? { router: { enable: true, address: '127.0.0.1', port: ports.router } } : {}),
       },
     }),
   );
@@ -214,6 +219,7 @@ function writeConfigs(
             }
           : { nodeIP: '127.0.0.1', runtimeEndpoint: '' },
         eventBus: { internal: { port: ports.mqtt } },
+        serviceBus: { enable: cluster.kind === 'kubernetes', port: ports.serviceBus },
         edgeHub: {
           server: `127.0.0.1:${ports.hub}`,
           certServer: `https://127.0.0.1:${ports.cert}`,
@@ -326,6 +332,53 @@ async function demoDevice(cluster: Extract<Cluster, { kind: 'kubernetes' }>, mqt
 `;
 }
 
+/**
+ * The Router demo: KubeEdge's documented rest → servicebus YAML, unchanged, and an "edge app" on 127.0.0.1:6666
+ * (its service_port; this host is the edge), called once through cloudcore's listener, as a cloud app would.
+ */
+async function demoRouter(cluster: Extract<Cluster, { kind: 'kubernetes' }>, routerPort: number): Promise<string> {
+  const example = join(CRDS, 'examples', 'router-rest-to-servicebus.yaml');
+  kubectl(cluster, ['apply', '-f', example]);
+  const app = http.createServer((req, res) => res.writeHead(200, { 'content-type': 'text/plain' }).end(`edge app on ${NODE_NAME}: ${req.method} ${req.url}\n`));
+  const listening = await new Promise<boolean>((resolve) => {
+    app.once('error', () => resolve(false));
+    app.listen(6666, '127.0.0.1', () => resolve(true));
+  });
+  app.unref();
+  // The listener's certificate comes from the edge CA, kept in Secret kubeedge/casecret (KubeEdge's: DER in cadata).
+  const caFile = join(DIR, 'cloud', 'edge-ca.crt');
+  const secret = JSON.parse(kubectl(cluster, ['get', 'secret', '-n', 'kubeedge', 'casecret', '-o', 'json'])) as { data: { cadata: string } };
+  writeFileSync(caFile, new X509Certificate(Buffer.from(secret.data.cadata, 'base64')).toString());
+  const curl = `curl --cacert ${caFile} -H "Authorization: Bearer $(kubectl create token default)" https://127.0.0.1:${routerPort}/${NODE_NAME}/default/source/hello`;
+  if (!listening) return `  ${curl}    # KubeEdge's rest → servicebus example (port 6666 was taken here: no edge app)\n`;
+  const token = kubectl(cluster, ['create', 'token', 'default', '--duration=1h']).trim();
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const answer = await routerCall(`https://127.0.0.1:${routerPort}/${NODE_NAME}/default/source/hello`, token, caFile).catch((err: Error) => err.message);
+    if (answer.startsWith('200 ')) {
+      say(`router: a cloud app's call reached the edge app through the channel (${answer.trim()})`);
+      break;
+    }
+    if (Date.now() > deadline) throw new Error(`the router demo call did not succeed within 30 s: ${answer}`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  return `  ${curl}
+                                            # KubeEdge's rest → servicebus example (build/crds/examples): cloudcore →
+                                            # channel → ServiceBus → the edge app on 127.0.0.1:6666 (docs/router.md)
+`;
+}
+
+function routerCall(url: string, token: string, caFile: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = https.get(url, { ca: readFileSync(caFile), headers: { authorization: `Bearer ${token}` }, timeout: 10_000 }, (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => (body += d.toString()));
+      res.on('end', () => resolve(`${res.statusCode} ${body}`));
+    });
+    req.on('error', reject).on('timeout', () => req.destroy(new Error('timed out')));
+  });
+}
+
 /** The demo without Kubernetes: an object put into cloudcore's local store. */
 async function demoLocal(cloudConfig: string, edgeConfig: string): Promise<string> {
   const store = new LocalObjectStore(join(DIR, 'cloud', 'objects.db'));
@@ -398,6 +451,8 @@ async function main(): Promise<void> {
       mqtt: await portOrFree(1884),
       cloudMonitor: await portOrFree(9091),
       edgeMonitor: await portOrFree(10248),
+      router: await portOrFree(9443),
+      serviceBus: await portOrFree(9060),
     };
     runtime = cluster.kind === 'kubernetes' ? startRuntime() : undefined;
     if (cluster.kind === 'kubernetes' && !runtime) say('not root: edged reports the node but runs no pods (containerd needs root)');
@@ -422,6 +477,7 @@ async function main(): Promise<void> {
       daemons.push(mapper);
       mapper.child.once('exit', (code) => !stopping && (process.stdout.write(`virtual-mapper exited (${code})\n`), void stop(1)));
       tryThis += await demoDevice(cluster, ports.mqtt);
+      tryThis += await demoRouter(cluster, ports.router);
     }
     const cc = `node ${relative(process.cwd(), CLOUDCORE)} --config ${relative(process.cwd(), cloudConfig)}`;
     const controlPlane = cluster.kind === 'kubernetes' && cluster.ours ? `   (control plane in ${join(DIR, 'control-plane')}, logs in its logs/)` : '';

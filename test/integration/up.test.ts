@@ -66,6 +66,12 @@ describe('npm run up', () => {
       500,
     );
 
+    // The Router demo: KubeEdge's rest → servicebus example, called once through cloudcore's listener to an app on
+    // the edge host (up fails when the call does not succeed).
+    expect(run.output()).toMatch(
+      /^\[up\] router: a cloud app's call reached the edge app through the channel \(200 edge app on edge-1: GET \/target\/hello\)$/m,
+    );
+
     run.kill('SIGTERM');
     expect(await run.exited).toBe(0);
     expect(run.output()).toMatch(/^stopped$/m);
