@@ -58,6 +58,7 @@ export class ChannelStream extends Duplex {
   private outgoingOffset = 0;
   private outgoingBytes = 0;
   private writeCallback: ((err?: Error | null) => void) | undefined;
+  private heldWriteBytes = 0;
   private finalCallback: ((err?: Error | null) => void) | undefined;
   private sendState: 'open' | 'closing' | 'closed' = 'open';
   // Receiving half.
@@ -96,7 +97,8 @@ export class ChannelStream extends Duplex {
 
   /** Bytes accepted by write() and not yet sent (waiting for credit). */
   get queuedBytes(): number {
-    return this.outgoingBytes + this.writableLength;
+    // writableLength still counts the write whose callback is held, which is already in `outgoing`.
+    return this.outgoingBytes + this.writableLength - this.heldWriteBytes;
   }
 
   /**
@@ -200,6 +202,7 @@ export class ChannelStream extends Duplex {
         // Not from inside the scheduler: the callback lets Writable call _write again at once.
         process.nextTick(this.writeCallback);
         this.writeCallback = undefined;
+        this.heldWriteBytes = 0;
       }
     }
     if (this.sendState === 'closing' && this.outgoingBytes === 0) {
@@ -250,8 +253,9 @@ export class ChannelStream extends Duplex {
     this.outgoingBytes += chunk.length;
     if (this.hasSendable()) this.link.wake(this);
     // A queue of about one chunk beyond the credit; past it the callback waits, so write() returns false.
-    if (this.outgoingBytes <= this.link.chunkBytes) callback();
-    else this.writeCallback = callback;
+    if (this.outgoingBytes <= this.link.chunkBytes) return callback();
+    this.writeCallback = callback;
+    this.heldWriteBytes = chunk.length;
   }
 
   override _final(callback: (err?: Error | null) => void): void {
@@ -279,6 +283,7 @@ export class ChannelStream extends Duplex {
     // A write still waiting for credit fails with the stream's error rather than never calling back.
     const pending = this.writeCallback;
     this.writeCallback = undefined;
+    this.heldWriteBytes = 0;
     this.finalCallback = undefined;
     if (pending) process.nextTick(pending, error ?? new StreamResetError(`stream ${this.id} destroyed`, ResetCode.CANCEL, 'stream destroyed'));
     this.link.forget(this);
