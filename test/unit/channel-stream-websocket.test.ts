@@ -1,59 +1,18 @@
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
-import { WebSocket, WebSocketServer } from 'ws';
 import type { ChannelStream } from '../../shared/channel/channel-stream.js';
-import { PROTOCOL_VERSION, type Hello } from '../../shared/channel/frame.js';
-import { ChannelSession, type SessionHandlers } from '../../shared/channel/session.js';
-import { bindWebSocket, webSocketTransport } from '../../shared/channel/ws-transport.js';
-import { testSettings, waitFor } from '../support/memory-pair.js';
+import { waitFor } from '../support/memory-pair.js';
+import { webSocketPair } from '../support/ws-pair.js';
 import { patternBytes, sha256, writeAll } from '../support/stream-helpers.js';
 
 const WINDOW = 256 * 1024;
 const CHUNK = 16 * 1024;
-const hello: Hello = { protocolVersion: PROTOCOL_VERSION, nodeName: 'node-ws', settings: testSettings, softwareVersion: 'test', sessionId: '' };
-const teardown: Array<() => Promise<void> | void> = [];
+const teardown: Array<() => Promise<void>> = [];
 
 afterEach(async () => {
   for (const step of teardown.splice(0).reverse()) await step();
 });
-
-/** A cloud and an edge session over a real `ws` WebSocket on 127.0.0.1, port 0. */
-async function webSocketPair(edgeHandlers: Partial<SessionHandlers>): Promise<{ cloud: ChannelSession; edge: ChannelSession }> {
-  const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
-  await once(server, 'listening');
-  teardown.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
-  const cloudReady = new Promise<ChannelSession>((resolve) =>
-    server.once('connection', (ws) => {
-      const cloud = new ChannelSession({
-        role: 'server',
-        settings: testSettings,
-        transport: webSocketTransport(ws),
-        handlers: { onHello: (peer) => ({ ...hello, nodeName: peer.nodeName, sessionId: 'ws-1' }), onMessage: () => undefined, onClose: () => undefined },
-      });
-      bindWebSocket(ws, cloud);
-      cloud.start();
-      resolve(cloud);
-    }),
-  );
-  const { port } = server.address() as { port: number };
-  const ws = new WebSocket(`ws://127.0.0.1:${port}/events`);
-  teardown.push(() => ws.terminate());
-  await once(ws, 'open');
-  const edge = new ChannelSession({
-    role: 'client',
-    settings: testSettings,
-    hello,
-    transport: webSocketTransport(ws),
-    handlers: { onHello: () => undefined, onMessage: () => undefined, onClose: () => undefined, ...edgeHandlers },
-  });
-  bindWebSocket(ws, edge);
-  edge.start();
-  const cloud = await cloudReady;
-  teardown.push(() => cloud.close('test over'));
-  await waitFor(() => cloud.status === 'open' && edge.status === 'open', 5000, 'websocket handshake');
-  return { cloud, edge };
-}
 
 describe('dynamic stream over a real WebSocket', () => {
   it('moves 20 MiB to a slow reader without either side buffering more than a window', async () => {
@@ -61,7 +20,7 @@ describe('dynamic stream over a real WebSocket', () => {
     let edgeStream: ChannelStream | undefined;
     let drains = 0;
     let maxQueued = 0;
-    const { cloud, edge } = await webSocketPair({
+    const pair = await webSocketPair({
       onStreamOpen: (stream, header) => {
         expect(JSON.parse(Buffer.from(header).toString())).toEqual({ kind: 'logs', path: '/var/log/pods/p/c/0.log' });
         edgeStream = stream;
@@ -76,6 +35,8 @@ describe('dynamic stream over a real WebSocket', () => {
         void writeAll(stream, log, 64 * 1024);
       },
     });
+    teardown.push(() => pair.close());
+    const { cloud, edge } = pair;
     const stream = cloud.openStream(Buffer.from(JSON.stringify({ kind: 'logs', path: '/var/log/pods/p/c/0.log' })));
     const pieces: Buffer[] = [];
     let maxBuffered = 0;
