@@ -49,6 +49,11 @@ export class ChannelStream extends Duplex {
   scheduled = false;
   /** A pump is queued for after the current transport message's frames are handled. */
   pumpPending = false;
+  /**
+   * The application has the stream (always, for one opened here; after `onStreamOpen` ran, for one the peer
+   * opened). Before that nobody can listen for 'error', so an end is silent.
+   */
+  handedOver: boolean;
 
   private readonly link: StreamLink;
   private readonly windowBytes: number;
@@ -83,6 +88,7 @@ export class ChannelStream extends Duplex {
     this.header = init.header;
     this.initiator = init.initiator;
     this.accepted = init.initiator === 'remote';
+    this.handedOver = init.initiator === 'local';
     this.link = init.link;
     this.windowBytes = init.windowBytes;
     this.grantedBytes = init.windowBytes;
@@ -109,7 +115,7 @@ export class ChannelStream extends Duplex {
     if (this.gone) return;
     this.gone = true;
     this.link.sendControl({ type: FrameType.RESET, stream: this.id, code, reason: reason.slice(0, 200) });
-    this.destroy(error);
+    this.destroy(this.handedOver ? error : undefined);
   }
 
   // ----- frames from the peer (called by the streams table) -----
@@ -146,13 +152,13 @@ export class ChannelStream extends Duplex {
   onPeerReset(code: number, reason: string): void {
     if (this.gone) return;
     this.gone = true;
-    this.destroy(new StreamResetError(`stream ${this.id} reset by peer: ${reason || `code ${code}`}`, code, reason));
+    this.destroy(this.handedOver ? new StreamResetError(`stream ${this.id} reset by peer: ${reason || `code ${code}`}`, code, reason) : undefined);
   }
 
   /** The session ended: no frame can go out any more. */
   cut(error: Error): void {
     this.gone = true;
-    this.destroy(error);
+    this.destroy(this.handedOver ? error : undefined);
   }
 
   /** Moves received bytes into the Duplex while the application wants them, and grants credit for them. */

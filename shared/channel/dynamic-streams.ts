@@ -53,7 +53,7 @@ export class DynamicStreams implements StreamLink {
     if (id > MAX_STREAM_ID) throw new IllegalStateError('dynamic stream ids of this session are used up');
     this.nextLocalId += 2;
     const stream = this.create(id, 'local', Buffer.from(header), 0);
-    this.options.queueControl({ type: FrameType.OPEN, stream: id, payload: header, credit: this.options.windowBytes });
+    this.options.queueControl({ type: FrameType.OPEN, stream: id, payload: stream.header, credit: this.options.windowBytes });
     return stream;
   }
 
@@ -109,6 +109,7 @@ export class DynamicStreams implements StreamLink {
     const stream = this.create(id, 'remote', Buffer.from(frame.payload), frame.credit);
     completed.push(() => {
       if (stream.destroyed) return;
+      stream.handedOver = true;
       try {
         onOpen(stream, stream.header);
       } catch (err) {

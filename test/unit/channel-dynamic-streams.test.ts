@@ -93,6 +93,16 @@ describe('dynamic channel streams', () => {
     expect([client.session.status, server.session.status]).toEqual(['open', 'open']);
   });
 
+  it('drops a stream reset before its handler ran, without calling the handler or raising an error', async () => {
+    const { client, server, atServer } = await openPair();
+    // OPEN and RESET leave in the same batch and are handled in one receive.
+    client.session.openStream(header('gone at once')).destroy();
+    const stream = client.session.openStream(header('next'));
+    await waitFor(() => stream.accepted);
+    expect(atServer.map((a) => a.header)).toEqual(['"next"']);
+    expect([...server.session.dynamicStreams()].map((s) => s.id)).toEqual([stream.id]);
+  });
+
   it('destroys every open stream with a connection error when the session closes', async () => {
     const { client, server, atServer } = await openPair();
     const local = [client.session.openStream(header(1)), client.session.openStream(header(2))];
