@@ -8,6 +8,8 @@ export type ErrorCode =
   | 'ERR_MESSAGE_TOO_LARGE'
   | 'ERR_UNKNOWN_STREAM'
   | 'ERR_FLOW_CONTROL'
+  // A dynamic channel stream was reset (by the peer, or here on a protocol violation): `resetCode` says why.
+  | 'ERR_STREAM_RESET'
   | 'ERR_CONNECTION'
   | 'ERR_SESSION_TIMEOUT'
   | 'ERR_GOAWAY'
@@ -74,6 +76,17 @@ export class ProtocolError extends CoreError {
     options?: { cause?: unknown },
   ) {
     super(code, message, options);
+  }
+}
+
+/** The peer reset a dynamic channel stream; `resetCode` is its ResetCode, `reason` its text. */
+export class StreamResetError extends CoreError {
+  constructor(
+    message: string,
+    readonly resetCode: number,
+    readonly reason: string,
+  ) {
+    super('ERR_STREAM_RESET', message);
   }
 }
 

@@ -58,8 +58,25 @@ export const STREAM_PRIORITY: Readonly<Record<number, number>> = {
   [StreamId.objects]: 4,
 };
 
-/** Ids from here on are opened at run time (tunnels, in a later version); this version refuses them. */
+/**
+ * Ids from here on are dynamic streams, opened at run time by either side (tunnels for logs, exec,
+ * port-forward). The server (cloud) opens even ids, the client (edge) odd ones, so both can open at once
+ * without agreeing first.
+ */
 export const FIRST_DYNAMIC_STREAM = 16;
+
+/** RESET codes on dynamic streams. */
+export const ResetCode = {
+  /** No handler for dynamic streams (what an older peer answers: 'dynamic streams are not supported'), or the handler refused. */
+  REFUSED: 1,
+  /** The receiver already has its maximum of open dynamic streams from this peer. */
+  STREAM_LIMIT: 2,
+  /** A frame broke the stream's rules: data beyond credit, data after CLOSE, an unknown or reused id. */
+  PROTOCOL_ERROR: 3,
+  /** The application aborted the stream (destroy). */
+  CANCEL: 4,
+} as const;
+export type ResetCode = (typeof ResetCode)[keyof typeof ResetCode];
 
 export const GoAwayCode = {
   /** The peer shuts down. */

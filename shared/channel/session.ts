@@ -3,6 +3,8 @@ import { decodeFrames, decodeHello, decodeMessage, encodeFrames, encodeHello } f
 import type { Message } from '../message.js';
 import { FIRST_DYNAMIC_STREAM, FrameType, GoAwayCode, STREAM_PRIORITY, StreamId, type Frame, type FrameInit, type Hello, type Settings } from './frame.js';
 import { ReceiveStream, SendStream, type ReceivedMessage } from './streams.js';
+import type { ChannelStream } from './channel-stream.js';
+import { DynamicStreams } from './dynamic-streams.js';
 
 /** Byte transport under a session (a WebSocket, or an in-memory pair in tests). */
 export interface Transport {
@@ -23,6 +25,11 @@ export interface SessionHandlers {
   /** The stream's send queue fell below its high-water mark again. */
   onDrain?(stream: number): void;
   onGoAway?(code: number, reason: string, address: string): void;
+  /**
+   * The peer opened a dynamic stream with `header`. Return to accept (the peer may then send), throw to refuse
+   * (RESET REFUSED with the error's message). Without this handler every OPEN is refused, as an older peer does.
+   */
+  onStreamOpen?(stream: ChannelStream, header: Uint8Array): void;
   /** This side queued a GOAWAY (asked by its owner, or on a protocol error). */
   onGoAwaySent?(code: GoAwayCode): void;
   /** Exactly once; `error` is undefined for a clean close. */
@@ -46,6 +53,10 @@ export interface SessionOptions {
   batchBytes?: number;
   maxInflightBytes?: number;
   sendHighWaterBytes?: number;
+  /** Receive window of each dynamic stream (256 KiB): the bytes a peer may send ahead of the reader. */
+  dynamicStreamWindowBytes?: number;
+  /** Dynamic streams the peer may have open at once (128); its next OPEN is RESET with STREAM_LIMIT. */
+  maxDynamicStreams?: number;
 }
 
 export type SessionStatus = 'handshaking' | 'open' | 'closed';
@@ -84,6 +95,7 @@ export class ChannelSession {
   private readonly maxInflightBytes: number;
   private readonly highWater: number;
   private readonly maxFramePayload: number;
+  private readonly dynamic: DynamicStreams;
 
   constructor(private readonly options: SessionOptions) {
     this.now = options.now ?? (() => performance.now());
@@ -93,6 +105,19 @@ export class ChannelSession {
     this.highWater = options.sendHighWaterBytes ?? 1024 * 1024;
     this.maxFramePayload = Math.max(this.chunkBytes, MAX_CONTROL_PAYLOAD);
     this.lastReceivedAt = this.lastSentAt = this.now();
+    this.dynamic = new DynamicStreams({
+      role: options.role,
+      windowBytes: options.dynamicStreamWindowBytes ?? 256 * 1024,
+      maxStreams: options.maxDynamicStreams ?? 128,
+      chunkBytes: this.chunkBytes,
+      now: this.now,
+      openHandler: () => {
+        const handlers = this.options.handlers;
+        return handlers.onStreamOpen && ((stream, header) => handlers.onStreamOpen!(stream, header));
+      },
+      queueControl: (frame) => this.status !== 'closed' && this.queueControl(frame),
+      scheduleFlush: () => this.scheduleFlush(),
+    });
   }
 
   isClosed(): boolean {
@@ -182,6 +207,24 @@ export class ChannelSession {
     this.scheduleFlush();
   }
 
+  /**
+   * Opens a dynamic stream; `header` (at most 64 KiB) tells the peer what it is for. The stream sends nothing
+   * until the peer accepts (its 'accepted' event); a refusal destroys it with a StreamResetError naming the
+   * peer's reason.
+   */
+  openStream(header: Uint8Array): ChannelStream {
+    if (this.status !== 'open') throw new IllegalStateError(`cannot open a stream on a ${this.status} session`);
+    if (header.length > MAX_CONTROL_PAYLOAD) {
+      throw new ProtocolError(`stream header of ${header.length} bytes exceeds ${MAX_CONTROL_PAYLOAD}`, 'ERR_MESSAGE_TOO_LARGE');
+    }
+    return this.dynamic.open(header);
+  }
+
+  /** The open dynamic streams (for an idle timeout above the channel: see `lastActivityMs`). */
+  dynamicStreams(): IterableIterator<ChannelStream> {
+    return this.dynamic.values();
+  }
+
   /** Sends a PING now; resolves with the round-trip time when its PONG arrives (never, if the session dies). */
   ping(): Promise<number> {
     return new Promise((resolve) => {
@@ -229,11 +272,16 @@ export class ChannelSession {
     this.send.length = 0;
     this.recv.length = 0;
     this.acks = undefined;
+    const peer = this.options.role === 'server' ? (this.peerHello?.nodeName ?? 'edge') : 'cloudcore';
+    this.dynamic.cutAll(new ConnectionError(`channel to ${peer} closed: ${error?.message ?? 'session closed'}`, 'ERR_CONNECTION', { cause: error }));
     this.options.handlers.onClose(error);
   }
 
   private handleFrame(frame: Frame, completed: Array<() => void>): void {
     if (this.status === 'handshaking') return this.handleHandshake(frame);
+    if (frame.stream >= FIRST_DYNAMIC_STREAM && frame.type !== FrameType.PING && frame.type !== FrameType.PONG && frame.type !== FrameType.GOAWAY) {
+      return this.dynamic.handle(frame, completed);
+    }
     switch (frame.type) {
       case FrameType.DATA:
         return this.handleData(frame, completed);
@@ -309,12 +357,6 @@ export class ChannelSession {
   }
 
   private handleStreamControl(frame: Frame): void {
-    if (frame.stream >= FIRST_DYNAMIC_STREAM) {
-      // Dynamic streams (tunnels) arrive with a later version; refuse politely so the peer can fall back.
-      if (frame.type === FrameType.OPEN)
-        this.queueControl({ type: FrameType.RESET, stream: frame.stream, code: 1, reason: 'dynamic streams are not supported' });
-      return;
-    }
     if (frame.type === FrameType.RESET) {
       throw new ProtocolError(`peer reset fixed stream ${frame.stream}: ${frame.reason || `code ${frame.code}`}`);
     }
@@ -371,6 +413,8 @@ export class ChannelSession {
           budget -= stream.takeChunks(frames, budget, this.chunkBytes);
           if (budget <= 0) break;
         }
+        // Dynamic streams (tunnels) only fill what the fixed streams left of the batch.
+        if (budget > 0) this.dynamic.takeChunks(frames, budget);
       }
       if (frames.length === 0) break;
       this.writeBatch(encodeFrames(frames));
@@ -396,7 +440,7 @@ export class ChannelSession {
   private hasPending(): boolean {
     if (this.control.length > 0 || this.acks !== undefined) return true;
     for (const s of this.send) if (s?.hasSendable()) return true;
-    return false;
+    return this.dynamic.hasSendable();
   }
 
   private notifyDrained(): void {

@@ -1,4 +1,4 @@
-import { ChannelSession, type SessionHandlers, type Transport } from '../../shared/channel/session.js';
+import { ChannelSession, type SessionHandlers, type SessionOptions, type Transport } from '../../shared/channel/session.js';
 import { PROTOCOL_VERSION, type Hello, type Settings } from '../../shared/channel/frame.js';
 import type { ReceivedMessage } from '../../shared/channel/streams.js';
 import type { CoreError } from '../../shared/errors.js';
@@ -22,7 +22,16 @@ export interface Endpoint {
 }
 
 /** Two sessions joined by an in-memory transport that delivers asynchronously, like a socket. */
-export function memoryPair(opts: { client?: Partial<Settings>; server?: Partial<Settings>; serverHandlers?: Partial<SessionHandlers> } = {}): {
+export function memoryPair(
+  opts: {
+    client?: Partial<Settings>;
+    server?: Partial<Settings>;
+    serverHandlers?: Partial<SessionHandlers>;
+    clientHandlers?: Partial<SessionHandlers>;
+    /** Session options for both sides (dynamic stream window and limit, chunk sizes …). */
+    session?: Partial<Pick<SessionOptions, 'dynamicStreamWindowBytes' | 'maxDynamicStreams' | 'chunkBytes'>>;
+  } = {},
+): {
   client: Endpoint;
   server: Endpoint;
   deliver: (from: 'client' | 'server', data: Uint8Array) => void;
@@ -50,6 +59,7 @@ export function memoryPair(opts: { client?: Partial<Settings>; server?: Partial<
     const endpoint = { received: [], acks: [], closed: undefined, written: [], autoRelease: true } as unknown as Endpoint;
     const hello: Hello = { protocolVersion: PROTOCOL_VERSION, nodeName: 'node-a', settings, softwareVersion: 'test', sessionId: '' };
     endpoint.session = new ChannelSession({
+      ...opts.session,
       role,
       settings,
       hello: role === 'client' ? hello : undefined,
@@ -67,7 +77,7 @@ export function memoryPair(opts: { client?: Partial<Settings>; server?: Partial<
     });
     return endpoint;
   };
-  endpoints.client = make('client', { ...testSettings, ...opts.client });
+  endpoints.client = make('client', { ...testSettings, ...opts.client }, opts.clientHandlers);
   endpoints.server = make('server', { ...testSettings, ...opts.server }, opts.serverHandlers);
   return {
     client: endpoints.client,
