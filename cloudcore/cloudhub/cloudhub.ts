@@ -4,6 +4,7 @@ import type { Module } from '../../shared/module-runtime.js';
 import { GoAwayCode, StreamId, goAwayName, type InventoryItem, type Settings } from '../../shared/channel/frame.js';
 import { Operation, type Message } from '../../shared/message.js';
 import { CoreError } from '../../shared/errors.js';
+import type { ChannelStream } from '../../shared/channel/channel-stream.js';
 import type { CertificateAuthority } from '../../shared/pki/certificate-authority.js';
 import type { CaSource } from '../../shared/pki/ca-source.js';
 import { CloudModule } from '../contracts/addresses.js';
@@ -179,6 +180,16 @@ export class CloudHub implements Module, SessionHost, NodeDelivery {
    * A request answered by the node's edgecore (rpc stream). A node without a session here fails at once with
    * ERR_UNAVAILABLE: the caller answers 503 rather than wait for a timeout.
    */
+  /**
+   * A dynamic stream to the node's edgecore (issue 13's kubelet connections); ERR_UNAVAILABLE at once when the
+   * node has no open session on this replica.
+   */
+  openStream(node: string, header: Uint8Array): ChannelStream {
+    const session = this.sessions.get(node);
+    if (!session || session.state === 'closed') throw new CoreError('ERR_UNAVAILABLE', `node ${node} is not connected to this cloudcore`);
+    return session.openStream(header);
+  }
+
   /** Whether an open session of the node is on this replica. */
   holds(node: string): boolean {
     const session = this.sessions.get(node);

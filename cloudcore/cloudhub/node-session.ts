@@ -3,6 +3,7 @@ import { ChannelSession, type SessionHandlers, type Transport } from '../../shar
 import { decodeInventory, encodeMessage } from '../../shared/channel/codec.js';
 import { GoAwayCode, PROTOCOL_VERSION, StreamId, type Hello, type InventoryItem, type Settings } from '../../shared/channel/frame.js';
 import { ReliableSender } from '../../shared/channel/reliable-sender.js';
+import type { ChannelStream } from '../../shared/channel/channel-stream.js';
 import type { ReceivedMessage } from '../../shared/channel/streams.js';
 import { ConnectionError, CoreError, ProtocolError } from '../../shared/errors.js';
 import { PendingRequests } from '../../shared/pending-requests.js';
@@ -97,6 +98,15 @@ export class NodeSession implements SessionHandlers, WebSocketEvents, EdgeOrigin
     const accepted = this.offer(message, !live);
     if (accepted && live) this.sender.pump();
     return accepted;
+  }
+
+  /**
+   * A dynamic stream to the edge (issue 13: one per kubelet connection), with `header` as its OPEN payload. It
+   * errors with the edge's reason when the edge refuses it, and with ERR_CONNECTION when the session ends.
+   */
+  openStream(header: Uint8Array): ChannelStream {
+    if (this.channel.status !== 'open') throw new CoreError('ERR_UNAVAILABLE', `node ${this.nodeName} is not connected`);
+    return this.channel.openStream(header);
   }
 
   /**

@@ -2,6 +2,7 @@ import type { Logger } from '../../shared/logger.js';
 import { ChannelSession, type Transport } from '../../shared/channel/session.js';
 import { decodeEnvelopeRaw, encodeInventory, encodeMessage } from '../../shared/channel/codec.js';
 import { StreamId, type Hello, type Settings } from '../../shared/channel/frame.js';
+import type { ChannelStream } from '../../shared/channel/channel-stream.js';
 import { ReliableSender } from '../../shared/channel/reliable-sender.js';
 import type { ReceivedMessage } from '../../shared/channel/streams.js';
 import { ConnectionError, type CoreError } from '../../shared/errors.js';
@@ -33,6 +34,11 @@ export interface EdgeSessionOptions {
   /** The cloud's resync is committed: the edge store matches the cloud as of connecting. */
   onSynced?(queued: number): void;
   onOpen?(): void;
+  /**
+   * A dynamic stream the cloud opened (issue 13: a kubelet connection): return to accept it, throw to refuse it
+   * (the cloud gets the error's message). Absent, every stream is refused as by an older edgecore.
+   */
+  onStream?(stream: ChannelStream, header: Uint8Array): void;
 }
 
 /**
@@ -71,6 +77,7 @@ export class EdgeSession {
           this.channel.close('goaway received');
         },
         onClose: (error) => this.onClose(error),
+        ...(options.onStream && { onStreamOpen: options.onStream }),
       },
     });
     this.applier = new ObjectApplier({

@@ -1,4 +1,5 @@
 import type { WebSocket } from 'ws';
+import type { ChannelStream } from '../../shared/channel/channel-stream.js';
 import type { Logger } from '../../shared/logger.js';
 import type { Module } from '../../shared/module-runtime.js';
 import type { SqliteDatabase } from '../../shared/sqlite.js';
@@ -42,6 +43,8 @@ export interface EdgeHubDeps {
   metrics?: EdgeMetrics;
   /** How long a cloud request to ServiceBus may take on the bus (the app's timeout plus a margin). */
   serviceCallTimeoutMs?: number;
+  /** Streams the cloud opens (issue 13: kubelet connections, served by edged); absent, they are refused. */
+  onStream?(stream: ChannelStream, header: Uint8Array): void;
 }
 
 /**
@@ -192,6 +195,7 @@ export class EdgeHub implements Module {
       requestTimeoutMs: c.requestTimeoutMs,
       serviceCallTimeoutMs: this.deps.serviceCallTimeoutMs ?? 65_000,
       logger: this.deps.logger,
+      onStream: this.deps.onStream,
       onOpen: () => {
         opened = true;
         this.metrics.linkConnects.inc();
