@@ -349,12 +349,13 @@ async function demoRouter(cluster: Extract<Cluster, { kind: 'kubernetes' }>, rou
   const caFile = join(DIR, 'cloud', 'edge-ca.crt');
   const secret = JSON.parse(kubectl(cluster, ['get', 'secret', '-n', 'kubeedge', 'casecret', '-o', 'json'])) as { data: { cadata: string } };
   writeFileSync(caFile, new X509Certificate(Buffer.from(secret.data.cadata, 'base64')).toString());
-  const curl = `curl --cacert ${caFile} -H "Authorization: Bearer $(kubectl create token default)" https://127.0.0.1:${routerPort}/${NODE_NAME}/default/source/hello`;
+  const url = `https://127.0.0.1:${routerPort}/${NODE_NAME}/default/source/hello`;
+  const curl = `curl --cacert ${caFile} -H "Authorization: Bearer $(kubectl create token default)" ${url}`;
   if (!listening) return `  ${curl}    # KubeEdge's rest → servicebus example (port 6666 was taken here: no edge app)\n`;
   const token = kubectl(cluster, ['create', 'token', 'default', '--duration=1h']).trim();
   const deadline = Date.now() + 30_000;
   for (;;) {
-    const answer = await routerCall(`https://127.0.0.1:${routerPort}/${NODE_NAME}/default/source/hello`, token, caFile).catch((err: Error) => err.message);
+    const answer = await routerCall(url, token, caFile).catch((err: Error) => err.message);
     if (answer.startsWith('200 ')) {
       say(`router: a cloud app's call reached the edge app through the channel (${answer.trim()})`);
       break;
