@@ -1,10 +1,17 @@
 import { appendFileSync, closeSync, openSync, renameSync, writeFileSync, writeSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { formatLogTime, parseCriLine, parseLogTime } from '../../edgecore/edged/kubelet-api/cri-log-format.js';
 import { readContainerLogs, type LogReadDeps } from '../../edgecore/edged/kubelet-api/container-log-reader.js';
+import { serveContainerLogs, type ContainerLogsDeps, type LogTarget } from '../../edgecore/edged/kubelet-api/container-logs.js';
+import { containerIdFor, logPathResolver } from '../../edgecore/edged/kubelet-api/log-path-resolver.js';
 import { parseLogOptions, type LogOptions } from '../../edgecore/edged/kubelet-api/log-options.js';
+import { RuntimeError } from '../../edgecore/edged/cri/runtime-error.js';
+import type { ContainerStatus as CriContainerStatus } from '../../edgecore/edged/cri/cri-types.js';
+import type { ContainerStatus, Pod } from '../../edgecore/edged/pod-types.js';
 import { eventually, tempDir } from '../support/harness.js';
 
 const T0 = '2026-12-04T21:40:43.865985922Z';
@@ -319,5 +326,148 @@ describe('following a CRI log file', () => {
     await sees(f, 'a\n');
     f.out.destroy();
     await f.done;
+  });
+});
+
+describe('GET /containerLogs (kubelet handler)', () => {
+  async function kubelet(resolve: ContainerLogsDeps['resolve'], extra: Partial<ContainerLogsDeps> = {}) {
+    const served = { count: 0 };
+    const server: Server = createServer((req, res) => void serveContainerLogs(req, res, { resolve, ...extra }).then(() => served.count++));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    onTestFinished(() => {
+      server.closeAllConnections();
+      return new Promise<void>((r) => server.close(() => r()));
+    });
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const get = async (path: string, init: RequestInit = {}) => {
+      const res = await fetch(base + path, init);
+      return { status: res.status, type: res.headers.get('content-type'), body: await res.text() };
+    };
+    return { base, get, served };
+  }
+  const found = (logPath: string, running = false): LogTarget => ({ logPath, isRunning: async () => running });
+
+  it('streams the log as text/plain with the options applied', async () => {
+    const path = logFile(cri('a', { time: at(1) }) + cri('b', { time: at(2) }) + cri('c', { time: at(3) }));
+    const asked: unknown[] = [];
+    const { get } = await kubelet(async (...args) => (asked.push(args), found(path)));
+    expect(await get('/containerLogs/ns/p1/web?tailLines=2&timestamps=true')).toEqual({
+      status: 200,
+      type: 'text/plain',
+      body: '2026-12-04T21:40:02.000000001Z b\n2026-12-04T21:40:03.000000001Z c\n',
+    });
+    expect((await get('/containerLogs/ns/p1/web?previous=1&limitBytes=3')).body).toBe('a\nb');
+    expect(asked).toEqual([
+      ['ns', 'p1', 'web', false],
+      ['ns', 'p1', 'web', true],
+    ]);
+  });
+
+  it("answers the kubelet's status and text when the query, the pod or the container is wrong", async () => {
+    const { get } = await kubelet(async (_ns, pod, container, previous) =>
+      pod !== 'p1'
+        ? { status: 404, message: `pod "${pod}" does not exist` }
+        : previous
+          ? { status: 400, message: `previous terminated container "${container}" in pod "p1" not found` }
+          : found(logFile(cri('a'))),
+    );
+    expect(await get('/containerLogs/ns/p1/web?tailLines=x')).toMatchObject({ status: 400, body: '{"message": "Unable to decode query."}' });
+    expect(await get('/containerLogs/ns/p1/web?limitBytes=0')).toMatchObject({ status: 422, body: '{"message": "Invalid request."}' });
+    expect(await get('/containerLogs/ns/p2/web')).toMatchObject({ status: 404, body: 'pod "p2" does not exist' });
+    expect(await get('/containerLogs/ns/p1/web?previous=true')).toMatchObject({
+      status: 400,
+      body: 'previous terminated container "web" in pod "p1" not found',
+    });
+    expect(await get('/containerLogs/ns/p1/web?stream=Stderr')).toMatchObject({ status: 400, body: expect.stringContaining('PodLogsQuerySplitStreams') });
+    expect(await get('/containerLogs/ns/p2/web?stream=Stderr')).toMatchObject({ status: 404 });
+    expect(await get('/containerLogs/ns/p1/web?stream=All')).toMatchObject({ status: 200, body: 'a\n' });
+    expect(await get('/containerLogs/ns/p1')).toMatchObject({ status: 404 });
+    expect(await get('/containerLogs/ns/p1/web', { method: 'POST' })).toMatchObject({ status: 405 });
+  });
+
+  it('appends the read error to a 200 body, as the kubelet does once it has flushed its headers', async () => {
+    const { get } = await kubelet(async () => found(join(tempDir(), 'gone.log')));
+    const res = await get('/containerLogs/ns/p1/web');
+    expect(res.status).toBe(200);
+    expect(res.body).toMatch(/^failed to try resolving symlinks in path ".*gone\.log"/);
+  });
+
+  it('follows until the client goes away', async () => {
+    const path = logFile(cri('a'));
+    const { base, served } = await kubelet(async () => found(path, true), { pollIntervalMs: 60_000 });
+    const aborted = new AbortController();
+    const res = await fetch(`${base}/containerLogs/ns/p1/web?follow=true`, { signal: aborted.signal });
+    const reader = res.body!.getReader();
+    let text = '';
+    appendFileSync(path, cri('b'));
+    while (text !== 'a\nb\n') text += Buffer.from((await reader.read()).value!).toString();
+    aborted.abort();
+    await eventually(() => expect(served.count).toBe(1), 5000);
+  });
+});
+
+describe('which log file edged serves (kubelet validateContainerLogStatus)', () => {
+  const status = (s: Partial<ContainerStatus>): ContainerStatus => ({
+    name: 'web',
+    state: {},
+    lastState: {},
+    ready: false,
+    restartCount: 0,
+    image: 'img',
+    imageID: '',
+    ...s,
+  });
+  const pod: Pod = {
+    metadata: { name: 'p1', namespace: 'ns', uid: 'u1' },
+    spec: { containers: [{ name: 'web', image: 'img' }], initContainers: [{ name: 'init', image: 'img' }] },
+  };
+
+  it('chooses the running, terminated or previous instance, or says why there is none', () => {
+    const id = (s: Partial<ContainerStatus>, previous = false) => containerIdFor('p1', 'web', { containerStatuses: [status(s)] }, previous);
+    const exited = { terminated: { exitCode: 1, containerID: 'containerd://old' } };
+    expect(id({ state: { running: {} }, containerID: 'containerd://new', lastState: exited })).toEqual({ id: 'containerd://new' });
+    expect(id({ state: { running: {} }, containerID: 'containerd://new', lastState: exited }, true)).toEqual({ id: 'containerd://old' });
+    expect(id({ state: { running: {} }, containerID: 'containerd://new' }, true)).toEqual({
+      error: 'previous terminated container "web" in pod "p1" not found',
+    });
+    expect(id({ state: { waiting: { reason: 'CrashLoopBackOff' } }, lastState: exited })).toEqual({ id: 'containerd://old' });
+    expect(id({ state: { terminated: { exitCode: 0 } }, lastState: exited })).toEqual({ id: 'containerd://old' });
+    expect(id({ state: { terminated: { exitCode: 0 } } })).toEqual({ error: 'container "web" in pod "p1" is terminated' });
+    expect(id({ state: { waiting: { reason: 'ErrImagePull' } } })).toEqual({ error: `container "web" in pod "p1" is waiting to start: image can't be pulled` });
+    expect(id({ state: { waiting: { reason: 'ImagePullBackOff' } } })).toEqual({
+      error: 'container "web" in pod "p1" is waiting to start: trying and failing to pull image',
+    });
+    expect(id({ state: { waiting: { reason: 'ContainerCreating' } } })).toEqual({
+      error: 'container "web" in pod "p1" is waiting to start: ContainerCreating',
+    });
+    expect(containerIdFor('p1', 'web', { containerStatuses: [] }, false)).toEqual({ error: 'container "web" in pod "p1" is not available' });
+  });
+
+  it("resolves the path from CRI's log_path and asks CRI whether the container still runs (an unreachable runtime counts as running)", async () => {
+    let state: CriContainerStatus['state'] | 'down' = 'CONTAINER_RUNNING';
+    const cri = {
+      containerStatus: async (cid: string) => {
+        if (state === 'down') throw new RuntimeError('ContainerStatus', 14, 'connection refused');
+        if (cid !== 'abc') throw new RuntimeError('ContainerStatus', 5, 'not found');
+        return { id: cid, state, log_path: '/var/log/pods/ns_p1_u1/web/0.log' } as CriContainerStatus;
+      },
+    };
+    const resolve = logPathResolver({
+      pod: (ns, name) => (ns === 'ns' && name === 'p1' ? pod : undefined),
+      status: () => ({ containerStatuses: [status({ state: { running: {} }, containerID: 'containerd://abc' })] }) as Pod['status'],
+      cri,
+    });
+    expect(await resolve('ns', 'p2', 'web', false)).toEqual({ status: 404, message: 'pod "p2" does not exist' });
+    expect(await resolve('ns', 'p1', 'db', false)).toEqual({ status: 404, message: 'container "db" not found in pod "p1"' });
+    expect(await resolve('ns', 'p1', 'init', false)).toEqual({ status: 400, message: 'container "init" in pod "p1" is not available' });
+    const target = await resolve('ns', 'p1', 'web', false);
+    expect(target).toMatchObject({ logPath: '/var/log/pods/ns_p1_u1/web/0.log' });
+    if (!('isRunning' in target)) throw new Error('no target');
+    expect(await target.isRunning()).toBe(true);
+    state = 'CONTAINER_EXITED';
+    expect(await target.isRunning()).toBe(false);
+    state = 'down';
+    expect(await target.isRunning()).toBe(true);
+    expect(await resolve('ns', 'p1', 'web', false)).toEqual({ status: 400, message: 'unable to retrieve container logs for containerd://abc' });
   });
 });
