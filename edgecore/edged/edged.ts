@@ -1,3 +1,4 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../../shared/logger.js';
 import type { Module } from '../../shared/module-runtime.js';
 import { Group, NULL_NAMESPACE, Operation, newMessage, parseEdgeResource } from '../../shared/message.js';
@@ -11,6 +12,8 @@ import { CriClient } from './cri/cri-client.js';
 import type { CriRuntime } from './cri/cri-types.js';
 import { EventRecorder, type KubeEvent } from './event-recorder.js';
 import { ImageManager } from './image-manager.js';
+import { serveContainerLogs } from './kubelet-api/container-logs.js';
+import { logPathResolver } from './kubelet-api/log-path-resolver.js';
 import { nodeFacts, type NodeFacts, type NodeFactsOptions } from './node-facts.js';
 import { ObjectCache } from './object-cache.js';
 import { PodManager } from './pod-manager.js';
@@ -64,6 +67,20 @@ export class Edged implements Module {
   runtimeNotReady(): Promise<string | undefined> {
     if (!this.readiness) return Promise.resolve('edged has not connected to the container runtime yet');
     return this.readiness.check();
+  }
+
+  /** `GET /containerLogs/{ns}/{pod}/{container}` of the kubelet API (issue 13), read from the CRI log files. */
+  serveContainerLogs(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const resolve = logPathResolver({
+      pod: (namespace, name) =>
+        this.cache
+          ?.podUids()
+          .map((uid) => this.cache!.pod(uid)!)
+          .find((p) => (p.metadata.namespace ?? 'default') === namespace && p.metadata.name === name),
+      status: (uid) => this.pods?.lastStatus(uid),
+      cri: { containerStatus: (id) => (this.cri ? this.cri.containerStatus(id) : Promise.reject(new Error('edged runs no container runtime'))) },
+    });
+    return serveContainerLogs(req, res, { resolve, logger: this.deps.logger });
   }
 
   async start(): Promise<void> {

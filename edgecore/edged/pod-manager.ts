@@ -144,6 +144,11 @@ export class PodManager {
     return counts;
   }
 
+  /** The pod's status as edged last computed it (the kubelet's status manager); undefined before its first sync. */
+  lastStatus(uid: string): PodStatus | undefined {
+    return this.statuses.get(uid);
+  }
+
   /** The runtime answered the last relist. */
   get runtimeUp(): boolean {
     return this.runtimeFailures === 0;
