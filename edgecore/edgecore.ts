@@ -36,6 +36,8 @@ export class EdgeCore {
   readonly edgeHub: EdgeHub;
   readonly deviceTwin: DeviceTwin | undefined;
   readonly eventBus: EventBus | undefined;
+  /** When modules.edged is enabled: serves the kubelet API on the cloud's streams. */
+  readonly edged: Edged | undefined;
   readonly metrics: EdgeMetrics;
   readonly monitor: MonitorServer;
   private readonly runtime: ModuleRuntime;
@@ -64,6 +66,11 @@ export class EdgeCore {
       random: options.random,
       metrics,
       serviceCallTimeoutMs: config.modules.serviceBus.timeout * 1000 + 5_000,
+      // The cloud's kubelet connections (issue 13) go to edged, which serves the kubelet API.
+      onStream: (stream, header) => {
+        if (!this.edged) throw new Error(`edged is not enabled on node ${config.nodeName}`);
+        this.edged.acceptStream(stream, header);
+      },
     });
     const modules: Module[] = [this.monitor, this.metaManager];
     // DeviceTwin loads before the broker opens (mappers find their devices) and before EdgeHub resyncs.
@@ -97,6 +104,7 @@ export class EdgeCore {
         metrics,
       });
       modules.push(edged);
+      this.edged = edged;
       // Without an endpoint edged reports the node only: there is no runtime to wait for.
       if (ed.runtimeEndpoint) this.monitor.addReadiness('cri', () => edged.runtimeNotReady());
     }

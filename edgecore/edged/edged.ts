@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { Logger } from '../../shared/logger.js';
 import type { Module } from '../../shared/module-runtime.js';
 import { Group, NULL_NAMESPACE, Operation, newMessage, parseEdgeResource } from '../../shared/message.js';
@@ -13,6 +14,7 @@ import type { CriRuntime } from './cri/cri-types.js';
 import { EventRecorder, type KubeEvent } from './event-recorder.js';
 import { ImageManager } from './image-manager.js';
 import { serveContainerLogs } from './kubelet-api/container-logs.js';
+import { KubeletServer } from './kubelet-api/kubelet-server.js';
 import { logPathResolver } from './kubelet-api/log-path-resolver.js';
 import { nodeFacts, type NodeFacts, type NodeFactsOptions } from './node-facts.js';
 import { ObjectCache } from './object-cache.js';
@@ -58,9 +60,20 @@ export class Edged implements Module {
   private staticTimer: NodeJS.Timeout | undefined;
   private readonly metrics: EdgeMetrics;
   private readiness: RuntimeReadiness | undefined;
+  /** The kubelet API (issue 13), reached only through streams the cloud opens on the channel. */
+  private readonly kubelet: KubeletServer;
 
   constructor(private readonly deps: EdgedDeps) {
     this.metrics = deps.metrics ?? new EdgeMetrics();
+    this.kubelet = new KubeletServer({
+      logger: deps.logger.child({ component: 'kubelet-api' }),
+      routes: { containerLogs: (req, res) => this.serveContainerLogs(req, res) },
+    });
+  }
+
+  /** A kubelet connection the cloud opened on the channel (EdgeHub's onStream); throws to refuse it. */
+  acceptStream(stream: Duplex, header: Uint8Array): void {
+    this.kubelet.accept(stream, header);
   }
 
   /** The `cri` readiness condition: undefined while the runtime answers (a verdict cached a few seconds). */
@@ -93,6 +106,7 @@ export class Edged implements Module {
   async stop(): Promise<void> {
     clearInterval(this.timer);
     clearInterval(this.staticTimer);
+    this.kubelet.close();
     this.pods?.stop();
     this.probes?.stopAll();
     if (this.deps.bus.has(this.name)) this.deps.bus.unregister(this.name);
