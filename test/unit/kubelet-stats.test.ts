@@ -13,6 +13,7 @@ import { cpuAndMemoryOnly, summaryJson, type Summary } from '../../edgecore/edge
 import { serveStats } from '../../edgecore/edged/kubelet-api/stats.js';
 import { MANAGED_LABEL } from '../../edgecore/edged/runtime-config.js';
 import { tempDir } from '../support/harness.js';
+import { parsePrometheusText } from '../support/prometheus-text.js';
 
 const FIXTURES = fileURLToPath(new URL('../fixtures/kubelet-stats/', import.meta.url));
 const fixture = (name: string): string => readFileSync(join(FIXTURES, name), 'utf8');
@@ -341,5 +342,28 @@ describe('serveStats', () => {
     const summary = await fetch(`${base}/stats/summary`);
     expect(summary.status).toBe(500);
     expect(await summary.text()).toBe('Internal Error: runtime down');
+  });
+});
+
+describe('the strict Prometheus text reader of the integration tests', () => {
+  it('reads the kubelet fixture and rejects what a scraper would', () => {
+    const families = parsePrometheusText(fixture('resource-metrics.txt'));
+    expect(families.get('container_cpu_usage_seconds_total')?.samples[1]).toEqual({
+      labels: { container: 'c', namespace: 'default', pod: 'a"b\\c' },
+      value: 0.123456789,
+      timestampMs: 1624396278302,
+    });
+    const bad = [
+      'x 1',
+      'x 1\n\n',
+      'x{a="1",a="2"} 1\n',
+      'x{a="\\t"} 1\n',
+      'x one\n',
+      'x 1\ny 1\nx 2\n',
+      'x 1\n# TYPE x gauge\n',
+      'x{a="1"} 1\nx{a="1"} 2\n',
+      '1x 1\n',
+    ];
+    for (const text of bad) expect(() => parsePrometheusText(text), JSON.stringify(text)).toThrow();
   });
 });

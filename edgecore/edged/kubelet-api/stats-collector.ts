@@ -127,7 +127,9 @@ export class StatsCollector {
     summary.cpu = this.cpu(key, stats.cpu);
     summary.memory = memory(stats.memory);
     const layer = stats.writable_layer;
-    if (layer) summary.rootfs = { time: BigInt(layer.timestamp), usedBytes: num(layer.used_bytes), inodesUsed: num(layer.inodes_used) };
+    // containerd 1.6 leaves the writable layer's timestamp at 0: take the CPU sample's time instead.
+    const layerTime = layer && layer.timestamp !== '0' ? BigInt(layer.timestamp) : summary.cpu?.time;
+    if (layer && layerTime) summary.rootfs = { time: layerTime, usedBytes: num(layer.used_bytes), inodesUsed: num(layer.inodes_used) };
     const swap = stats.swap;
     if (swap) summary.swap = { time: BigInt(swap.timestamp), swapAvailableBytes: num(swap.swap_available_bytes), swapUsageBytes: num(swap.swap_usage_bytes) };
     return summary;
