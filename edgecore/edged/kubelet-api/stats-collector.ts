@@ -78,6 +78,7 @@ export class StatsCollector {
       this.podSandboxStats(),
       this.readNode(this.paths),
     ]);
+    // From here on no await: concurrent scrapes cannot interleave their CPU rate updates.
     const nodeTimeNs = BigInt(this.now()) * 1_000_000n;
     const statsById = new Map(containerStats.map((s) => [s.attributes?.id ?? '', s]));
     const sandboxStatsById = new Map((sandboxStats ?? []).map((s) => [s.attributes?.id ?? '', s]));
