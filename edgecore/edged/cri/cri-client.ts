@@ -15,6 +15,7 @@ import type {
   PodSandboxStatus,
   RuntimeCondition,
 } from './cri-types.js';
+import type { ContainerStats, CriStats, PodSandboxStats } from './cri-stats.js';
 import { GrpcCallError, GrpcUnaryChannel, GrpcStatus } from './grpc-unary.js';
 import { RuntimeError } from './runtime-error.js';
 
@@ -52,6 +53,10 @@ interface Responses {
   ImageStatus: { image: Image | null };
   PullImage: { image_ref: string };
   ListImages: { images: Image[] };
+  ListContainerStats: { stats: ContainerStats[] };
+  ContainerStats: { stats: ContainerStats | null };
+  ListPodSandboxStats: { stats: PodSandboxStats[] };
+  PodSandboxStats: { stats: PodSandboxStats | null };
 }
 type Method = keyof Responses;
 
@@ -98,7 +103,7 @@ const asBuffer = (value: Uint8Array | number[] | undefined): Buffer =>
  * unix socket. Every call has a deadline; every failure is a RuntimeError. After the runtime restarts, the
  * channel reconnects by itself (calls fail with ERR_UNAVAILABLE meanwhile).
  */
-export class CriClient implements CriRuntime {
+export class CriClient implements CriRuntime, CriStats {
   /** The runtime's socket. */
   readonly socketPath: string;
   private readonly channel: GrpcUnaryChannel;
@@ -207,6 +212,32 @@ export class CriClient implements CriRuntime {
   async listImages(): Promise<Image[]> {
     const res = await this.call('ListImages', {});
     return res.images;
+  }
+
+  async listContainerStats(filter: { id?: string; podSandboxId?: string; labels?: Record<string, string> } = {}): Promise<ContainerStats[]> {
+    const res = await this.call('ListContainerStats', {
+      filter: { id: filter.id ?? '', pod_sandbox_id: filter.podSandboxId ?? '', label_selector: filter.labels ?? {} },
+    });
+    return res.stats;
+  }
+
+  async containerStats(id: string): Promise<ContainerStats> {
+    const res = await this.call('ContainerStats', { container_id: id }, { subject: id });
+    if (!res.stats) throw new RuntimeError('ContainerStats', GrpcStatus.UNKNOWN, 'runtime answered without stats', { subject: id });
+    return res.stats;
+  }
+
+  // containerd 1.6.20 fails the whole call when any sandbox it lists has no cgroup parent ("cgroupPath is
+  // empty"): callers narrow it to their own sandboxes with `labels` and fall back to container stats.
+  async listPodSandboxStats(filter: { id?: string; labels?: Record<string, string> } = {}): Promise<PodSandboxStats[]> {
+    const res = await this.call('ListPodSandboxStats', { filter: { id: filter.id ?? '', label_selector: filter.labels ?? {} } });
+    return res.stats;
+  }
+
+  async podSandboxStats(id: string): Promise<PodSandboxStats> {
+    const res = await this.call('PodSandboxStats', { pod_sandbox_id: id }, { subject: id });
+    if (!res.stats) throw new RuntimeError('PodSandboxStats', GrpcStatus.UNKNOWN, 'runtime answered without stats', { subject: id });
+    return res.stats;
   }
 
   /** Closes the channel; calls in flight fail with ERR_UNAVAILABLE. Idempotent. */
