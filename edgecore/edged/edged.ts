@@ -15,6 +15,9 @@ import { EventRecorder, type KubeEvent } from './event-recorder.js';
 import { ImageManager } from './image-manager.js';
 import { serveContainerLogs } from './kubelet-api/container-logs.js';
 import { KubeletServer } from './kubelet-api/kubelet-server.js';
+import { serveStats } from './kubelet-api/stats.js';
+import { StatsCollector } from './kubelet-api/stats-collector.js';
+import type { CriStats } from './cri/cri-stats.js';
 import { logPathResolver } from './kubelet-api/log-path-resolver.js';
 import { nodeFacts, type NodeFacts, type NodeFactsOptions } from './node-facts.js';
 import { ObjectCache } from './object-cache.js';
@@ -62,12 +65,16 @@ export class Edged implements Module {
   private readiness: RuntimeReadiness | undefined;
   /** The kubelet API (issue 13), reached only through streams the cloud opens on the channel. */
   private readonly kubelet: KubeletServer;
+  private stats: StatsCollector | undefined;
 
   constructor(private readonly deps: EdgedDeps) {
     this.metrics = deps.metrics ?? new EdgeMetrics();
     this.kubelet = new KubeletServer({
       logger: deps.logger.child({ component: 'kubelet-api' }),
-      routes: { containerLogs: (req, res) => this.serveContainerLogs(req, res) },
+      routes: {
+        containerLogs: (req, res) => this.serveContainerLogs(req, res),
+        stats: (req, res) => this.serveStats(req, res),
+      },
     });
   }
 
@@ -80,6 +87,19 @@ export class Edged implements Module {
   runtimeNotReady(): Promise<string | undefined> {
     if (!this.readiness) return Promise.resolve('edged has not connected to the container runtime yet');
     return this.readiness.check();
+  }
+
+  /** `/stats/summary` and `/metrics/resource` of the kubelet API (issue 13), from CRI stats and the node's cgroups. */
+  private async serveStats(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const cri = this.cri as (CriRuntime & Partial<CriStats>) | undefined;
+    if (!cri?.listContainerStats || !cri.listPodSandboxStats) {
+      res.writeHead(503, { 'content-type': 'text/plain; charset=utf-8' }).end('edged runs no container runtime with stats\n');
+      return;
+    }
+    // One collector for the process: CPU rates need the previous sample of each counter.
+    this.stats ??= new StatsCollector({ cri: cri as CriRuntime & CriStats, nodeName: this.deps.nodeName, logger: this.deps.logger });
+    if (!(await serveStats(req, res, { collector: this.stats, logger: this.deps.logger })))
+      res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end('404 page not found\n');
   }
 
   /** `GET /containerLogs/{ns}/{pod}/{container}` of the kubelet API (issue 13), read from the CRI log files. */
