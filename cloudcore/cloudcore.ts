@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Bus } from '../shared/bus.js';
+import { ConfigError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { ModuleRuntime, type Module } from '../shared/module-runtime.js';
 import { MonitorServer } from '../shared/monitor/monitor-server.js';
@@ -51,6 +52,8 @@ export class CloudCore {
   /** Throws a ConfigError when the cluster credentials cannot be loaded. */
   constructor(options: CloudCoreOptions) {
     const { config, logger } = options;
+    // Refused rather than ignored until CloudHub can open channel streams (issue 13, docs/kubelet-front.md).
+    if (config.modules.streams.enable) throw new ConfigError(['modules.streams.enable: the kubelet front is not wired into cloudcore yet']);
     const ec = config.modules.edgeController;
     this.bus = new Bus<CloudInboxes>({ logger: logger.child({ module: 'bus' }) });
     this.metrics = new CloudMetrics();

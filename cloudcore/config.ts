@@ -5,6 +5,7 @@ import { monitorServerConfigProblems, monitorServerConfigSchema } from '../share
 import { cloudHubConfigProblems, cloudHubConfigSchema } from './cloudhub/cloudhub-config.js';
 import { deviceControllerConfigSchema } from './devicecontroller/devicecontroller-config.js';
 import { routerConfigSchema } from './router/router-config.js';
+import { streamsConfigProblems, streamsConfigSchema } from './streams/streams-config.js';
 import { edgeControllerConfigProblems, edgeControllerConfigSchema } from './edgecontroller/edgecontroller-config.js';
 
 /**
@@ -26,6 +27,7 @@ export function cloudCoreSchema() {
       edgeController: edgeControllerConfigSchema(),
       deviceController: deviceControllerConfigSchema(),
       router: routerConfigSchema(),
+      streams: streamsConfigSchema(),
     },
   };
 }
@@ -37,6 +39,7 @@ export function loadCloudCoreConfig(sources: ConfigSources): CloudCoreConfig {
     ...monitorServerConfigProblems(c.monitorServer, 'monitorServer'),
     ...cloudHubConfigProblems(c.modules.cloudHub, 'modules.cloudHub'),
     ...edgeControllerConfigProblems(c.modules.edgeController, 'modules.edgeController'),
+    ...streamsConfigProblems(c.modules.streams, 'modules.streams'),
   ]);
 }
 

@@ -5,4 +5,5 @@ export const CloudModule = {
   edgeController: 'edgecontroller',
   deviceController: 'devicecontroller',
   router: 'router',
+  streams: 'streams',
 } as const;

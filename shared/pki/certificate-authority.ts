@@ -117,6 +117,25 @@ export class CertificateAuthority {
   }
 
   /**
+   * The serving certificate cloudcore's kubelet front presents for one node's kubelet address (issue 13). It names
+   * exactly `host`: an IP SAN for an IP, a DNS SAN otherwise, because the API server checks the address it dialled
+   * (Go sends no SNI for an IP). Server use only, so it can never pass as an edge's client certificate.
+   */
+  async issueKubeletServingCert(opts: { host: string; node: string; validityMs: number; now?: Date }): Promise<PemPair> {
+    const keys = await generateKeyPair();
+    const name = isIP(opts.host) ? { type: 'ip' as const, value: opts.host } : { type: 'dns' as const, value: opts.host };
+    const cert = await this.sign({
+      subject: `CN=${opts.node},OU=kubelet,O=KubeEdge`,
+      publicKey: keys.publicKey,
+      validityMs: opts.validityMs,
+      now: opts.now,
+      usage: x509.ExtendedKeyUsage.serverAuth,
+      extra: [new x509.SubjectAlternativeNameExtension([name])],
+    });
+    return { certPem: cert.toString('pem'), keyPem: await privateKeyToPem(keys.privateKey) };
+  }
+
+  /**
    * A replica's client certificate for calling the other replicas (the Router forwards a request to the replica
    * holding the node). Only holders of the CA key can make one: edges get CN=system:node:<name> only.
    */

@@ -1,5 +1,6 @@
 import { serviceBusConfigSchema } from '../../edgecore/servicebus/servicebus-config.js';
 import { routerConfigSchema } from '../../cloudcore/router/router-config.js';
+import { streamsConfigSchema } from '../../cloudcore/streams/streams-config.js';
 import { describe, expect, it } from 'vitest';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -46,7 +47,8 @@ describe('module config slices', () => {
     expect(loadConfig(edgeControllerConfigSchema(), {})).toEqual(cloud.edgeController);
     expect(loadConfig(deviceControllerConfigSchema(), {})).toEqual(cloud.deviceController);
     expect(loadConfig(routerConfigSchema(), {})).toEqual(cloud.router);
-    expect(Object.keys(cloud)).toEqual(['cloudHub', 'edgeController', 'deviceController', 'router']);
+    expect(loadConfig(streamsConfigSchema(), {})).toEqual(cloud.streams);
+    expect(Object.keys(cloud)).toEqual(['cloudHub', 'edgeController', 'deviceController', 'router', 'streams']);
   });
 
   it("the daemon still runs the checks a slice owns, under the slice's path", () => {

@@ -58,6 +58,18 @@ describe('certificate authority', () => {
     expect(text).toBe('system:node:edge-7');
   });
 
+  it('issues a kubelet serving certificate naming exactly one address, for server use only', async () => {
+    const ca = await CertificateAuthority.create();
+    const byIp = new X509Certificate((await ca.issueKubeletServingCert({ host: '203.0.113.2', node: 'edge-1', validityMs: 86_400_000 })).certPem);
+    const byName = new X509Certificate((await ca.issueKubeletServingCert({ host: 'edge-1', node: 'edge-1', validityMs: 86_400_000 })).certPem);
+    expect(byIp.subjectAltName).toBe('IP Address:203.0.113.2');
+    expect(byName.subjectAltName).toBe('DNS:edge-1');
+    expect(byIp.checkIP('203.0.113.2')).toBe('203.0.113.2');
+    expect(byIp.checkIP('203.0.113.3')).toBeUndefined();
+    expect(byIp.verify(new X509Certificate(ca.certPem).publicKey)).toBe(true);
+    expect(byIp.keyUsage).toEqual(['1.3.6.1.5.5.7.3.1']);
+  });
+
   it('accepts only well-formed node names from a CN', () => {
     expect(nodeNameFromCommonName('system:node:edge-1')).toBe('edge-1');
     expect(nodeNameFromCommonName('system:node:')).toBeUndefined();

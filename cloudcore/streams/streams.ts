@@ -1,0 +1,138 @@
+import { lstatSync, readFileSync, unlinkSync } from 'node:fs';
+import { createServer as createNetServer, type Server as NetServer } from 'node:net';
+import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
+import { ConfigError } from '../../shared/errors.js';
+import type { Logger } from '../../shared/logger.js';
+import type { Module } from '../../shared/module-runtime.js';
+import { CertificateAuthority } from '../../shared/pki/certificate-authority.js';
+import { SERVER_TLS_OPTIONS } from '../../shared/pki/server-tls.js';
+import { CloudModule } from '../contracts/addresses.js';
+import { KubeletCerts } from './kubelet-certs.js';
+import { KubeletFront, type KubeletFrontDeps } from './kubelet-front.js';
+import type { StreamsConfig } from './streams-config.js';
+
+export interface StreamsDeps extends Pick<KubeletFrontDeps, 'targets' | 'isNodeConnected' | 'openStream' | 'dial'> {
+  config: StreamsConfig;
+  /** The hub CA (CloudHub's, once started): it signs kubelet serving certificates unless servingCaCertFile is set. */
+  hubCa: () => CertificateAuthority;
+  /** The CONNECT listener's certificate unless connect.certFile is set: the hub's serving certificate. */
+  tls: { certFile: string; keyFile: string };
+  logger: Logger;
+}
+
+/**
+ * Streams (issue 13; KubeEdge's cloudStream): the kubelet API of edge nodes for kube-apiserver. Listens for the
+ * egress selector's HTTP CONNECTs (mutual TLS over TCP, and optionally a unix socket) and hands each connection
+ * to the KubeletFront. Starts after CloudHub, whose CA and serving certificate it uses by default.
+ *
+ * Several replicas: a node held by another replica is refused (503 at CONNECT when isNodeConnected says so, or
+ * openStream's ERR_UNAVAILABLE with `owner`). Passing such a tunnel to the owner's listener (CONNECT there, splice
+ * without decrypting) is the planned next step (docs/kubeedge-stream-facts.md §8.2).
+ */
+export class Streams implements Module {
+  readonly name = CloudModule.streams;
+  /** The CONNECT listener's port once started. */
+  port = 0;
+  private front: KubeletFront | undefined;
+  private readonly servers: Array<TlsServer | NetServer> = [];
+  private readonly logger: Logger;
+
+  constructor(private readonly deps: StreamsDeps) {
+    this.logger = deps.logger;
+  }
+
+  /** The front, once started (tests read its counts). */
+  get kubeletFront(): KubeletFront | undefined {
+    return this.front;
+  }
+
+  async start(): Promise<void> {
+    const { config } = this.deps;
+    const clientCaPem = this.read(config.clientCAFile, 'clientCAFile');
+    const servingCa = config.servingCaCertFile
+      ? await CertificateAuthority.fromPem(this.read(config.servingCaCertFile, 'servingCaCertFile'), this.read(config.servingCaKeyFile, 'servingCaKeyFile'))
+      : this.deps.hubCa();
+    const certs = new KubeletCerts({ ca: servingCa, clientCaPem, validityMs: config.servingCertValidityDays * 86_400_000 });
+    const front = (this.front = new KubeletFront({
+      targets: this.deps.targets,
+      isNodeConnected: this.deps.isNodeConnected,
+      openStream: this.deps.openStream,
+      dial: this.deps.dial,
+      contextFor: (host, node) => certs.contextFor(host, node),
+      limits: {
+        maxStreamsPerNode: config.maxStreamsPerNode,
+        headTimeoutMs: config.headTimeoutMs,
+        maxHeadBytes: config.maxHeadBytes,
+        dialTimeoutMs: config.dialTimeoutMs,
+        directDial: config.directDial,
+        clientCommonNames: config.clientCommonNames,
+      },
+      logger: this.logger,
+    }));
+    const server = createTlsServer(
+      {
+        ...SERVER_TLS_OPTIONS,
+        cert: this.read(config.connect.certFile || this.deps.tls.certFile, 'connect.certFile'),
+        key: this.read(config.connect.keyFile || this.deps.tls.keyFile, 'connect.keyFile'),
+        ca: config.connect.clientCAFile ? this.read(config.connect.clientCAFile, 'connect.clientCAFile') : clientCaPem,
+        // The egress dialer's client certificate is required (it always sends one with https://, §2).
+        requestCert: true,
+        rejectUnauthorized: true,
+        handshakeTimeout: config.headTimeoutMs,
+      },
+      (socket) => front.handle(socket, String(socket.getPeerCertificate().subject?.CN ?? '')),
+    );
+    server.on('tlsClientError', (err, socket) => this.logger.warn({ err, remote: socket.remoteAddress }, 'connect listener refused a client'));
+    await this.listen(server, () => server.listen(config.connect.port, config.connect.address), `${config.connect.address}:${config.connect.port}`);
+    this.port = (server.address() as { port: number }).port;
+    if (config.connect.socketPath) {
+      removeStaleSocket(config.connect.socketPath);
+      const uds = createNetServer((socket) => front.handle(socket, 'unix socket'));
+      await this.listen(uds, () => uds.listen(config.connect.socketPath), config.connect.socketPath);
+    }
+    this.logger.info(
+      {
+        address: `${config.connect.address}:${this.port}`,
+        socketPath: config.connect.socketPath || undefined,
+        servingCa: config.servingCaCertFile || 'hub CA',
+      },
+      'kubelet connect listener up',
+    );
+  }
+
+  /** Stops listening and ends every tunnel: the API server sees its kubelet connections close, never hang. */
+  async stop(): Promise<void> {
+    const servers = this.servers.splice(0);
+    const closed = servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
+    this.front?.destroyAll();
+    await Promise.all(closed);
+  }
+
+  private read(path: string, field: string): string {
+    try {
+      return readFileSync(path, 'utf8');
+    } catch (err) {
+      throw new ConfigError([`modules.streams.${field}: cannot read ${JSON.stringify(path)}: ${(err as NodeJS.ErrnoException).code ?? err}`]);
+    }
+  }
+
+  private listen(server: TlsServer | NetServer, listen: () => void, where: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      server.once('error', (err: NodeJS.ErrnoException) => reject(new ConfigError([`modules.streams: cannot listen on ${where}: ${err.code ?? err.message}`])));
+      server.once('listening', () => {
+        this.servers.push(server);
+        resolve();
+      });
+      listen();
+    });
+  }
+}
+
+/** A socket file left by an earlier run would make listen fail with EADDRINUSE; anything else there is kept. */
+function removeStaleSocket(path: string): void {
+  try {
+    if (lstatSync(path).isSocket()) unlinkSync(path);
+  } catch {
+    // absent: nothing to remove
+  }
+}
