@@ -1,7 +1,6 @@
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Bus } from '../shared/bus.js';
-import { ConfigError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { ModuleRuntime, type Module } from '../shared/module-runtime.js';
 import { MonitorServer } from '../shared/monitor/monitor-server.js';
@@ -14,6 +13,8 @@ import { FileCa, loadOrCreateCa } from './cloudhub/ca-files.js';
 import { FileReplicaReports } from './cloudhub/replica-reports-file.js';
 import { DeviceController } from './devicecontroller/devicecontroller.js';
 import { Router } from './router/router.js';
+import { Streams } from './streams/streams.js';
+import { KubeletTargets } from './streams/kubelet-targets.js';
 import { EdgeController, type EdgeControllerDeps } from './edgecontroller/edgecontroller.js';
 import { KubeReports } from './edgecontroller/kube-reports.js';
 import { KubeSource } from './edgecontroller/kube-source.js';
@@ -52,8 +53,6 @@ export class CloudCore {
   /** Throws a ConfigError when the cluster credentials cannot be loaded. */
   constructor(options: CloudCoreOptions) {
     const { config, logger } = options;
-    // Refused rather than ignored until CloudHub can open channel streams (issue 13, docs/kubelet-front.md).
-    if (config.modules.streams.enable) throw new ConfigError(['modules.streams.enable: the kubelet front is not wired into cloudcore yet']);
     const ec = config.modules.edgeController;
     this.bus = new Bus<CloudInboxes>({ logger: logger.child({ module: 'bus' }) });
     this.metrics = new CloudMetrics();
@@ -87,12 +86,18 @@ export class CloudCore {
     this.monitor.addReadiness('rebalance', () => this.cloudHub.notReady());
     let kubeReports: KubeReports | undefined;
     let kubeSource: KubeSource | undefined;
+    // Edge nodes by kubelet address, for the kubelet front (fed by KubeSource's Node informer).
+    const kubeletTargets = new KubeletTargets();
     if (ec.enable) {
       const controllerLogger = logger.child({ module: 'edgecontroller' });
       const hub = config.modules.cloudHub;
       let sides: Pick<EdgeControllerDeps, 'source' | 'reports' | 'autonomy'>;
       if (this.kube) {
-        const source = (kubeSource = new KubeSource({ clients: this.kube, logger: controllerLogger }));
+        const source = (kubeSource = new KubeSource({
+          clients: this.kube,
+          logger: controllerLogger,
+          onNode: (node, deleted) => (deleted ? kubeletTargets.remove(node.metadata?.name ?? '') : kubeletTargets.upsert(node)),
+        }));
         const reports = (kubeReports = new KubeReports({
           clients: this.kube,
           limiter,
@@ -163,6 +168,21 @@ export class CloudCore {
     }
     // Controllers start first, so the first edge's resync finds them.
     modules.push(this.cloudHub);
+    // The kubelet API of edge nodes for kube-apiserver (issue 13): after CloudHub, whose CA and certificate it uses.
+    if (config.modules.streams.enable) {
+      const hub = config.modules.cloudHub;
+      modules.push(
+        new Streams({
+          config: config.modules.streams,
+          hubCa: () => this.cloudHub.certificateAuthority,
+          tls: { certFile: hub.serverCertFile, keyFile: hub.serverKeyFile },
+          targets: kubeletTargets,
+          isNodeConnected: (node) => this.cloudHub.holds(node),
+          openStream: (node, header) => this.cloudHub.openStream(node, header),
+          logger: logger.child({ module: 'streams' }),
+        }),
+      );
+    }
     this.runtime = new ModuleRuntime({ modules, logger });
   }
 

@@ -9,6 +9,8 @@ import { PodPlacement, type PlacementChange } from './pod-placement.js';
 export interface KubeSourceOptions {
   clients: KubeClients;
   logger: Logger;
+  /** Every change of an edge Node as the informer sees it (the kubelet front indexes their addresses). */
+  onNode?(node: V1Node, deleted: boolean): void;
 }
 
 /**
@@ -41,9 +43,9 @@ export class KubeSource implements ObjectSource {
       labelSelector: EDGE_ROLE_LABEL,
       list: () => options.clients.rawList<V1Node>('/api/v1/nodes', EDGE_ROLE_LABEL),
       logger,
-      onAdd: (n) => this.apply(placement.upsertNode(n)),
-      onUpdate: (n) => this.apply(placement.upsertNode(n)),
-      onDelete: (n) => this.apply(placement.deleteNode(n)),
+      onAdd: (n) => (options.onNode?.(n, false), this.apply(placement.upsertNode(n))),
+      onUpdate: (n) => (options.onNode?.(n, false), this.apply(placement.upsertNode(n))),
+      onDelete: (n) => (options.onNode?.(n, true), this.apply(placement.deleteNode(n))),
     });
     this.pods = new Watched<V1Pod>({
       name: 'pods',

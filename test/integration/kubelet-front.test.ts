@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,6 +19,7 @@ import { CertificateAuthority } from '../../shared/pki/certificate-authority.js'
 import { startControlPlane, type ControlPlane } from '../support/control-plane.js';
 import { duplexPair } from '../support/duplex-pair.js';
 import { eventually } from '../support/harness.js';
+import { clientPki, egressSelectorConfig } from '../support/pki.js';
 
 // Issue 13, the cloud half alone: the real kube-apiserver, started with an egress selector whose `cluster`
 // traffic goes to our CONNECT listener, reaches a fake edge kubelet (an http.Server fed one end of a duplex
@@ -29,21 +29,6 @@ const LOG_TEXT = 'hello from the fake edge\n';
 /** Edge nodes: connected, not connected, and held by another replica (openStream refuses). */
 const NODES = { 'edge-1': '203.0.113.2', 'edge-2': '203.0.113.3', 'edge-3': '203.0.113.4' } as const;
 const KUBELET_PORT = 10350;
-
-function openssl(dir: string, args: string[]): void {
-  execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
-}
-
-/** A CA and a client certificate (clientAuth) signed by it, as kubeadm makes apiserver-kubelet-client. */
-function clientPki(dir: string, name: string, cn: string): { ca: string; cert: string; key: string } {
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
-  openssl(dir, ['req', '-x509', ...ec, '-keyout', `${name}-ca.key`, '-out', `${name}-ca.crt`, '-days', '2', '-subj', `/CN=${name}-ca`]);
-  openssl(dir, ['req', ...ec, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/O=kubeadm:cluster-admins/CN=${cn}`]);
-  writeFileSync(join(dir, `${name}.ext`), 'extendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature\n');
-  const sign = ['-CA', `${name}-ca.crt`, '-CAkey', `${name}-ca.key`, '-CAcreateserial', '-days', '2', '-extfile', `${name}.ext`];
-  openssl(dir, ['x509', '-req', '-in', `${name}.csr`, ...sign, '-out', `${name}.crt`]);
-  return { ca: join(dir, `${name}-ca.crt`), cert: join(dir, `${name}.crt`), key: join(dir, `${name}.key`) };
-}
 
 /** Reads from a socket until `predicate` holds on what came, or it closes. */
 async function readUntil(socket: Duplex, predicate: (text: string) => boolean): Promise<string> {
@@ -104,26 +89,12 @@ describe('kubelet front behind the real kube-apiserver egress selector', () => {
     });
     await streams.start();
 
-    const egress = join(dir, 'egress.yaml');
-    writeFileSync(
-      egress,
-      [
-        'apiVersion: apiserver.k8s.io/v1beta1',
-        'kind: EgressSelectorConfiguration',
-        'egressSelections:',
-        '- name: cluster',
-        '  connection:',
-        '    proxyProtocol: HTTPConnect',
-        '    transport:',
-        '      tcp:',
-        `        url: https://127.0.0.1:${streams.port}`,
-        '        tlsConfig:',
-        `          caBundle: ${hubCaFile}`,
-        `          clientCert: ${apiserverClient.cert}`,
-        `          clientKey: ${apiserverClient.key}`,
-        '',
-      ].join('\n'),
-    );
+    const egress = egressSelectorConfig(join(dir, 'egress.yaml'), {
+      url: `https://127.0.0.1:${streams.port}`,
+      caBundle: hubCaFile,
+      clientCert: apiserverClient.cert,
+      clientKey: apiserverClient.key,
+    });
     cp = startControlPlane({
       apiserverArgs: [
         `--egress-selector-config-file=${egress}`,

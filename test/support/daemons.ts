@@ -119,6 +119,7 @@ export async function cloudSetup(
     edgeController?: Record<string, unknown>;
     monitorServer?: Record<string, unknown>;
     router?: Record<string, unknown>;
+    streams?: Record<string, unknown>;
   } = {},
 ): Promise<CloudSetup> {
   const hubPort = await freePort();
@@ -154,6 +155,7 @@ export async function cloudSetup(
           }
         : { source: 'local', localStorePath: storePath, pollIntervalMs: 20, ...(overrides.edgeController as object) },
       ...(overrides.router ? { router: overrides.router } : {}),
+      ...(overrides.streams ? { streams: overrides.streams } : {}),
     },
   };
   const configPath = join(dir, 'cloudcore.yaml');

@@ -1,0 +1,221 @@
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { EdgeCore } from '../../edgecore/edgecore.js';
+import { CertificateAuthority } from '../../shared/pki/certificate-authority.js';
+import { useContainerd } from '../support/containerd.js';
+import { startControlPlane, type ControlPlane } from '../support/control-plane.js';
+import { cloudSetup, edgeSetup, startCloud, startEdgeInProcess, type Cloud } from '../support/daemons.js';
+import { eventually, freePort } from '../support/harness.js';
+import { clientPki, egressSelectorConfig } from '../support/pki.js';
+
+// Issue 13: kubectl against edge pods through the edge's own channel. The real kube-apiserver sends every kubelet
+// call through its egress selector to cloudcore's CONNECT listener (mutual TLS), cloudcore ends the kubelet TLS
+// with a certificate the apiserver checks against the hub CA, and relays the connection as one dynamic stream on
+// the node's channel; edged serves it from containerd. The node's address (203.0.113.0/24) is not on this host and
+// nothing on the edge listens: the only way in is the channel.
+
+const containerd = useContainerd();
+const NODE = 'kubectl-edge';
+const NODE_IP = '203.0.113.2';
+const IMAGE = 'localhost/lite/busybox:latest';
+
+describe('kubectl logs and node stats of an edge pod, through the channel', () => {
+  let dir: string;
+  let cp: ControlPlane;
+  let cloud: Cloud;
+  let edge: EdgeCore;
+  let streamsPort: number;
+  let kubeletClient: { ca: string; cert: string; key: string };
+  const kubectl = (args: string[], timeoutMs = 60_000): Promise<{ code: number; stdout: string; stderr: string }> =>
+    new Promise((resolve) => {
+      const child = spawn(join(cp.binDir, 'kubectl'), ['--kubeconfig', cp.kubeconfig, ...args]);
+      let [stdout, stderr] = ['', ''];
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      const timer = setTimeout(() => child.kill(), timeoutMs);
+      child.on('close', (code) => (clearTimeout(timer), resolve({ code: code ?? -1, stdout, stderr })));
+    });
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'ke-kubectl-edge-'));
+    // The hub CA exists before the apiserver starts: it is the apiserver's --kubelet-certificate-authority and the
+    // egress proxy's CA. cloudcore finds it in its CA files and stores it in Secret kubeedge/casecret.
+    const hub = await CertificateAuthority.create({ commonName: 'KubeEdge' });
+    mkdirSync(join(dir, 'cloud'), { recursive: true });
+    writeFileSync(join(dir, 'cloud', 'ca.crt'), hub.certPem);
+    writeFileSync(join(dir, 'cloud', 'ca.key'), hub.keyPem, { mode: 0o600 });
+    kubeletClient = clientPki(dir, 'kubelet-client', 'kube-apiserver-kubelet-client');
+    streamsPort = await freePort();
+    const egress = egressSelectorConfig(join(dir, 'egress.yaml'), {
+      url: `https://127.0.0.1:${streamsPort}`,
+      caBundle: join(dir, 'cloud', 'ca.crt'),
+      clientCert: kubeletClient.cert,
+      clientKey: kubeletClient.key,
+    });
+    cp = startControlPlane({
+      apiserverArgs: [
+        `--egress-selector-config-file=${egress}`,
+        `--kubelet-client-certificate=${kubeletClient.cert}`,
+        `--kubelet-client-key=${kubeletClient.key}`,
+        `--kubelet-certificate-authority=${join(dir, 'cloud', 'ca.crt')}`,
+        '--kubelet-preferred-address-types=InternalIP,Hostname',
+      ],
+    });
+  }, 300_000);
+
+  /** cloudcore with the kubelet front and the edge on containerd: started by the first test, kept for the rest. */
+  async function startDaemons(): Promise<void> {
+    const setup = await cloudSetup(dir, {
+      kubeconfig: await cp.cloudcoreKubeconfig(),
+      streams: { enable: true, connect: { address: '127.0.0.1', port: streamsPort }, clientCAFile: kubeletClient.ca },
+    });
+    cloud = await startCloud(setup);
+    const c = containerd();
+    edge = await startEdgeInProcess(
+      edgeSetup(dir, NODE, setup, {
+        edged: {
+          enable: true,
+          nodeIP: NODE_IP,
+          runtimeEndpoint: c.endpoint,
+          rootDirectory: join(dir, 'pods'),
+          podLogsDirectory: join(dir, 'logs'),
+          cgroupParent: c.cgroupParent,
+          relistIntervalMs: 300,
+          crashLoopBackOffMs: 500,
+          crashLoopBackOffMaxMs: 2_000,
+        },
+      }),
+      await cloud.token(),
+    );
+    await eventually(async () => expect(await cp.kubectlOk(['get', 'node', NODE, '--no-headers'])).toMatch(/\sReady\s/), 60_000, 250);
+  }
+
+  afterAll(async () => {
+    cp?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const pod = (name: string, command: string) =>
+    cp.kubectlOk(
+      ['apply', '-f', '-'],
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name, namespace: 'default' },
+        spec: {
+          nodeName: NODE,
+          terminationGracePeriodSeconds: 1,
+          containers: [{ name: 'main', image: IMAGE, imagePullPolicy: 'Never', command: ['sh', '-c', command] }],
+        },
+      }),
+    );
+
+  // One test: the daemons are the test's (stopped when it ends), and each step builds on the last.
+  it('serves kubectl logs (every option), the node stats, and fails at once naming an offline node', async () => {
+    await startDaemons();
+    await logs();
+    await previous();
+    await stats();
+    await offline();
+  });
+
+  async function logs(): Promise<void> {
+    await pod('talker', 'for i in 1 2 3 4 5; do echo line-$i; done; i=0; while true; do i=$((i+1)); echo tick-$i; sleep 1; done');
+    const all = await eventually(
+      async () => {
+        const r = await kubectl(['logs', 'talker']);
+        expect(r.code, r.stderr).toBe(0);
+        expect(r.stdout).toMatch(/^line-1\nline-2\nline-3\nline-4\nline-5\ntick-1\ntick-2\n/);
+        return r.stdout;
+      },
+      90_000,
+      500,
+    );
+    expect(all).toContain('line-5');
+
+    const tail = await kubectl(['logs', 'talker', '--tail=2']);
+    expect(tail.stdout.split('\n').filter(Boolean)).toHaveLength(2);
+    expect(tail.stdout).toMatch(/^tick-\d+\ntick-\d+\n$/);
+    expect((await kubectl(['logs', 'talker', '--limit-bytes=7'])).stdout).toBe('line-1\n');
+    expect((await kubectl(['logs', 'talker', '--timestamps', '--tail=1'])).stdout).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z tick-\d+\n$/);
+    expect((await kubectl(['logs', 'talker', '--since=1h'])).stdout).toMatch(/^line-1\n/);
+
+    // -f: a tick printed after the request reaches kubectl while it follows.
+    const follow = spawn(join(cp.binDir, 'kubectl'), ['--kubeconfig', cp.kubeconfig, 'logs', '-f', 'talker', '--tail=1']);
+    let followed = '';
+    follow.stdout.on('data', (d: Buffer) => (followed += d.toString()));
+    try {
+      const first = await eventually(() => {
+        const n = /tick-(\d+)/.exec(followed)?.[1];
+        expect(n).toBeDefined();
+        return Number(n);
+      }, 60_000);
+      await eventually(() => expect(followed).toContain(`tick-${first + 2}\n`), 60_000);
+    } finally {
+      follow.kill();
+    }
+  }
+
+  /** kubectl logs --previous after a crash. */
+  async function previous(): Promise<void> {
+    await pod('crasher', 'echo "run at $(date +%s)"; sleep 1; exit 3');
+    await eventually(
+      async () => {
+        const p = JSON.parse(await cp.kubectlOk(['get', 'pod', 'crasher', '-o', 'json']));
+        expect(p.status.containerStatuses?.[0]?.restartCount).toBeGreaterThanOrEqual(1);
+      },
+      90_000,
+      500,
+    );
+    const previous = await eventually(
+      async () => {
+        const r = await kubectl(['logs', 'crasher', '--previous']);
+        expect(r.code, r.stderr).toBe(0);
+        return r.stdout;
+      },
+      30_000,
+      500,
+    );
+    expect(previous).toMatch(/^run at \d+\n$/);
+  }
+
+  /** The node stats and resource metrics, through the API server's node proxy. */
+  async function stats(): Promise<void> {
+    const summary = await eventually(
+      async () => {
+        const r = await kubectl(['get', '--raw', `/api/v1/nodes/${NODE}/proxy/stats/summary`]);
+        expect(r.code, r.stderr).toBe(0);
+        const s = JSON.parse(r.stdout);
+        expect(s.pods.some((p: { podRef: { name: string } }) => p.podRef.name === 'talker')).toBe(true);
+        return s;
+      },
+      60_000,
+      1_000,
+    );
+    expect(summary.node.nodeName).toBe(NODE);
+    expect(summary.node.memory.workingSetBytes).toBeGreaterThan(0);
+    const metrics = await eventually(
+      async () => {
+        const r = await kubectl(['get', '--raw', `/api/v1/nodes/${NODE}/proxy/metrics/resource`]);
+        expect(r.code, r.stderr).toBe(0);
+        expect(r.stdout).toMatch(/^container_memory_working_set_bytes\{container="main",namespace="default",pod="talker"\} \d+/m);
+        return r.stdout;
+      },
+      60_000,
+      1_000,
+    );
+    expect(metrics).toMatch(/^node_cpu_usage_seconds_total \d/m);
+  }
+
+  /** The edge offline: kubectl logs fails at once, naming the node. */
+  async function offline(): Promise<void> {
+    await edge.stop();
+    await eventually(async () => expect((await kubectl(['logs', 'talker'])).stderr).toContain(NODE), 30_000, 500);
+    const r = await kubectl(['logs', 'talker'], 30_000);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain(`node ${NODE} is not connected`);
+  }
+});
