@@ -18,7 +18,7 @@ export function edgedConfigSchema() {
     // 10350 is KubeEdge's constants.ServerPort, which its edged reports here (edge/pkg/edged/edged_status.go).
     kubeletPort: int(
       10350,
-      "The node's status.daemonEndpoints.kubeletEndpoint.Port: where the apiserver and metrics-server address its kubelet API. Nothing listens on it on the edge: cloudcore relays those calls.",
+      'Kubelet API port in the node status (daemonEndpoints), dialled by the apiserver and metrics-server; nothing listens on it: cloudcore relays.',
       {
         min: 1,
         max: 65535,
