@@ -97,7 +97,14 @@ export class EdgeCore {
       const labels = Object.fromEntries(ed.nodeLabels.map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
       const edged = new Edged({
         nodeName: config.nodeName,
-        facts: { nodeIP: ed.nodeIP, maxPods: ed.maxPods, kubeletVersion: `v1.33.13-kubeedge-ts-${softwareVersion()}`, labels },
+        facts: {
+          nodeIP: ed.nodeIP,
+          hostnameOverride: ed.hostnameOverride,
+          kubeletPort: ed.kubeletPort,
+          maxPods: ed.maxPods,
+          kubeletVersion: `v1.33.13-kubeedge-ts-${softwareVersion()}`,
+          labels,
+        },
         config: ed,
         bus: this.bus,
         logger: logger.child({ module: 'edged' }),

@@ -37,6 +37,9 @@ const TEST_PACKAGES = [
   { program: '/usr/bin/prometheus', pkg: 'prometheus' },
   // Several cloudcore replicas behind one address: a real TCP load balancer that health-checks /readyz.
   { program: '/usr/sbin/haproxy', pkg: 'haproxy' },
+  // Edges in their own network namespace (test/support/netns.ts): veth pairs and a DROP of inbound connections.
+  { program: '/usr/sbin/ip', pkg: 'iproute2' },
+  { program: '/usr/sbin/iptables', pkg: 'iptables' },
 ];
 if (process.argv.includes('--test-packages')) {
   const missing = TEST_PACKAGES.filter((p) => !existsSync(p.program)).map((p) => p.pkg);

@@ -16,6 +16,8 @@ const STALE_READY_MS = 5_000;
 /** What edged reports about its host (content of `null/nodestatus/<node>` updates). */
 export interface EdgeNodeStatus {
   addresses?: Array<{ type: string; address: string }>;
+  /** The port the apiserver dials for the node's kubelet API; cloudcore relays it to the edge. */
+  daemonEndpoints?: { kubeletEndpoint?: { Port?: number } };
   capacity?: Record<string, string>;
   allocatable?: Record<string, string>;
   nodeInfo?: Record<string, string>;
@@ -134,6 +136,7 @@ export class NodeKeeper {
           body: {
             status: {
               addresses: status.addresses,
+              ...(status.daemonEndpoints ? { daemonEndpoints: status.daemonEndpoints } : {}),
               capacity: status.capacity,
               allocatable: status.allocatable,
               nodeInfo: status.nodeInfo,
@@ -269,9 +272,20 @@ function microTime(d: Date): Date {
 }
 
 /** Digest of what an edge reports (and a Node status holds): key order does not matter. */
-function statusDigest(status: { addresses?: unknown; capacity?: unknown; allocatable?: unknown; nodeInfo?: unknown; images?: unknown }): string {
+function statusDigest(status: {
+  addresses?: unknown;
+  daemonEndpoints?: unknown;
+  capacity?: unknown;
+  allocatable?: unknown;
+  nodeInfo?: unknown;
+  images?: unknown;
+}): string {
+  const { addresses = [], capacity = {}, allocatable = {}, nodeInfo = {}, images = [] } = status;
+  // Only the port counts: the wire spells it `Port`, client-node's readNode gives `port`, and an unset one reads 0.
+  const endpoint = (status.daemonEndpoints as { kubeletEndpoint?: { Port?: number; port?: number } } | undefined)?.kubeletEndpoint;
+  const kubeletPort = endpoint?.Port ?? endpoint?.port ?? 0;
   return createHash('sha256')
-    .update(canonicalJson([status.addresses ?? [], status.capacity ?? {}, status.allocatable ?? {}, status.nodeInfo ?? {}, status.images ?? []]))
+    .update(canonicalJson([addresses, kubeletPort, capacity, allocatable, nodeInfo, images]))
     .digest('hex');
 }
 

@@ -1,10 +1,29 @@
 import { bool, int, str, strList, type ConfigOf } from '../../shared/config/schema.js';
 
+/** The Hostname address is a name the apiserver dials and a TLS server name: a DNS-1123 subdomain, as node names. */
+const HOSTNAME_PATTERN = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
+
 /** edged's slice of the edgecore config (`modules.edged`); edgecore's schema composes it. */
 export function edgedConfigSchema() {
   return {
     enable: bool(true, 'Report this node and run the pods bound to it.'),
     nodeIP: str('', 'InternalIP reported for the node; empty means the first non-loopback IPv4 address.', { allowEmpty: true }),
+    // KubeEdge's edged has the same field (`modules.edged.tailoredKubeletFlag.hostnameOverride`); so do edges
+    // sharing one machine in tests, which would otherwise report identical addresses.
+    hostnameOverride: str('', "Hostname address reported for the node (the kubelet's --hostname-override); empty: this machine's host name.", {
+      allowEmpty: true,
+      pattern: HOSTNAME_PATTERN,
+      expected: 'a lower-case DNS name',
+    }),
+    // 10350 is KubeEdge's constants.ServerPort, which its edged reports here (edge/pkg/edged/edged_status.go).
+    kubeletPort: int(
+      10350,
+      'Kubelet API port in the node status (daemonEndpoints), dialled by the apiserver and metrics-server; nothing listens on it: cloudcore relays.',
+      {
+        min: 1,
+        max: 65535,
+      },
+    ),
     maxPods: int(110, 'Pods this node offers (capacity and allocatable "pods").', { min: 1 }),
     nodeLabels: strList([], 'Extra labels for the Node, as key=value.'),
     nodeStatusCheckMs: int(60_000, 'How often the host is checked; the node status is reported when it changed.', { min: 1_000 }),

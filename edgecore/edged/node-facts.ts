@@ -4,6 +4,8 @@ import { arch, cpus, hostname, networkInterfaces, platform, release, totalmem } 
 /** The host as a Kubernetes node sees it: what edged reports as node status. */
 export interface NodeFacts {
   addresses: Array<{ type: string; address: string }>;
+  /** Where the apiserver addresses the node's kubelet API (Node status field, same shape). */
+  daemonEndpoints: { kubeletEndpoint: { Port: number } };
   capacity: Record<string, string>;
   allocatable: Record<string, string>;
   nodeInfo: Record<string, string>;
@@ -13,6 +15,9 @@ export interface NodeFacts {
 export interface NodeFactsOptions {
   /** Empty: the first non-loopback IPv4 address. */
   nodeIP: string;
+  /** Empty: this machine's host name. Lower-cased and trimmed either way, as the kubelet does. */
+  hostnameOverride: string;
+  kubeletPort: number;
   maxPods: number;
   kubeletVersion: string;
   labels: Record<string, string>;
@@ -31,8 +36,9 @@ export function nodeFacts(options: NodeFactsOptions): NodeFacts {
   return {
     addresses: [
       { type: 'InternalIP', address: ip },
-      { type: 'Hostname', address: hostname() },
+      { type: 'Hostname', address: nodeHostname(options.hostnameOverride) },
     ],
+    daemonEndpoints: { kubeletEndpoint: { Port: options.kubeletPort } },
     capacity,
     allocatable: { ...capacity },
     nodeInfo: {
@@ -49,6 +55,11 @@ export function nodeFacts(options: NodeFactsOptions): NodeFacts {
     },
     labels: options.labels,
   };
+}
+
+/** The kubelet's GetHostname: the override or the machine's name, trimmed and lower-cased. */
+export function nodeHostname(override: string): string {
+  return (override || hostname()).trim().toLowerCase();
 }
 
 function firstIPv4(): string | undefined {

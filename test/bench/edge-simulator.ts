@@ -208,7 +208,7 @@ class SimEdge {
   }
 }
 
-const facts = nodeFacts({ nodeIP: '192.0.2.1', maxPods: 110, kubeletVersion: 'v1.33.13-sim', labels: {} });
+const facts = nodeFacts({ nodeIP: '192.0.2.1', hostnameOverride: '', kubeletPort: 10350, maxPods: 110, kubeletVersion: 'v1.33.13-sim', labels: {} });
 
 function acquire(fn: () => void): void {
   if (connecting < currentConcurrency) {

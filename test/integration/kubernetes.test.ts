@@ -38,7 +38,8 @@ async function env(): Promise<Env> {
     token,
     async edge(name) {
       nodes.push(name);
-      const setup = edgeSetup(dir, name, cloud.setup, { edged: { enable: true } });
+      // Edges sharing this machine report distinct Hostname addresses: the apiserver dials that address.
+      const setup = edgeSetup(dir, name, cloud.setup, { edged: { enable: true, hostnameOverride: name } });
       const core = await startEdgeInProcess(setup, token);
       await eventually(() => expect(core.edgeHub.status).toMatchObject({ type: 'connected', synced: true }));
       return { core, setup };
@@ -57,6 +58,9 @@ describe('cloudcore on a real cluster (kube-apiserver, controller-manager, sched
     const node = await json(e.cp, ['get', 'node', 'kube-edge-a']);
     expect(node.metadata.labels).toMatchObject({ 'node-role.kubernetes.io/edge': '', 'kubernetes.io/hostname': 'kube-edge-a' });
     expect(node.status.addresses.map((a: any) => a.type)).toEqual(['InternalIP', 'Hostname']);
+    expect(node.status.addresses[1].address).toBe('kube-edge-a');
+    // Where the apiserver sends kubectl logs/exec for this node; cloudcore relays (nothing listens on the edge).
+    expect(node.status.daemonEndpoints.kubeletEndpoint.Port).toBe(10350);
     expect(Number(node.status.capacity.cpu)).toBeGreaterThan(0);
     expect(node.status.nodeInfo.kubeletVersion).toMatch(/^v1\.33\.13-kubeedge-ts-/);
     const lease = await json(e.cp, ['get', 'lease', '-n', 'kube-node-lease', 'kube-edge-a']);

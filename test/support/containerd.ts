@@ -39,9 +39,21 @@ export interface Containerd {
   stop(): Promise<void>;
 }
 
-function run(script: string, args: string[], env: Record<string, string>): Promise<void> {
+export interface LaunchContainerdOptions {
+  /**
+   * Prefixes the command lines of build/cri/*.sh, e.g. `EdgeNetns.command` to run containerd, its pod bridge and its
+   * streaming server inside an edge's network namespace. Default: none (the host's namespaces).
+   */
+  command?: (argv: readonly string[]) => string[];
+}
+
+type Command = NonNullable<LaunchContainerdOptions['command']>;
+const asIs: Command = (argv) => [...argv];
+
+function run(script: string, args: string[], env: Record<string, string>, command: Command = asIs): Promise<void> {
+  const [program, ...rest] = command([join(SCRIPTS, script), ...args]);
   return new Promise((resolve, reject) => {
-    execFile(join(SCRIPTS, script), args, { env: { ...process.env, ...env }, timeout: 120_000 }, (err, _stdout, stderr) => {
+    execFile(program!, rest, { env: { ...process.env, ...env }, timeout: 120_000 }, (err, _stdout, stderr) => {
       if (err) reject(new Error(`${script} ${args.join(' ')} failed (${err.message.split('\n')[0]}):\n${stderr.slice(-3000)}`));
       else resolve();
     });
@@ -131,7 +143,8 @@ async function waitForExit(pid: number, timeoutMs: number): Promise<void> {
 }
 
 /** Starts containerd in a fresh short workdir (unix socket paths are limited to 108 bytes). No vitest hooks. */
-export async function launchContainerd(): Promise<Containerd> {
+export async function launchContainerd(options: LaunchContainerdOptions = {}): Promise<Containerd> {
+  const command = options.command ?? asIs;
   checkHost();
   const tar = await imagesTar();
   const workdir = mkdtempSync('/tmp/kc-');
@@ -147,9 +160,9 @@ export async function launchContainerd(): Promise<Containerd> {
   }
   const env = { KE_CRI_CGROUP_PARENT: cgroupParent, KE_CNI_SUBNET: cni.subnet, KE_CNI_BRIDGE: cni.bridge };
   try {
-    await run('start-containerd.sh', [workdir], env);
+    await run('start-containerd.sh', [workdir], env, command);
   } catch (err) {
-    await run('stop-containerd.sh', ['--purge', workdir], env).catch(() => undefined);
+    await run('stop-containerd.sh', ['--purge', workdir], env, command).catch(() => undefined);
     cni.release();
     throw err;
   }
@@ -170,7 +183,7 @@ export async function launchContainerd(): Promise<Containerd> {
       process.kill(old, signal);
       await waitForExit(old, 15_000);
       await whileDown?.();
-      await run('start-containerd.sh', [workdir], env);
+      await run('start-containerd.sh', [workdir], env, command);
     },
     stop() {
       stopping ??= (async () => {
@@ -182,7 +195,7 @@ export async function launchContainerd(): Promise<Containerd> {
         }
         client.close();
         try {
-          await run('stop-containerd.sh', ['--purge', workdir], env);
+          await run('stop-containerd.sh', ['--purge', workdir], env, command);
         } finally {
           cni.release();
         }
@@ -193,17 +206,17 @@ export async function launchContainerd(): Promise<Containerd> {
 }
 
 /** A containerd for the current test, stopped when it ends. */
-export async function startContainerd(): Promise<Containerd> {
-  const containerd = await launchContainerd();
+export async function startContainerd(options: LaunchContainerdOptions = {}): Promise<Containerd> {
+  const containerd = await launchContainerd(options);
   onTestFinished(() => containerd.stop());
   return containerd;
 }
 
 /** One containerd for the whole test file, stopped after its last test. */
-export function useContainerd(): () => Containerd {
+export function useContainerd(options: LaunchContainerdOptions = {}): () => Containerd {
   let containerd: Containerd | undefined;
   beforeAll(async () => {
-    containerd = await launchContainerd();
+    containerd = await launchContainerd(options);
   }, 120_000);
   afterAll(() => containerd?.stop(), 120_000);
   return () => {

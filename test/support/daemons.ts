@@ -33,9 +33,16 @@ export interface Daemon {
 
 type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]> : T[K] };
 
+export interface SpawnDaemonOptions {
+  /** Prefixes the command line, e.g. `EdgeNetns.command` to run the daemon in an edge's network namespace. */
+  command?: (argv: readonly string[]) => string[];
+}
+
 /** Spawns a daemon from dist/ and follows its JSON log; killed (SIGKILL) when the test ends. */
-export function spawnDaemon(bin: string, args: string[], name: string): Daemon {
-  const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+export function spawnDaemon(bin: string, args: string[], name: string, options: SpawnDaemonOptions = {}): Daemon {
+  // nsenter execs the daemon without forking, so the child's pid stays the daemon's and kill() reaches it.
+  const [program, ...rest] = (options.command ?? ((argv) => [...argv]))([process.execPath, bin, ...args]);
+  const child = spawn(program!, rest, { stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: LogLine[] = [];
   const stderr: string[] = [];
   const waiters = new Set<{ predicate: (l: LogLine) => boolean; resolve: (l: LogLine) => void }>();
@@ -251,8 +258,8 @@ export function edgeSetup(
   return { nodeName, dir: base, configPath, dbPath, config };
 }
 
-export function startEdge(setup: EdgeSetup, token?: string): Daemon {
-  return spawnDaemon(EDGECORE_BIN, ['--config', setup.configPath, ...(token ? ['--token', token] : [])], setup.nodeName);
+export function startEdge(setup: EdgeSetup, token?: string, options: SpawnDaemonOptions = {}): Daemon {
+  return spawnDaemon(EDGECORE_BIN, ['--config', setup.configPath, ...(token ? ['--token', token] : [])], setup.nodeName, options);
 }
 
 /** An EdgeCore inside the test process (for many edges at once, or to reach its bus). */
