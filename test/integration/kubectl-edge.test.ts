@@ -9,6 +9,7 @@ import { useContainerd } from '../support/containerd.js';
 import { startControlPlane, type ControlPlane } from '../support/control-plane.js';
 import { cloudSetup, edgeSetup, startCloud, startEdgeInProcess, type Cloud } from '../support/daemons.js';
 import { eventually, freePort } from '../support/harness.js';
+import { startMetricsServer } from '../support/metrics-server.js';
 import { clientPki, egressSelectorConfig } from '../support/pki.js';
 
 // Issue 13: kubectl against edge pods through the edge's own channel. The real kube-apiserver sends every kubelet
@@ -114,11 +115,12 @@ describe('kubectl logs and node stats of an edge pod, through the channel', () =
     );
 
   // One test: the daemons are the test's (stopped when it ends), and each step builds on the last.
-  it('serves kubectl logs (every option), the node stats, and fails at once naming an offline node', async () => {
+  it('serves kubectl logs (every option), node stats and kubectl top, and fails at once naming an offline node', async () => {
     await startDaemons();
     await logs();
     await previous();
     await stats();
+    await top();
     await offline();
   });
 
@@ -208,6 +210,45 @@ describe('kubectl logs and node stats of an edge pod, through the channel', () =
       1_000,
     );
     expect(metrics).toMatch(/^node_cpu_usage_seconds_total \d/m);
+  }
+
+  /**
+   * kubectl top with metrics-server (built from its Go module, test/support/metrics-server.ts), which reaches the
+   * edge's /metrics/resource through cloudcore's CONNECT listener (HTTPS_PROXY) as the apiserver does, with the
+   * apiserver's kubelet client certificate, and checks the minted serving certificate against the hub CA.
+   */
+  async function top(): Promise<void> {
+    const ms = await startMetricsServer(cp, {
+      preferredAddressTypes: 'InternalIP',
+      kubeletCAFile: join(dir, 'cloud', 'ca.crt'),
+      kubeletClientCert: { certFile: kubeletClient.cert, keyFile: kubeletClient.key },
+      httpsProxy: `https://127.0.0.1:${streamsPort}`,
+    });
+    try {
+      await ms.register();
+      const pods = await eventually(
+        async () => {
+          const r = await kubectl(['top', 'pod', 'talker', '--no-headers']);
+          expect(r.code, r.stderr).toBe(0);
+          return r.stdout;
+        },
+        90_000,
+        2_000,
+      );
+      expect(pods).toMatch(/^talker\s+\d+m\s+\d+Mi\s*$/);
+      const node = await eventually(
+        async () => {
+          const r = await kubectl(['top', 'node', NODE, '--no-headers']);
+          expect(r.code, r.stderr).toBe(0);
+          return r.stdout;
+        },
+        60_000,
+        2_000,
+      );
+      expect(node).toMatch(new RegExp(`^${NODE}\\s+\\d+m\\s+`));
+    } finally {
+      await ms.stop();
+    }
   }
 
   /** The edge offline: kubectl logs fails at once, naming the node. */
