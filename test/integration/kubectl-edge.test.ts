@@ -3,31 +3,29 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { EdgeCore } from '../../edgecore/edgecore.js';
 import { CertificateAuthority } from '../../shared/pki/certificate-authority.js';
-import { useContainerd } from '../support/containerd.js';
+import { startContainerd } from '../support/containerd.js';
 import { startControlPlane, type ControlPlane } from '../support/control-plane.js';
-import { cloudSetup, edgeSetup, startCloud, startEdgeInProcess, type Cloud } from '../support/daemons.js';
+import { cloudSetup, edgeSetup, startCloud, startEdge, type Cloud, type Daemon } from '../support/daemons.js';
 import { eventually, freePort } from '../support/harness.js';
 import { startMetricsServer } from '../support/metrics-server.js';
+import { startNetns } from '../support/netns.js';
 import { clientPki, egressSelectorConfig } from '../support/pki.js';
 
 // Issue 13: kubectl against edge pods through the edge's own channel. The real kube-apiserver sends every kubelet
 // call through its egress selector to cloudcore's CONNECT listener (mutual TLS), cloudcore ends the kubelet TLS
 // with a certificate the apiserver checks against the hub CA, and relays the connection as one dynamic stream on
-// the node's channel; edged serves it from containerd. The node's address (203.0.113.0/24) is not on this host and
-// nothing on the edge listens: the only way in is the channel.
+// the node's channel; edged serves it from containerd. The edge runs in its own network namespace (its Node address
+// on 203.0.113.0/24, inbound connections dropped) and nothing on it listens: the only way in is the channel.
 
-const containerd = useContainerd();
 const NODE = 'kubectl-edge';
-const NODE_IP = '203.0.113.2';
 const IMAGE = 'localhost/lite/busybox:latest';
 
 describe('kubectl logs and node stats of an edge pod, through the channel', () => {
   let dir: string;
   let cp: ControlPlane;
   let cloud: Cloud;
-  let edge: EdgeCore;
+  let edge: Daemon;
   let streamsPort: number;
   let kubeletClient: { ca: string; cert: string; key: string };
   const kubectl = (args: string[], timeoutMs = 60_000): Promise<{ code: number; stdout: string; stderr: string }> =>
@@ -67,19 +65,26 @@ describe('kubectl logs and node stats of an edge pod, through the channel', () =
     });
   }, 300_000);
 
-  /** cloudcore with the kubelet front and the edge on containerd: started by the first test, kept for the rest. */
+  /**
+   * The edge in its own network namespace, as behind a NAT: edgecore and its containerd run there, its Node address
+   * is the namespace's 203.0.113.x, and the namespace drops every connection from outside. The edge dials cloudcore's
+   * hub on the host side of the veth; the apiserver reaches the edge only through cloudcore.
+   */
   async function startDaemons(): Promise<void> {
+    const ns = await startNetns();
     const setup = await cloudSetup(dir, {
       kubeconfig: await cp.cloudcoreKubeconfig(),
+      cloudHub: { address: ns.hostAddress, certServerAddress: ns.hostAddress, advertiseAddresses: [ns.hostAddress, '127.0.0.1'] },
       streams: { enable: true, connect: { address: '127.0.0.1', port: streamsPort }, clientCAFile: kubeletClient.ca },
     });
     cloud = await startCloud(setup);
-    const c = containerd();
-    edge = await startEdgeInProcess(
+    const c = await startContainerd({ command: ns.command });
+    edge = startEdge(
       edgeSetup(dir, NODE, setup, {
+        edgeHub: { server: `${ns.hostAddress}:${setup.hubPort}`, certServer: `https://${ns.hostAddress}:${setup.certPort}` },
         edged: {
           enable: true,
-          nodeIP: NODE_IP,
+          nodeIP: ns.edgeAddress,
           runtimeEndpoint: c.endpoint,
           rootDirectory: join(dir, 'pods'),
           podLogsDirectory: join(dir, 'logs'),
@@ -90,8 +95,11 @@ describe('kubectl logs and node stats of an edge pod, through the channel', () =
         },
       }),
       await cloud.token(),
+      { command: ns.command },
     );
     await eventually(async () => expect(await cp.kubectlOk(['get', 'node', NODE, '--no-headers'])).toMatch(/\sReady\s/), 60_000, 250);
+    const addresses = JSON.parse(await cp.kubectlOk(['get', 'node', NODE, '-o', 'json'])).status.addresses;
+    expect(addresses).toContainEqual({ type: 'InternalIP', address: ns.edgeAddress });
   }
 
   afterAll(async () => {
@@ -253,7 +261,8 @@ describe('kubectl logs and node stats of an edge pod, through the channel', () =
 
   /** The edge offline: kubectl logs fails at once, naming the node. */
   async function offline(): Promise<void> {
-    await edge.stop();
+    edge.child.kill('SIGTERM');
+    await edge.exited;
     await eventually(async () => expect((await kubectl(['logs', 'talker'])).stderr).toContain(NODE), 30_000, 500);
     const r = await kubectl(['logs', 'talker'], 30_000);
     expect(r.code).not.toBe(0);
