@@ -11,6 +11,8 @@ import { CriClient } from './cri/cri-client.js';
 import type { CriRuntime } from './cri/cri-types.js';
 import { EventRecorder, type KubeEvent } from './event-recorder.js';
 import { ImageManager } from './image-manager.js';
+import { StreamTargets } from './kubelet-api/stream-targets.js';
+import type { StreamingDeps } from './kubelet-api/streaming.js';
 import { nodeFacts, type NodeFacts, type NodeFactsOptions } from './node-facts.js';
 import { ObjectCache } from './object-cache.js';
 import { PodManager } from './pod-manager.js';
@@ -64,6 +66,16 @@ export class Edged implements Module {
   runtimeNotReady(): Promise<string | undefined> {
     if (!this.readiness) return Promise.resolve('edged has not connected to the container runtime yet');
     return this.readiness.check();
+  }
+
+  /**
+   * What the kubelet API's exec, attach and portForward endpoints need from edged (`serveStreaming`): its pods
+   * and its runtime. Undefined until edged runs pods on a runtime.
+   */
+  streaming(): Pick<StreamingDeps, 'targets' | 'cri'> | undefined {
+    const { cri, cache } = this;
+    if (!cri || !cache) return undefined;
+    return { cri, targets: new StreamTargets({ cri, pods: () => cache.podUids().map((uid) => cache.pod(uid)!) }) };
   }
 
   async start(): Promise<void> {
