@@ -172,8 +172,11 @@ export interface RawResponse {
   socket: Socket;
 }
 
-/** Sends one HTTP/1.1 request on a new connection and reads the response head (nothing else is parsed). */
-export function rawRequest(port: number, method: string, path: string, headers: Array<[string, string]>): Promise<RawResponse> {
+/**
+ * Sends one HTTP/1.1 request on a new connection and reads the response head (nothing else is parsed).
+ * `early` is written right after the head, in the same write, as a client that does not wait for the 101.
+ */
+export function rawRequest(port: number, method: string, path: string, headers: Array<[string, string]>, early = ''): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
     const socket = connect({ host: '127.0.0.1', port });
     let received = Buffer.alloc(0);
@@ -191,7 +194,7 @@ export function rawRequest(port: number, method: string, path: string, headers: 
     socket.on('error', reject);
     socket.once('close', () => reject(new Error(`connection closed before a response head (${received.length} bytes)`)));
     const head = [`${method} ${path} HTTP/1.1`, 'Host: 127.0.0.1', ...headers.map(([n, v]) => `${n}: ${v}`)].join('\r\n');
-    socket.write(`${head}\r\n\r\n`);
+    socket.write(`${head}\r\n\r\n${early}`);
   });
 }
 
