@@ -1,6 +1,6 @@
 import { connect } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { CLOSE_GRACE_MS, endThenDestroy, writeRawAnswer, type HttpAnswer } from './http-answer.js';
+import { CLOSE_GRACE_MS, endThenDestroy, writeRawAnswer } from './http-answer.js';
 
 /** The upgrade request to send to the runtime's streaming server. */
 export interface RelayRequest {
@@ -47,86 +47,118 @@ export function relayUpgrade(client: Duplex, request: RelayRequest, options: Rel
     writeRawAnswer(client, { status: 500, body: `${(err as Error).message}\n` });
     return { done: closed(client).then(() => ({ status: 500 })), destroy: () => client.destroy() };
   }
-  let status = 0;
-  let shuttingDown = false;
-  let timer: NodeJS.Timeout | undefined;
-  const destroy = (): void => {
-    client.destroy();
-    upstream.destroy();
-  };
-  const arm = (ms: number, onTimeout = destroy): void => {
-    clearTimeout(timer);
-    timer = setTimeout(onTimeout, ms).unref();
-  };
-  const answer = (a: HttpAnswer): void => {
-    if (shuttingDown) return;
-    clearTimeout(timer);
-    status = a.status;
-    shuttingDown = true;
-    upstream.destroy();
-    writeRawAnswer(client, a);
-  };
-  // Once either direction has ended, the other is flushed and closed; otherwise a connection that goes
-  // away takes the other with it.
-  const shutdown = (): void => {
-    if (shuttingDown) return;
-    shuttingDown = true;
-    arm(CLOSE_GRACE_MS);
-    client.unpipe(upstream);
-    upstream.unpipe(client);
-    endThenDestroy(client);
-    endThenDestroy(upstream);
-  };
-  const done = Promise.all([closed(client), closed(upstream)]).then(() => {
-    clearTimeout(timer);
-    return { status };
-  });
-  for (const s of [client, upstream]) {
-    s.on('error', () => undefined); // reported by 'close'; the session's outcome is what the client got
-    s.once('close', () => !shuttingDown && destroy());
-  }
-  if (client.destroyed) {
-    destroy();
-    return { done, destroy };
-  }
-  arm(options.responseTimeoutMs, () => answer({ status: 500, body: `no answer from ${request.target.host} within ${options.responseTimeoutMs} ms\n` }));
-  upstream.once('error', (err: Error) => status === 0 && answer({ status: 500, body: `${err.message}\n` }));
-  upstream.write(requestHead(request));
-  if (request.head.length > 0) upstream.write(request.head);
+  const relay = new StreamRelay(client, upstream, request, options);
+  relay.start();
+  return relay;
+}
 
-  let received = Buffer.alloc(0);
-  const onHead = (chunk: Buffer): void => {
-    received = Buffer.concat([received, chunk]);
-    const end = received.indexOf('\r\n\r\n');
+/** One session: the upgrade request, the runtime's answer, then the raw bytes. */
+export class StreamRelay implements RelaySession {
+  readonly done: Promise<{ status: number }>;
+  /** The status the client got; 0 until it got one. */
+  private status = 0;
+  private shuttingDown = false;
+  private timer: NodeJS.Timeout | undefined;
+  private received = Buffer.alloc(0);
+  private readonly onHeadData = (chunk: Buffer): void => this.onHead(chunk);
+
+  constructor(
+    private readonly client: Duplex,
+    private readonly upstream: Duplex,
+    private readonly request: RelayRequest,
+    private readonly options: RelayOptions,
+  ) {
+    this.done = Promise.all([closed(client), closed(upstream)]).then(() => {
+      clearTimeout(this.timer);
+      return { status: this.status };
+    });
+    for (const s of [client, upstream]) {
+      s.on('error', () => undefined); // shows as 'close'; the session's outcome is what the client got
+      // A connection that goes away, other than by the shutdown below, takes the other with it.
+      s.once('close', () => !this.shuttingDown && this.destroy());
+    }
+  }
+
+  start(): void {
+    const { client, upstream, request, options } = this;
+    if (client.destroyed) return this.destroy();
+    this.arm(options.responseTimeoutMs, () => this.answer(500, `no answer from ${request.target.host} within ${options.responseTimeoutMs} ms`));
+    upstream.once('error', (err: Error) => this.status === 0 && this.answer(500, err.message));
+    upstream.once('end', () => this.status === 0 && this.answer(500, 'unexpected EOF'));
+    upstream.on('data', this.onHeadData);
+    upstream.write(requestHead(request));
+    if (request.head.length > 0) upstream.write(request.head);
+  }
+
+  destroy(): void {
+    this.client.destroy();
+    this.upstream.destroy();
+  }
+
+  private onHead(chunk: Buffer): void {
+    this.received = Buffer.concat([this.received, chunk]);
+    const end = this.received.indexOf('\r\n\r\n');
     if (end < 0) {
-      if (received.length > MAX_RESPONSE_HEAD_BYTES) answer({ status: 500, body: 'malformed HTTP response: head too large\n' });
+      if (this.received.length > MAX_RESPONSE_HEAD_BYTES) this.answer(500, 'malformed HTTP response: head too large');
       return;
     }
-    upstream.off('data', onHead);
-    upstream.pause();
-    const code = /^HTTP\/1\.[01] (\d{3})/.exec(received.toString('latin1', 0, Math.min(end, 64)))?.[1];
-    if (!code) return answer({ status: 500, body: `malformed HTTP response ${JSON.stringify(received.toString('latin1', 0, 40))}\n` });
-    if (Number(code) !== 101 && Number(code) < 400) return answer({ status: 500, body: `invalid upgrade response: status code ${code}\n` });
-    status = Number(code);
-    client.write(received);
-    upstream.once('end', shutdown);
-    if (status === 101) {
-      arm(options.idleTimeoutMs);
-      const refresh = (): void => void timer?.refresh();
-      client.on('data', refresh);
-      upstream.on('data', refresh);
-      client.once('end', shutdown);
-      client.pipe(upstream);
-    } else {
-      // The runtime's refusal goes to the client as it is; then both close (the kubelet allows 10 s for that).
-      arm(CLOSE_GRACE_MS);
-      upstream.end();
-    }
+    this.upstream.off('data', this.onHeadData);
+    this.upstream.pause();
+    const statusLine = this.received.toString('latin1', 0, Math.min(end, 64));
+    const code = Number(/^HTTP\/1\.[01] (\d{3})/.exec(statusLine)?.[1] ?? 0);
+    if (!code) return this.answer(500, `malformed HTTP response ${JSON.stringify(statusLine.slice(0, 40))}`);
+    if (code !== 101 && code < 400) return this.answer(500, `invalid upgrade response: status code ${code}`);
+    this.status = code;
+    this.client.write(this.received);
+    this.upstream.once('end', () => this.shutdown());
+    if (code === 101) this.relayBytes();
+    else this.passRefusal();
+  }
+
+  /** After the 101: bytes both ways until either side ends or nothing moves for idleTimeoutMs. */
+  private relayBytes(): void {
+    const { client, upstream } = this;
+    this.arm(this.options.idleTimeoutMs);
+    const refresh = (): void => void this.timer?.refresh();
+    client.on('data', refresh);
+    upstream.on('data', refresh);
+    client.once('end', () => this.shutdown());
+    client.pipe(upstream);
     upstream.pipe(client);
-  };
-  upstream.on('data', onHead);
-  upstream.once('end', () => status === 0 && answer({ status: 500, body: 'unexpected EOF\n' }));
-  return { done, destroy };
+  }
+
+  /** The runtime's refusal goes to the client as it is; then both close (the kubelet allows 10 s for that). */
+  private passRefusal(): void {
+    this.arm(CLOSE_GRACE_MS);
+    this.upstream.end();
+    this.upstream.pipe(this.client);
+  }
+
+  /** Once either direction has ended, the other is flushed and both close. */
+  private shutdown(): void {
+    if (this.shuttingDown) return;
+    this.shuttingDown = true;
+    this.arm(CLOSE_GRACE_MS);
+    this.client.unpipe(this.upstream);
+    this.upstream.unpipe(this.client);
+    endThenDestroy(this.client);
+    endThenDestroy(this.upstream);
+  }
+
+  /** An answer of our own (Go's http.Error text, with its newline) before any from the runtime. */
+  private answer(status: number, text: string): void {
+    if (this.shuttingDown) return;
+    this.shuttingDown = true;
+    clearTimeout(this.timer);
+    this.status = status;
+    this.upstream.destroy();
+    writeRawAnswer(this.client, { status, body: `${text}\n` });
+  }
+
+  private arm(ms: number, onTimeout = (): void => this.destroy()): void {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(onTimeout, ms).unref();
+  }
 }
 
 // containerd's streaming server is plain HTTP on loopback by default (`enable_tls_streaming = false`, facts §3).
