@@ -19,6 +19,9 @@ import { serveStats } from './kubelet-api/stats.js';
 import { StatsCollector } from './kubelet-api/stats-collector.js';
 import type { CriStats } from './cri/cri-stats.js';
 import { logPathResolver } from './kubelet-api/log-path-resolver.js';
+import { StreamSessions } from './kubelet-api/stream-sessions.js';
+import { StreamTargets } from './kubelet-api/stream-targets.js';
+import { serveStreaming, serveStreamingRequest, type StreamingDeps } from './kubelet-api/streaming.js';
 import { nodeFacts, type NodeFacts, type NodeFactsOptions } from './node-facts.js';
 import { ObjectCache } from './object-cache.js';
 import { PodManager } from './pod-manager.js';
@@ -66,6 +69,8 @@ export class Edged implements Module {
   /** The kubelet API (issue 13), reached only through streams the cloud opens on the channel. */
   private readonly kubelet: KubeletServer;
   private stats: StatsCollector | undefined;
+  /** exec, attach and port-forward sessions open on this edge (each holds a runtime streaming connection). */
+  private readonly sessions = new StreamSessions();
 
   constructor(private readonly deps: EdgedDeps) {
     this.metrics = deps.metrics ?? new EdgeMetrics();
@@ -74,6 +79,8 @@ export class Edged implements Module {
       routes: {
         containerLogs: (req, res) => this.serveContainerLogs(req, res),
         stats: (req, res) => this.serveStats(req, res),
+        streaming: (req, socket, head) => this.serveStreaming(req, socket, head),
+        streamingPlain: (req, res) => this.serveStreamingPlain(req, res),
       },
     });
   }
@@ -116,6 +123,30 @@ export class Edged implements Module {
     return serveContainerLogs(req, res, { resolve, logger: this.deps.logger });
   }
 
+  /**
+   * What the kubelet API's exec, attach and portForward endpoints need from edged (`serveStreaming`): its pods
+   * and its runtime. Undefined until edged runs pods on a runtime.
+   */
+  streaming(): Pick<StreamingDeps, 'targets' | 'cri'> | undefined {
+    const { cri, cache } = this;
+    if (!cri || !cache) return undefined;
+    return { cri, targets: new StreamTargets({ cri, pods: () => cache.podUids().map((uid) => cache.pod(uid)!) }) };
+  }
+
+  /** The exec, attach and portForward upgrades (SPDY), relayed to the runtime's streaming server. */
+  private serveStreaming(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const streaming = this.streaming();
+    if (!streaming) return void socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\nedged runs no container runtime\n');
+    void serveStreaming(req, socket, head, { ...streaming, sessions: this.sessions, logger: this.deps.logger });
+  }
+
+  /** A plain request to a streaming path: the kubelet's answer. */
+  private serveStreamingPlain(req: IncomingMessage, res: ServerResponse): void {
+    const streaming = this.streaming();
+    if (!streaming) return void res.writeHead(503, { 'content-type': 'text/plain; charset=utf-8' }).end('edged runs no container runtime\n');
+    void serveStreamingRequest(req, res, { ...streaming, sessions: this.sessions, logger: this.deps.logger });
+  }
+
   async start(): Promise<void> {
     this.deps.bus.register(this.name, (m) => this.handle(m));
     if (this.deps.config.runtimeEndpoint || this.deps.runtime) await this.startPods();
@@ -127,6 +158,7 @@ export class Edged implements Module {
     clearInterval(this.timer);
     clearInterval(this.staticTimer);
     this.kubelet.close();
+    this.sessions.destroyAll();
     this.pods?.stop();
     this.probes?.stopAll();
     if (this.deps.bus.has(this.name)) this.deps.bus.unregister(this.name);

@@ -138,6 +138,20 @@ describe('CriClient against a real containerd', () => {
     });
   });
 
+  it('answers Exec, Attach and PortForward with one-time URLs on the loopback streaming server', async () => {
+    const { client } = containerd();
+    const { sandboxId, containerId } = await sleeper('stream-urls');
+    const flags = { tty: false, stdin: false, stdout: true, stderr: true };
+    const urls = [
+      await client.exec({ container_id: containerId, cmd: ['true'], ...flags }),
+      await client.attach({ container_id: containerId, ...flags }),
+      await client.portForward(sandboxId, []),
+    ];
+    expect(urls.map((u) => new URL(u).pathname.split('/')[1])).toEqual(['exec', 'attach', 'portforward']);
+    for (const url of urls) expect(new URL(url).hostname).toBe('127.0.0.1');
+    expect((await errorOf(client.exec({ container_id: 'no-such-container', cmd: ['true'], ...flags }))).code).toBe('ERR_NOT_FOUND');
+  });
+
   it('stops a running container within its timeout: EXITED by SIGTERM or SIGKILL', async () => {
     const { client } = containerd();
     const { containerId } = await sleeper('stopper');

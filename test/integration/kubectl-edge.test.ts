@@ -123,10 +123,13 @@ describe('kubectl logs and node stats of an edge pod, through the channel', () =
     );
 
   // One test: the daemons are the test's (stopped when it ends), and each step builds on the last.
-  it('serves kubectl logs (every option), node stats and kubectl top, and fails at once naming an offline node', async () => {
+  it('serves kubectl logs (every option), exec, attach, port-forward, node stats and kubectl top, and fails at once naming an offline node', async () => {
     await startDaemons();
     await logs();
     await previous();
+    await exec();
+    await attach();
+    await portForward();
     await stats();
     await top();
     await offline();
@@ -190,6 +193,70 @@ describe('kubectl logs and node stats of an edge pod, through the channel', () =
       500,
     );
     expect(previous).toMatch(/^run at \d+\n$/);
+  }
+
+  /** kubectl exec: the command's exit code, stdin with -i, and a terminal with -t (driven through a pty by script(1)). */
+  async function exec(): Promise<void> {
+    const failed = await kubectl(['exec', 'talker', '--', 'sh', '-c', 'echo out; echo err >&2; exit 7']);
+    expect(failed).toMatchObject({ code: 7, stdout: 'out\n' });
+    expect(failed.stderr).toContain('err\n');
+    const echoed = await new Promise<string>((resolve) => {
+      const child = spawn(join(cp.binDir, 'kubectl'), ['--kubeconfig', cp.kubeconfig, 'exec', '-i', 'talker', '--', 'sh', '-c', 'cat; echo end']);
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      child.on('close', () => resolve(out));
+      child.stdin.end('from stdin\n');
+    });
+    expect(echoed).toBe('from stdin\nend\n');
+    const kubectlCommand = `${join(cp.binDir, 'kubectl')} --kubeconfig ${cp.kubeconfig} exec -it talker -- sh -c '[ -t 0 ] && [ -t 1 ] && echo terminal: $(tty)'`;
+    const tty = await new Promise<string>((resolve) => {
+      const child = spawn('script', ['-qec', kubectlCommand, '/dev/null']);
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      child.on('close', () => resolve(out));
+      child.stdin.end();
+    });
+    expect(tty).toMatch(/terminal: \/dev\/pts\/\d+/);
+  }
+
+  /** kubectl attach: the running container's output as it prints it. */
+  async function attach(): Promise<void> {
+    const child = spawn(join(cp.binDir, 'kubectl'), ['--kubeconfig', cp.kubeconfig, 'attach', 'talker']);
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    try {
+      await eventually(() => expect(out).toMatch(/tick-\d+\n.*tick-\d+\n/s), 60_000);
+    } finally {
+      child.kill();
+    }
+  }
+
+  /** kubectl port-forward to busybox httpd in a pod on the pod network, and an HTTP request through it. */
+  async function portForward(): Promise<void> {
+    await pod('web', 'mkdir -p /www && echo "served in the pod" > /www/index.html && exec busybox httpd -f -p 8080 -h /www');
+    await eventually(async () => expect(await cp.kubectlOk(['get', 'pod', 'web', '-o', 'jsonpath={.status.phase}'])).toBe('Running'), 60_000, 500);
+    const child = spawn(join(cp.binDir, 'kubectl'), ['--kubeconfig', cp.kubeconfig, 'port-forward', 'pod/web', ':8080']);
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    try {
+      const port = await eventually(() => {
+        const m = /Forwarding from 127\.0\.0\.1:(\d+) -> 8080/.exec(out);
+        expect(m).not.toBeNull();
+        return Number(m![1]);
+      }, 60_000);
+      const body = await eventually(
+        async () => {
+          const r = await fetch(`http://127.0.0.1:${port}/`);
+          expect(r.status).toBe(200);
+          return r.text();
+        },
+        30_000,
+        500,
+      );
+      expect(body).toBe('served in the pod\n');
+    } finally {
+      child.kill();
+    }
   }
 
   /** The node stats and resource metrics, through the API server's node proxy. */

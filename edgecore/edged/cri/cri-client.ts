@@ -6,8 +6,10 @@ import type {
   Container,
   ContainerConfig,
   ContainerState,
+  AttachRequest,
   ContainerStatus,
   CriRuntime,
+  ExecRequest,
   Image,
   PodSandbox,
   PodSandboxConfig,
@@ -50,6 +52,9 @@ interface Responses {
   ListContainers: { containers: Container[] };
   ContainerStatus: { status: ContainerStatus | null };
   ExecSync: { stdout: Uint8Array | number[]; stderr: Uint8Array | number[]; exit_code: number };
+  Exec: { url: string };
+  Attach: { url: string };
+  PortForward: { url: string };
   ImageStatus: { image: Image | null };
   PullImage: { image_ref: string };
   ListImages: { images: Image[] };
@@ -196,6 +201,23 @@ export class CriClient implements CriRuntime, CriStats {
     const timeoutMs = timeoutSeconds * 1000 + this.callTimeoutMs;
     const res = await this.call('ExecSync', { container_id: id, cmd, timeout: timeoutSeconds }, { subject: id, timeoutMs });
     return { stdout: asBuffer(res.stdout), stderr: asBuffer(res.stderr), exit_code: res.exit_code };
+  }
+
+  // Exec, Attach and PortForward only prepare a session: each answers a one-time URL on the runtime's streaming
+  // server (containerd: http://127.0.0.1:<random port>/exec/<token>, valid for one use within a minute).
+  async exec(request: ExecRequest): Promise<string> {
+    const res = await this.call('Exec', request, { subject: request.container_id });
+    return res.url;
+  }
+
+  async attach(request: AttachRequest): Promise<string> {
+    const res = await this.call('Attach', request, { subject: request.container_id });
+    return res.url;
+  }
+
+  async portForward(sandboxId: string, ports: readonly number[]): Promise<string> {
+    const res = await this.call('PortForward', { pod_sandbox_id: sandboxId, port: [...ports] }, { subject: sandboxId });
+    return res.url;
   }
 
   async imageStatus(image: string): Promise<Image | null> {

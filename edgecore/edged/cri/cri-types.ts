@@ -122,6 +122,19 @@ export interface Image {
   size: string;
 }
 
+/** CRI ExecRequest: at least one of stdin, stdout, stderr; never stderr with tty (the runtime merges them). */
+export interface ExecRequest {
+  container_id: string;
+  cmd: string[];
+  tty: boolean;
+  stdin: boolean;
+  stdout: boolean;
+  stderr: boolean;
+}
+
+/** CRI AttachRequest: `tty` must be the container's own setting (ContainerConfig.tty). */
+export type AttachRequest = Omit<ExecRequest, 'cmd'>;
+
 export interface RuntimeCondition {
   type: string;
   status: boolean;
@@ -149,6 +162,12 @@ export interface CriRuntime {
   listContainers(filter?: { podSandboxId?: string; labels?: Record<string, string>; state?: ContainerState }): Promise<Container[]>;
   containerStatus(id: string): Promise<ContainerStatus>;
   execSync(id: string, cmd: string[], timeoutSeconds: number): Promise<{ stdout: Buffer; stderr: Buffer; exit_code: number }>;
+  /** The one-time URL of an exec session on the runtime's streaming server. */
+  exec(request: ExecRequest): Promise<string>;
+  /** The one-time URL of an attach session. */
+  attach(request: AttachRequest): Promise<string>;
+  /** The one-time URL of a port-forward session; `ports` may be empty (the client names them per stream). */
+  portForward(sandboxId: string, ports: readonly number[]): Promise<string>;
   /** null when the image is not present (CRI answers {image: null}, not an error). */
   imageStatus(image: string): Promise<Image | null>;
   pullImage(image: string, auth?: { username?: string; password?: string; auth?: string; server_address?: string }): Promise<string>;
