@@ -12,7 +12,7 @@
 //   npm run up -- --local          no Kubernetes: cloudcore serves objects from its local store
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import { dirname, join, relative } from 'node:path';
@@ -21,6 +21,7 @@ import { createInterface } from 'node:readline';
 import net from 'node:net';
 import { stringify } from 'yaml';
 import { LocalObjectStore } from '../cloudcore/edgecontroller/local-object-store.js';
+import { CertificateAuthority } from '../shared/pki/certificate-authority.js';
 
 const ROOT = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../..' : '..', import.meta.url));
 const DIR = process.env.KE_UP_DIR ?? join(ROOT, '.tmp', 'up');
@@ -127,7 +128,7 @@ function controlPlaneScript(script: string, args: string[], env: NodeJS.ProcessE
 }
 
 /** Our own control plane in DIR/control-plane (its etcd data kept across runs), or the user's cluster. */
-function prepareCluster(): Cluster {
+function prepareCluster(tunnel: KubeletTunnel): Cluster {
   if (process.argv.includes('--local')) return { kind: 'local' };
   const external = process.env.KUBECONFIG;
   if (external) {
@@ -145,8 +146,88 @@ function prepareCluster(): Cluster {
   // Whatever a killed earlier `up` left running in this folder goes first (no-op otherwise).
   controlPlaneScript('stop.sh', [dir]);
   say('starting etcd, kube-apiserver, kube-controller-manager and kube-scheduler');
-  const kubeconfig = controlPlaneScript('start.sh', [dir], { ...process.env, KE_CP_BIN_DIR: bin });
+  const kubeconfig = controlPlaneScript('start.sh', [dir], { ...process.env, KE_CP_BIN_DIR: bin, KE_CP_APISERVER_ARGS: tunnel.apiserverArgs.join(' ') });
   return { kind: 'kubernetes', kubeconfig, kubectl: join(bin, 'kubectl'), ours: true };
+}
+
+/** What kube-apiserver and cloudcore need so kubectl logs/exec/attach/port-forward reach the edge through cloudcore. */
+interface KubeletTunnel {
+  apiserverArgs: string[];
+  /** cloudcore's modules.streams */
+  streams: Record<string, unknown>;
+}
+
+/**
+ * Issue 13 on our control plane, as README "kubectl logs and exec for edge pods" describes: the apiserver's egress
+ * selector sends kubelet calls to cloudcore's CONNECT listener, over mutual TLS with the kubelet client
+ * certificate (made here by openssl, as kubeadm makes apiserver-kubelet-client); cloudcore mints kubelet serving
+ * certificates from the hub CA, which must therefore exist before the apiserver starts (cloudcore reads its files).
+ */
+async function kubeletTunnel(port: number): Promise<KubeletTunnel> {
+  const caDir = join(DIR, 'cloud', 'ca');
+  const [caCert, caKey] = [join(caDir, 'rootCA.crt'), join(caDir, 'rootCA.key')];
+  if (!existsSync(caCert) || !existsSync(caKey)) {
+    mkdirSync(caDir, { recursive: true });
+    const ca = await CertificateAuthority.create();
+    writeFileSync(caKey, ca.keyPem, { mode: 0o600 });
+    writeFileSync(caCert, ca.certPem);
+    // An edge joined under an earlier CA (kept in the cluster's Secret by older versions of up) joins again.
+    rmSync(join(DIR, 'edge', 'certs'), { recursive: true, force: true });
+    rmSync(join(DIR, 'edge', 'ca'), { recursive: true, force: true });
+  }
+  const pki = join(DIR, 'kubelet-client');
+  const [clientCa, clientCert, clientKey] = [join(pki, 'ca.crt'), join(pki, 'client.crt'), join(pki, 'client.key')];
+  if (!existsSync(clientCert)) {
+    mkdirSync(pki, { recursive: true });
+    const openssl = (args: string[]): void => void execFileSync('openssl', args, { cwd: pki, stdio: 'ignore' });
+    const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
+    openssl(['req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '3650', '-subj', '/CN=kubelet-client-ca']);
+    openssl(['req', ...ec, '-keyout', 'client.key', '-out', 'client.csr', '-subj', '/O=kubeadm:cluster-admins/CN=kube-apiserver-kubelet-client']);
+    writeFileSync(join(pki, 'client.ext'), 'extendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature\n');
+    openssl([
+      'x509',
+      '-req',
+      '-in',
+      'client.csr',
+      '-CA',
+      'ca.crt',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-days',
+      '3650',
+      '-extfile',
+      'client.ext',
+      '-out',
+      'client.crt',
+    ]);
+  }
+  const egress = join(DIR, 'egress-selector.yaml');
+  writeFileSync(
+    egress,
+    stringify({
+      apiVersion: 'apiserver.k8s.io/v1beta1',
+      kind: 'EgressSelectorConfiguration',
+      egressSelections: [
+        {
+          name: 'cluster',
+          connection: {
+            proxyProtocol: 'HTTPConnect',
+            transport: { tcp: { url: `https://127.0.0.1:${port}`, tlsConfig: { caBundle: caCert, clientCert, clientKey } } },
+          },
+        },
+      ],
+    }),
+  );
+  return {
+    apiserverArgs: [
+      `--egress-selector-config-file=${egress}`,
+      `--kubelet-client-certificate=${clientCert}`,
+      `--kubelet-client-key=${clientKey}`,
+      `--kubelet-certificate-authority=${caCert}`,
+    ],
+    streams: { enable: true, connect: { address: '127.0.0.1', port }, clientCAFile: clientCa },
+  };
 }
 
 function kubectl(cluster: Extract<Cluster, { kind: 'kubernetes' }>, args: string[], input?: string): string {
@@ -169,6 +250,7 @@ function writeConfigs(
   cluster: Cluster,
   ports: { hub: number; cert: number; webhook: number; mqtt: number; cloudMonitor: number; edgeMonitor: number; router: number; serviceBus: number },
   runtime: Runtime | undefined,
+  streams?: Record<string, unknown>,
 ): { cloudConfig: string; edgeConfig: string } {
   const cloudConfig = join(DIR, 'cloudcore.yaml');
   const edgeConfig = join(DIR, 'edgecore.yaml');
@@ -197,6 +279,7 @@ function writeConfigs(
         edgeController,
         // KubeEdge's Router (rules.kubeedge.io), on a cluster: cloud apps call edge apps at https://127.0.0.1:<router>.
         ...(cluster.kind === 'kubernetes' ? { router: { enable: true, address: '127.0.0.1', port: ports.router } } : {}),
+        ...(streams ? { streams } : {}),
       },
     }),
   );
@@ -293,7 +376,9 @@ Try (in another terminal, from ${process.cwd()}):
   kubectl get nodes -o wide                 # ${NODE_NAME}: an edge node, Ready
   kubectl get lease -n kube-node-lease      # renewed by cloudcore while the edge is connected
   kubectl get pod hello -o wide             # scheduled to ${NODE_NAME}; Running there when up runs as root (containerd)
-  cat ${join(DIR, 'edge', 'logs')}/default_hello_*/hello/0.log    # what it printed (CRI log format)
+  kubectl logs hello                        # what it printed, through cloudcore and the edge's channel
+  kubectl exec hello -- cat /etc/hello/greeting
+  kubectl get --raw /api/v1/nodes/${NODE_NAME}/proxy/stats/summary
   ${ec} objects list    # what the edge holds
   kubectl patch configmap hello -p '{"data":{"greeting":"changed"}}'
   ${ec} objects get default/configmap/hello
@@ -345,10 +430,14 @@ async function demoRouter(cluster: Extract<Cluster, { kind: 'kubernetes' }>, rou
     app.listen(6666, '127.0.0.1', () => resolve(true));
   });
   app.unref();
-  // The listener's certificate comes from the edge CA, kept in Secret kubeedge/casecret (KubeEdge's: DER in cadata).
-  const caFile = join(DIR, 'cloud', 'edge-ca.crt');
-  const secret = JSON.parse(kubectl(cluster, ['get', 'secret', '-n', 'kubeedge', 'casecret', '-o', 'json'])) as { data: { cadata: string } };
-  writeFileSync(caFile, new X509Certificate(Buffer.from(secret.data.cadata, 'base64')).toString());
+  // The listener's certificate comes from the edge CA: its files (our control plane: up made them, kubeletTunnel),
+  // or Secret kubeedge/casecret (KubeEdge's: DER in cadata).
+  let caFile = join(DIR, 'cloud', 'ca', 'rootCA.crt');
+  if (!existsSync(caFile)) {
+    caFile = join(DIR, 'cloud', 'edge-ca.crt');
+    const secret = JSON.parse(kubectl(cluster, ['get', 'secret', '-n', 'kubeedge', 'casecret', '-o', 'json'])) as { data: { cadata: string } };
+    writeFileSync(caFile, new X509Certificate(Buffer.from(secret.data.cadata, 'base64')).toString());
+  }
   const url = `https://127.0.0.1:${routerPort}/${NODE_NAME}/default/source/hello`;
   const curl = `curl --cacert ${caFile} -H "Authorization: Bearer $(kubectl create token default)" ${url}`;
   if (!listening) return `  ${curl}    # KubeEdge's rest → servicebus example (port 6666 was taken here: no edge app)\n`;
@@ -443,7 +532,10 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void stop(0));
 
   try {
-    cluster = prepareCluster();
+    // Before the control plane: its apiserver's egress selector names this port.
+    const streamsPort = await portOrFree(10003);
+    const tunnel = await kubeletTunnel(streamsPort);
+    cluster = prepareCluster(tunnel);
     if (cluster.kind === 'kubernetes') installCrds(cluster);
     const ports = {
       hub: await portOrFree(10000),
@@ -457,7 +549,8 @@ async function main(): Promise<void> {
     };
     runtime = cluster.kind === 'kubernetes' ? startRuntime() : undefined;
     if (cluster.kind === 'kubernetes' && !runtime) say('not root: edged reports the node but runs no pods (containerd needs root)');
-    const { cloudConfig, edgeConfig } = writeConfigs(cluster, ports, runtime);
+    // The user's own cluster keeps its apiserver flags: no kubelet front there (docs/kubelet-front.md has the ways).
+    const { cloudConfig, edgeConfig } = writeConfigs(cluster, ports, runtime, cluster.kind === 'kubernetes' && cluster.ours ? tunnel.streams : undefined);
     if (stopping) return;
 
     // As installed: OpenSSL told to send no TLS 1.3 session tickets (docs/channel.md).

@@ -47,6 +47,9 @@ describe('npm run up', () => {
       await eventually(() => expect(kubectl('get', 'pod', 'hello', '-o', 'jsonpath={.status.phase}')).toBe('Running'), 60_000, 500);
       const uid = kubectl('get', 'pod', 'hello', '-o', 'jsonpath={.metadata.uid}');
       expect(readFileSync(join(dir, 'edge', 'logs', `default_hello_${uid}`, 'hello', '0.log'), 'utf8')).toMatch(/stdout [PF] hello from the cloud/);
+      // kubectl logs and exec reach the edge through the apiserver's egress selector and cloudcore (issue 13).
+      await eventually(() => expect(kubectl('logs', 'hello')).toBe('hello from the cloud\n'), 30_000, 500);
+      expect(kubectl('exec', 'hello', '--', 'cat', '/etc/hello/greeting')).toBe('hello from the cloud');
     }
     kubectl('patch', 'configmap', 'hello', '-p', '{"data":{"greeting":"changed"}}');
     const rv = kubectl('get', 'configmap', 'hello', '-o', 'jsonpath={.metadata.resourceVersion}');
