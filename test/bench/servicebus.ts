@@ -287,6 +287,10 @@ async function restToServiceBus(s: System): Promise<void> {
     benchLoopDelayMaxMs: Number((loopDelay.max / 1e6).toFixed(1)),
     over20ms: slow.length,
     over20msWindows: windows.size,
+    busiestWindowsAtS: [...windows]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 5)
+      .map(([w, n]) => `${(w / 10).toFixed(1)}:${n}`),
     maxMs: ms(fromSend, 100),
     requests: fromSend.length,
     errors,
