@@ -248,7 +248,7 @@ export class EdgeHub implements Module {
   }
 
   /**
-   * Commits the reports of one event-loop turn in one transaction (one commit costs as much as ~15 rows), then
+   * Commits the reports of one event-loop turn in one transaction (a commit costs as much as 6–10 rows), then
    * answers the senders that wait and puts them on the wire. Order is kept: reports are taken as they came.
    */
   private queueReports(): void {

@@ -38,7 +38,8 @@ export class UpstreamOutbox {
       // created_ms grows with id (a coalesced row is inserted anew), so the oldest row is the first one.
       oldest: db.prepare<[], { created_ms: number }>('SELECT created_ms FROM upstream ORDER BY id LIMIT 1'),
     };
-    // One transaction per batch, not per row: a commit costs ~80 µs (WAL, synchronous=NORMAL), a row ~5 µs.
+    // One transaction per batch, not per row: on the 2-core VM a one-row commit took 14 µs of CPU (86 µs of wall
+    // time under load), a row in a batch of 64 took 2.3 µs (8 µs).
     this.putTx = db.transaction((rows: readonly OutboxEntry[]) => {
       const now = Date.now();
       let lastId = this.lastId;
