@@ -68,6 +68,11 @@ export class Bus<I extends Inboxes = Inboxes> {
     return answer as Promise<Reply<ReplyOf<M>>>;
   }
 
+  /** Whether a `request` waits for this message's answer (false for a `send`, or once it timed out). */
+  waiting(request: Message): boolean {
+    return this.pending.has(request.id);
+  }
+
   /** Hands a response to the `request` waiting for it; false when nobody waits (it timed out). */
   respond<M extends Message>(request: M, response: Reply<ReplyOf<M>>): boolean {
     if (this.pending.settle(request.id, response)) return true;

@@ -24,6 +24,10 @@ export class PendingRequests<T> {
     });
   }
 
+  has(id: string): boolean {
+    return this.pending.has(id);
+  }
+
   /** Resolves the waiter of `id`; false when nobody waits (it timed out, or never asked). */
   settle(id: string, value: T): boolean {
     const waiter = this.pending.get(id);

@@ -20,13 +20,16 @@ export class OrderedPoster {
       this.pools.set(u.origin, pool);
     }
     // Enqueued now, before any await: requests go out in call order. `idempotent` lets undici pipeline a POST;
-    // a message sent twice after a broken connection is what at-least-once delivery allows anyway.
+    // a message sent twice after a broken connection is what at-least-once delivery allows anyway. Without
+    // `blocking: false` undici sends nothing behind a POST until its answer's headers are back (its default for
+    // every method but HEAD): one round trip per message again, whatever `pipelining` says.
     const answer = pool.request({
       path: `${u.pathname}${u.search}`,
       method: 'POST',
       headers,
       body,
       idempotent: true,
+      blocking: false,
       headersTimeout: timeoutMs,
       bodyTimeout: timeoutMs,
     });

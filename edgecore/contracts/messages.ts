@@ -29,8 +29,12 @@ export type ConnectionNotice = Message<'cloud_connected' | 'cloud_disconnected',
  */
 export type StoredNotice = Message<Uint8Array | null, Op['update'] | Op['delete']>;
 
-/** To EdgeHub: a report for the cloud (status, event, mirror pod), queued durably; or a query to the cloud. */
-export type ReportMessage = Message<unknown, ReportOperation>;
+/**
+ * To EdgeHub: a report for the cloud (status, event, mirror pod), queued durably; or a query to the cloud.
+ * Sent, or asked with `request` by a sender that must know it is on disk: the answer (`queued`) comes after
+ * the commit.
+ */
+export type ReportMessage = Request<unknown, ReportOperation, 'queued'>;
 
 /** To EventBus: publish the payload on the topic (resource). */
 export type PublishMessage = Message<Buffer, Op['publish']>;

@@ -1,6 +1,12 @@
 import type { SendQueue } from '../../shared/channel/reliable-sender.js';
 import type { SqliteDatabase } from '../../shared/sqlite.js';
 
+/** A report to queue: its encoded envelope, and the key of the older row it replaces, if any. */
+export interface OutboxEntry {
+  message: Uint8Array;
+  coalesceKey?: string;
+}
+
 export interface OutboxRow {
   id: number;
   /** The encoded envelope, ready for the wire. */
@@ -15,7 +21,10 @@ export interface OutboxRow {
  */
 export class UpstreamOutbox {
   private readonly stmts;
-  private readonly putTx: (message: Buffer, coalesceKey: string | null) => number;
+  private readonly putTx: (rows: readonly OutboxEntry[]) => number;
+  private readonly removeTx: (ids: readonly number[]) => void;
+  /** The newest row's id (ids only grow): a reader past it needs no query to know nothing waits. */
+  lastId: number;
 
   constructor(db: SqliteDatabase) {
     db.exec(`CREATE TABLE IF NOT EXISTS upstream (
@@ -29,14 +38,30 @@ export class UpstreamOutbox {
       // created_ms grows with id (a coalesced row is inserted anew), so the oldest row is the first one.
       oldest: db.prepare<[], { created_ms: number }>('SELECT created_ms FROM upstream ORDER BY id LIMIT 1'),
     };
-    this.putTx = db.transaction((message: Buffer, coalesceKey: string | null) => {
-      if (coalesceKey !== null) this.stmts.dropKey.run(coalesceKey);
-      return Number(this.stmts.insert.run(coalesceKey, message, Date.now()).lastInsertRowid);
+    // One transaction per batch, not per row: on the 2-core VM a one-row commit took 14 µs of CPU (86 µs of wall
+    // time under load), a row in a batch of 64 took 2.3 µs (8 µs).
+    this.putTx = db.transaction((rows: readonly OutboxEntry[]) => {
+      const now = Date.now();
+      let lastId = this.lastId;
+      for (const { message, coalesceKey } of rows) {
+        if (coalesceKey !== undefined) this.stmts.dropKey.run(coalesceKey);
+        lastId = Number(this.stmts.insert.run(coalesceKey ?? null, Buffer.from(message.buffer, message.byteOffset, message.length), now).lastInsertRowid);
+      }
+      return lastId;
     });
+    this.removeTx = db.transaction((ids: readonly number[]) => {
+      for (const id of ids) this.stmts.remove.run(id);
+    });
+    this.lastId = db.prepare<[], { id: number | null }>('SELECT max(id) AS id FROM upstream').get()!.id ?? 0;
   }
 
-  put(message: Uint8Array, coalesceKey?: string): number {
-    return this.putTx(Buffer.from(message.buffer, message.byteOffset, message.length), coalesceKey ?? null);
+  put(message: Uint8Array, coalesceKey?: string): void {
+    this.putAll([{ message, coalesceKey }]);
+  }
+
+  /** Appends the rows in order, all or none: the batch is committed when this returns. */
+  putAll(rows: readonly OutboxEntry[]): void {
+    if (rows.length > 0) this.lastId = this.putTx(rows);
   }
 
   /** Rows after `id`, oldest first. */
@@ -45,7 +70,7 @@ export class UpstreamOutbox {
   }
 
   remove(ids: readonly number[]): void {
-    for (const id of ids) this.stmts.remove.run(id);
+    if (ids.length > 0) this.removeTx(ids);
   }
 
   count(): number {
@@ -79,6 +104,7 @@ export class UpstreamCursor implements SendQueue<SentRow> {
 
   next(): SentRow | undefined {
     if (this.head >= this.readAhead.length) {
+      if (this.lastSentId >= this.outbox.lastId) return undefined;
       this.readAhead = this.outbox.after(this.lastSentId, READ_AHEAD);
       this.head = 0;
     }

@@ -205,10 +205,9 @@ export class EventBus implements Module {
     const topic = isUploadTopic(written) ? written : `${rule.metadata.namespace}/${ruleTopic}`.replace(/\/+/g, '/');
     const entry: { topic: string; handler?: (packet: { topic: string; payload: unknown }, done: () => void) => void } = { topic };
     if (this.broker) {
-      entry.handler = (packet, done) => {
-        this.ruleEvent(key, packet.topic, packet.payload as Buffer);
-        done();
-      };
+      // done() releases the PUBACK: only once the message is in the outbox, so an acknowledged message survives
+      // a crash. aedes hands over a socket read's packets at once, so they share one commit.
+      entry.handler = (packet, done) => this.ruleEvent(key, packet.topic, packet.payload as Buffer, done);
       this.broker.subscribe(topic, entry.handler as never, () => undefined);
     }
     // $hw/events/upload/# is subscribed already. With a second, overlapping subscription a broker may send each
@@ -230,9 +229,10 @@ export class EventBus implements Module {
 
   /**
    * eventbus → rest: a message on a Rule's topic goes into EdgeHub's durable outbox, in order, as an insert that
-   * is never coalesced; the cloud POSTs it to the Rule's URL once the link is up.
+   * is never coalesced; the cloud POSTs it to the Rule's URL once the link is up. `queued` runs once EdgeHub
+   * has committed it, or has failed to (logged: MQTT has no way to refuse a QoS 1 message but closing the client).
    */
-  private ruleEvent(ruleKey: string, topic: string, payload: Buffer): void {
+  private ruleEvent(ruleKey: string, topic: string, payload: Buffer, queued?: () => void): void {
     const [namespace, , name] = ruleKey.split('/');
     const content: RuleEvent = { topic, payload: Buffer.from(payload).toString('base64') };
     const message: ReportMessage = newMessage({
@@ -242,7 +242,17 @@ export class EventBus implements Module {
       resource: `${namespace}/${RULE_EVENT_TYPE}/${name}`,
       content,
     });
-    void this.deps.bus.send(EdgeModule.edgeHub, message).catch((err: unknown) => this.deps.logger.warn({ err, rule: ruleKey }, 'rule event not queued'));
+    const notQueued = (err: unknown): void => this.deps.logger.warn({ err, rule: ruleKey }, 'rule event not queued');
+    this.deps.bus.request(EdgeModule.edgeHub, message).then(
+      (reply) => {
+        if (reply.operation === Operation.error) notQueued(reply.content);
+        queued?.();
+      },
+      (err: unknown) => {
+        notQueued(err);
+        queued?.();
+      },
+    );
   }
 
   /**

@@ -90,8 +90,9 @@ describe('joining and syncing (real cloudcore and edgecore processes)', () => {
     await eventually(() => expect(edge.edgeHub.status).toMatchObject({ type: 'connected', synced: true }));
     await cloud.kill('SIGKILL');
     await eventually(() => expect(edge.edgeHub.status.type).not.toBe('connected'));
+    // EdgeHub answers a report's request once the report is committed to the outbox.
     for (let i = 0; i < 50; i++) {
-      await edge.bus.send(
+      await edge.bus.request(
         'edgehub',
         newMessage({ source: 'edged', group: 'resource', operation: Operation.update, resource: `default/podstatus/p${i % 5}`, content: { n: i } }),
       );

@@ -90,6 +90,21 @@ describe('upstream cursor', () => {
     sender.pump();
     expect(channel.written).toEqual(['r1', 'r2', 'r3', 'r2', 'r3']);
   });
+
+  it('keeps the order of a batch, coalesces within it, and finds rows put after the cursor had read everything', () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'up-')), 'edge.db');
+    const o = new UpstreamOutbox(openDatabase(path, { synchronous: 'normal' }));
+    const channel = fakeChannel(10);
+    const sender = new ReliableSender(channel, 2, new UpstreamCursor(o));
+    o.putAll([{ message: Buffer.from('e1') }, { message: Buffer.from('s1'), coalesceKey: 'default/podstatus/a' }, { message: Buffer.from('e2') }]);
+    o.putAll([{ message: Buffer.from('s2'), coalesceKey: 'default/podstatus/a' }]);
+    sender.pump();
+    o.putAll([{ message: Buffer.from('e3') }]);
+    sender.pump();
+    expect(channel.written).toEqual(['e1', 'e2', 's2', 'e3']);
+    // A new outbox on the same file (an edgecore restart) starts after the newest row, not at 0.
+    expect(new UpstreamOutbox(openDatabase(path, { synchronous: 'normal' })).lastId).toBe(o.lastId);
+  });
 });
 
 describe('resync messages', () => {
