@@ -71,22 +71,22 @@ function serve(deps: KubeletDirectDeps, tls: TLSSocket): void {
   tunnels.track(tls);
   const servername = String(tls.servername);
   const target = `${servername}:${deps.port()}`;
-  const log = deps.logger.child({ target });
+  // Looked up again: the node may have gone (or its address changed) since the handshake.
+  const node = nodeOf(deps, servername);
+  const log = deps.logger.child(typeof node === 'string' ? { target, nodeId: node } : { target });
   tls.on('error', (err) => log.debug({ err }, 'kubelet tunnel error'));
   const caller = tunnels.authenticate(tls, log);
   if (caller === undefined) return;
-  // The node is looked up again: it may have gone (or been renamed) since the handshake.
-  const node = nodeOf(deps, servername);
   if (typeof node !== 'string') {
     log.info({ caller, reason: node.message }, 'kubelet direct tunnel refused');
     return tunnels.answer(tls, 502, node.message);
   }
   const admitted = tunnels.admit(node);
   if ('status' in admitted) {
-    log.debug({ caller, nodeId: node, status: admitted.status, reason: admitted.reason }, 'kubelet direct tunnel refused');
+    log.debug({ caller, status: admitted.status, reason: admitted.reason }, 'kubelet direct tunnel refused');
     // Without a CONNECT there is no reason phrase to carry "not connected": only a 502's body reaches kubectl.
     return tunnels.answer(tls, admitted.status === 503 ? 502 : admitted.status, admitted.reason);
   }
   tls.once('close', admitted.release);
-  tunnels.relay(tls, { node, target, caller }, log.child({ nodeId: node }));
+  tunnels.relay(tls, { node, target, caller }, log);
 }
