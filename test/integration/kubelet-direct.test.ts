@@ -1,14 +1,13 @@
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CertificateAuthority } from '../../shared/pki/certificate-authority.js';
 import { startContainerd } from '../support/containerd.js';
 import { startControlPlane, type ControlPlane } from '../support/control-plane.js';
 import { cloudSetup, edgeSetup, startCloud, startEdge, type Cloud, type Daemon } from '../support/daemons.js';
+import { expectLogsNamingOfflineNode, kubectlEventually, writeHubCa } from '../support/edge-kubectl.js';
 import { eventually, freePort } from '../support/harness.js';
 import { writeHostsFile } from '../support/hosts-file.js';
 import { startMetricsServer } from '../support/metrics-server.js';
@@ -33,23 +32,11 @@ describe('kubectl for an edge pod through the direct listener (per-node DNS, no 
   let edge: Daemon;
   let directPort: number;
   let kubeletClient: { ca: string; cert: string; key: string };
-  const hubCaFile = (): string => join(dir, 'cloud', 'ca.crt');
-  const kubectl = (args: string[], timeoutMs = 60_000): Promise<{ code: number; stdout: string; stderr: string }> =>
-    new Promise((resolve) => {
-      const child = spawn(join(cp.binDir, 'kubectl'), ['--kubeconfig', cp.kubeconfig, ...args]);
-      let [stdout, stderr] = ['', ''];
-      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      const timer = setTimeout(() => child.kill(), timeoutMs);
-      child.on('close', (code) => (clearTimeout(timer), resolve({ code: code ?? -1, stdout, stderr })));
-    });
+  let hubCaFile: string;
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'ke-kubelet-direct-'));
-    const hub = await CertificateAuthority.create({ commonName: 'KubeEdge' });
-    mkdirSync(join(dir, 'cloud'), { recursive: true });
-    writeFileSync(hubCaFile(), hub.certPem);
-    writeFileSync(join(dir, 'cloud', 'ca.key'), hub.keyPem, { mode: 0o600 });
+    hubCaFile = await writeHubCa(dir);
     kubeletClient = clientPki(dir, 'kubelet-client', 'kube-apiserver-kubelet-client');
     directPort = await freePort();
     hostsFile = writeHostsFile(join(dir, 'hosts'), { [HOST]: '127.0.0.1' });
@@ -59,7 +46,7 @@ describe('kubectl for an edge pod through the direct listener (per-node DNS, no 
       apiserverArgs: [
         `--kubelet-client-certificate=${kubeletClient.cert}`,
         `--kubelet-client-key=${kubeletClient.key}`,
-        `--kubelet-certificate-authority=${hubCaFile()}`,
+        `--kubelet-certificate-authority=${hubCaFile}`,
         '--kubelet-preferred-address-types=Hostname',
       ],
     });
@@ -110,7 +97,8 @@ describe('kubectl for an edge pod through the direct listener (per-node DNS, no 
     await logs();
     await refusals();
     await top();
-    await offline();
+    // The edge offline: kubectl logs fails at once, naming the node.
+    await expectLogsNamingOfflineNode(cp, edge, 'talker', NODE);
   });
 
   async function logs(): Promise<void> {
@@ -127,16 +115,7 @@ describe('kubectl for an edge pod through the direct listener (per-node DNS, no 
         },
       }),
     );
-    const out = await eventually(
-      async () => {
-        const r = await kubectl(['logs', 'talker']);
-        expect(r.code, r.stderr).toBe(0);
-        return r.stdout;
-      },
-      90_000,
-      500,
-    );
-    expect(out).toBe('hello-direct\n');
+    expect(await kubectlEventually(cp, ['logs', 'talker'])).toBe('hello-direct\n');
     // The API server dialled the host name: the tunnel was named by SNI on the direct listener.
     expect(cloud.logs.some((l) => l.msg === 'kubelet stream open' && l.target === `${HOST}:${directPort}` && l.nodeId === NODE)).toBe(true);
   }
@@ -148,7 +127,7 @@ describe('kubectl for an edge pod through the direct listener (per-node DNS, no 
       host: '127.0.0.1',
       port: directPort,
       servername: HOST,
-      ca: readFileSync(hubCaFile()),
+      ca: readFileSync(hubCaFile),
       cert: readFileSync(intruder.cert),
       key: readFileSync(intruder.key),
     });
@@ -161,7 +140,7 @@ describe('kubectl for an edge pod through the direct listener (per-node DNS, no 
     const refused = await cloud.waitForLog((l) => l.msg === 'kubelet caller refused', 30_000);
     expect(refused).toMatchObject({ caller: 'intruder', issuer: 'intruder-ca', nodeId: NODE });
 
-    const bare = tlsConnect({ host: '127.0.0.1', port: directPort, ca: readFileSync(hubCaFile()) });
+    const bare = tlsConnect({ host: '127.0.0.1', port: directPort, ca: readFileSync(hubCaFile) });
     const [err] = (await once(bare, 'error').catch((e: unknown) => [e])) as [Error];
     expect(err).toBeInstanceOf(Error);
     const noSni = await cloud.waitForLog((l) => l.msg === 'kubelet direct handshake refused', 30_000);
@@ -172,34 +151,15 @@ describe('kubectl for an edge pod through the direct listener (per-node DNS, no 
   async function top(): Promise<void> {
     const ms = await startMetricsServer(cp, {
       preferredAddressTypes: 'Hostname',
-      kubeletCAFile: hubCaFile(),
+      kubeletCAFile: hubCaFile,
       kubeletClientCert: { certFile: kubeletClient.cert, keyFile: kubeletClient.key },
       hostsFile,
     });
     try {
       await ms.register();
-      const pods = await eventually(
-        async () => {
-          const r = await kubectl(['top', 'pod', 'talker', '--no-headers']);
-          expect(r.code, r.stderr).toBe(0);
-          return r.stdout;
-        },
-        90_000,
-        2_000,
-      );
-      expect(pods).toMatch(/^talker\s+\d+m\s+\d+Mi\s*$/);
+      expect(await kubectlEventually(cp, ['top', 'pod', 'talker', '--no-headers'], 90_000, 2_000)).toMatch(/^talker\s+\d+m\s+\d+Mi\s*$/);
     } finally {
       await ms.stop();
     }
-  }
-
-  /** The edge offline: kubectl logs fails at once; only a 502's body survives the API server, and it names the node. */
-  async function offline(): Promise<void> {
-    edge.child.kill('SIGTERM');
-    await edge.exited;
-    await eventually(async () => expect((await kubectl(['logs', 'talker'])).stderr).toContain(`node ${NODE} is not connected`), 30_000, 500);
-    const r = await kubectl(['logs', 'talker'], 30_000);
-    expect(r.code).not.toBe(0);
-    expect(r.stderr).toContain(`node ${NODE} is not connected`);
   }
 });
