@@ -2,43 +2,32 @@ import { connect as netConnect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { TLSSocket, type SecureContext } from 'node:tls';
 import { asError } from '../../shared/errors.js';
-import { KUBELET_STREAM_KIND, encodeKubeletStreamOpen } from '../../shared/kubelet-stream.js';
 import type { Logger } from '../../shared/logger.js';
 import { connectReply, parseConnectHead, type ConnectTarget } from './connect-head.js';
+import { REFUSAL_GRACE_MS, type KubeletTunnels } from './kubelet-tunnels.js';
 import { replyAndClose, splice } from './splice.js';
 
 export interface KubeletFrontDeps {
   /** Edge nodes by kubelet address (KubeletTargets over the edge Node informer). */
   targets: { nodesForTarget(host: string, port: number): readonly string[] };
   /**
-   * Whether this replica holds a session of the node now. Asked before the CONNECT is answered, so a refusal's
-   * reason phrase reaches kubectl (`proxy error … code 503: 503 node edge-3 is not connected`, §1.5). Absent,
-   * only openStream decides.
+   * Admission, the kubelet client check and the relay, shared with the direct listener. Its admission is asked
+   * before the CONNECT is answered, so a refusal's reason phrase reaches kubectl
+   * (`proxy error … code 503: 503 node edge-3 is not connected`, §1.5).
    */
-  isNodeConnected?(node: string): boolean;
-  /**
-   * One dynamic channel stream to the node carrying the tunnel's plaintext (shared/kubelet-stream.ts). Throws
-   * (code ERR_UNAVAILABLE, with `owner` when another replica holds the node) when it cannot be opened.
-   */
-  openStream(node: string, header: Uint8Array): Duplex;
+  tunnels: KubeletTunnels;
   /** The TLS context naming `host`, with the kubelet client CA (KubeletCerts). */
   contextFor(host: string, node: string): Promise<SecureContext>;
   limits: {
-    maxStreamsPerNode: number;
     headTimeoutMs: number;
     maxHeadBytes: number;
     dialTimeoutMs: number;
     directDial: boolean;
-    /** When not empty, the only subject CNs let in. */
-    clientCommonNames: readonly string[];
   };
   logger: Logger;
   /** Opens a direct connection (tests may point it elsewhere). */
   dial?: (host: string, port: number) => Socket;
 }
-
-/** How long a refused caller may take to read the refusal before its connection is destroyed. */
-const REFUSAL_GRACE_MS = 5_000;
 
 /**
  * The kubelet front: takes one connection from the API server's egress dialer (already authenticated as the
@@ -48,23 +37,17 @@ const REFUSAL_GRACE_MS = 5_000;
  * CONNECT head: requests of a keep-alive connection, and the bytes after a 101, all pass unchanged.
  */
 export class KubeletFront {
-  private readonly streamsPerNode = new Map<string, number>();
-  private readonly connections = new Set<Duplex>();
   private readonly logger: Logger;
+  private readonly tunnels: KubeletTunnels;
 
   constructor(private readonly deps: KubeletFrontDeps) {
     this.logger = deps.logger;
-  }
-
-  /** Tunnels open to each node now. */
-  streamsOf(node: string): number {
-    return this.streamsPerNode.get(node) ?? 0;
+    this.tunnels = deps.tunnels;
   }
 
   /** Serves one CONNECT connection; `proxyCaller` names who reached the listener (egress client CN), for logs. */
   handle(socket: Duplex, proxyCaller: string): void {
-    this.connections.add(socket);
-    socket.once('close', () => this.connections.delete(socket));
+    this.tunnels.track(socket);
     socket.on('error', (err) => this.logger.debug({ err, proxyCaller }, 'kubelet front connection error'));
     const { headTimeoutMs, maxHeadBytes } = this.deps.limits;
     let buffered: Buffer = Buffer.alloc(0);
@@ -92,11 +75,6 @@ export class KubeletFront {
     socket.on('data', onData);
   }
 
-  /** Destroys every connection (stop); their streams to the edges go with them. */
-  destroyAll(): void {
-    for (const socket of this.connections) socket.destroy();
-  }
-
   private async route(socket: Duplex, to: ConnectTarget, proxyCaller: string): Promise<void> {
     const { limits } = this.deps;
     const nodes = this.deps.targets.nodesForTarget(to.host, to.port);
@@ -107,20 +85,9 @@ export class KubeletFront {
     }
     if (nodes.length > 1) return this.refuse(socket, 409, `${to.target} is the kubelet address of several edge nodes: ${nodes.join(', ')}`, at);
     const node = nodes[0]!;
-    if (this.deps.isNodeConnected?.(node) === false) return this.refuse(socket, 503, `node ${node} is not connected`, { ...at, nodeId: node });
-    const open = this.streamsOf(node);
-    if (open >= limits.maxStreamsPerNode) {
-      return this.refuse(socket, 429, `node ${node} has ${open} kubelet streams open (maxStreamsPerNode)`, { ...at, nodeId: node });
-    }
-    this.streamsPerNode.set(node, open + 1);
-    let released = false;
-    const release = (): void => {
-      if (released) return;
-      released = true;
-      const left = this.streamsOf(node) - 1;
-      if (left > 0) this.streamsPerNode.set(node, left);
-      else this.streamsPerNode.delete(node);
-    };
+    const admitted = this.tunnels.admit(node);
+    if ('status' in admitted) return this.refuse(socket, admitted.status, admitted.reason, { ...at, nodeId: node });
+    const { release } = admitted;
     socket.once('close', release);
     let context: SecureContext;
     try {
@@ -146,7 +113,7 @@ export class KubeletFront {
       // HTTP/1.1 only: the upgrades (SPDY) need it, and a plain request offered h2 then stays on HTTP/1.1 too.
       ALPNProtocols: ['http/1.1'],
     });
-    this.connections.add(tls);
+    this.tunnels.track(tls);
     const timer = setTimeout(() => {
       log.warn({ proxyCaller: t.proxyCaller }, 'kubelet tunnel handshake timed out');
       tls.destroy();
@@ -159,45 +126,15 @@ export class KubeletFront {
     });
     tls.once('close', () => {
       clearTimeout(timer);
-      this.connections.delete(tls);
       t.release();
       socket.destroy();
     });
     tls.once('secure', () => {
       secured = true;
       clearTimeout(timer);
-      this.relay(tls, t, log);
+      const caller = this.tunnels.authenticate(tls, log);
+      if (caller !== undefined) this.tunnels.relay(tls, { node: t.node, target: t.target, caller }, log);
     });
-  }
-
-  private relay(tls: TLSSocket, t: ConnectTarget & { node: string }, log: Logger): void {
-    const cert = tls.getPeerCertificate();
-    const caller = String(cert?.subject?.CN ?? '');
-    const refusal = !cert?.raw
-      ? 'no client certificate'
-      : (peerVerifyError(tls) ??
-        (this.deps.limits.clientCommonNames.length > 0 && !this.deps.limits.clientCommonNames.includes(caller)
-          ? `CN ${JSON.stringify(caller)} is not in clientCommonNames`
-          : undefined));
-    if (refusal) {
-      log.warn({ caller, issuer: cert?.issuer?.CN, reason: refusal }, 'kubelet caller refused');
-      // The kubelet's own answer to a caller it cannot authenticate; the reason stays in our log.
-      return replyAndClose(tls, plainResponse(401, 'Unauthorized'), REFUSAL_GRACE_MS);
-    }
-    let stream: Duplex;
-    try {
-      stream = this.deps.openStream(t.node, encodeKubeletStreamOpen({ kind: KUBELET_STREAM_KIND, target: t.target, caller }));
-    } catch (err) {
-      const e = err as Error & { code?: string; owner?: string };
-      log.info({ err: e, caller, owner: e.owner }, 'kubelet stream not opened');
-      // 502, not 503: the API server shows the body of a 5xx other than 503 to kubectl (GenericHttpResponseChecker
-      // replaces a 503's with "the server is currently unable to handle the request").
-      return replyAndClose(tls, plainResponse(502, e.message), REFUSAL_GRACE_MS);
-    }
-    log.debug({ caller }, 'kubelet stream open');
-    stream.on('error', (err) => log.debug({ err }, 'kubelet stream ended by the edge'));
-    stream.once('close', () => log.debug({ caller }, 'kubelet stream closed'));
-    splice(tls, stream);
   }
 
   private dialDirect(socket: Duplex, to: ConnectTarget, proxyCaller: string): void {
@@ -236,23 +173,4 @@ export class KubeletFront {
     if (socket.destroyed) return;
     replyAndClose(socket, connectReply(status, reason), REFUSAL_GRACE_MS);
   }
-}
-
-/** A complete HTTP/1.1 response with a text body, for the plaintext side of a tunnel. */
-function plainResponse(status: 401 | 502, text: string): string {
-  const reason = status === 401 ? 'Unauthorized' : 'Bad Gateway';
-  const head = `HTTP/1.1 ${status} ${reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close`;
-  return `${head}\r\n\r\n${text}`;
-}
-
-/**
- * OpenSSL's verdict on the peer's chain for a server-side `new TLSSocket` (tls.Server computes `authorized` only
- * for its own sockets, from this same method: `_tls_wrap.js` onServerSocketSecure). Were it ever missing, every
- * caller would be refused: this fails closed.
- */
-function peerVerifyError(socket: TLSSocket): string | undefined {
-  const handle = (socket as unknown as { ssl?: { verifyError?: () => (Error & { code?: string }) | null } }).ssl;
-  if (typeof handle?.verifyError !== 'function') return 'certificate verification is unavailable in this Node version';
-  const err = handle.verifyError();
-  return err ? (err.code ?? err.message) : undefined;
 }

@@ -4,8 +4,9 @@ import { bool, int, str, strList, type ConfigOf } from '../../shared/config/sche
  * Streams' slice of the cloudcore config (`modules.streams`, issue 13): the front that kube-apiserver reaches edge
  * kubelets through. KubeEdge's cloudStream takes the API server's calls on `streamPort` 10003 (behind an iptables
  * DNAT of <nodeIP>:10350) and edges on a second `tunnelPort` 10004; here edges use their existing channel, so
- * there is one listener, on KubeEdge's stream port, which the API server reaches as its egress selector's
- * HTTPConnect proxy (docs/kubeedge-stream-facts.md §2).
+ * the API server reaches them through one listener, on KubeEdge's stream port, as its egress selector's HTTPConnect
+ * proxy (docs/kubeedge-stream-facts.md §2), or, where its flags cannot change, through a second one that takes
+ * direct TLS by node host name (docs/kubelet-front.md).
  */
 export function streamsConfigSchema() {
   return {
@@ -30,6 +31,15 @@ export function streamsConfigSchema() {
           'Default: clientCAFile, as an API server usually presents its kubelet client certificate there too.',
         { allowEmpty: true },
       ),
+    },
+    direct: {
+      enable: bool(
+        false,
+        'Also take TLS straight from the API server (or metrics-server) by node host name, for clusters with no egress selector: ' +
+          "each edge's Hostname (edged hostnameOverride) must resolve to cloudcore and kube-apiserver prefer Hostname.",
+      ),
+      address: str('0.0.0.0', 'Address of the direct TLS listener.'),
+      port: int(10350, "Port of the direct TLS listener: the kubeletPort the edges report (edged's default).", { min: 0, max: 65535 }),
     },
     clientCAFile: str(
       '',
@@ -72,6 +82,7 @@ export function streamsConfigProblems(c: StreamsConfig, at: string): string[] {
   const problems: string[] = [];
   if (c.enable && !c.clientCAFile) problems.push(`${at}.clientCAFile: required when ${at}.enable is true`);
   if (!c.servingCaCertFile !== !c.servingCaKeyFile) problems.push(`${at}.servingCaCertFile and servingCaKeyFile: set both or neither`);
+  if (c.direct.enable && !c.enable) problems.push(`${at}.direct.enable: needs ${at}.enable`);
   if (!c.connect.certFile !== !c.connect.keyFile) problems.push(`${at}.connect.certFile and keyFile: set both or neither`);
   return problems;
 }

@@ -8,10 +8,12 @@ import { CertificateAuthority } from '../../shared/pki/certificate-authority.js'
 import { SERVER_TLS_OPTIONS } from '../../shared/pki/server-tls.js';
 import { CloudModule } from '../contracts/addresses.js';
 import { KubeletCerts } from './kubelet-certs.js';
+import { createKubeletDirectServer, type KubeletDirectDeps } from './kubelet-direct.js';
 import { KubeletFront, type KubeletFrontDeps } from './kubelet-front.js';
+import { KubeletTunnels, type KubeletTunnelsDeps } from './kubelet-tunnels.js';
 import type { StreamsConfig } from './streams-config.js';
 
-export interface StreamsDeps extends Pick<KubeletFrontDeps, 'targets' | 'isNodeConnected' | 'openStream' | 'dial'> {
+export interface StreamsDeps extends Pick<KubeletFrontDeps, 'targets' | 'dial'>, Pick<KubeletTunnelsDeps, 'isNodeConnected' | 'openStream'> {
   config: StreamsConfig;
   /** The hub CA (CloudHub's, once started): it signs kubelet serving certificates unless servingCaCertFile is set. */
   hubCa: () => CertificateAuthority;
@@ -23,7 +25,9 @@ export interface StreamsDeps extends Pick<KubeletFrontDeps, 'targets' | 'isNodeC
 /**
  * Streams (issue 13; KubeEdge's cloudStream): the kubelet API of edge nodes for kube-apiserver. Listens for the
  * egress selector's HTTP CONNECTs (mutual TLS over TCP, and optionally a unix socket) and hands each connection
- * to the KubeletFront. Starts after CloudHub, whose CA and serving certificate it uses by default.
+ * to the KubeletFront; with `direct.enable`, also for direct TLS by node host name (createKubeletDirectServer).
+ * Both share one KubeletTunnels: one stream count per node, one client check. Starts after CloudHub, whose CA and
+ * serving certificate it uses by default.
  *
  * Several replicas: a node held by another replica is refused (503 at CONNECT when isNodeConnected says so, or
  * openStream's ERR_UNAVAILABLE with `owner`). Passing such a tunnel to the owner's listener (CONNECT there, splice
@@ -33,7 +37,9 @@ export class Streams implements Module {
   readonly name = CloudModule.streams;
   /** The CONNECT listener's port once started. */
   port = 0;
-  private front: KubeletFront | undefined;
+  /** The direct TLS listener's port once started (0: not enabled). */
+  directPort = 0;
+  private tunnelSet: KubeletTunnels | undefined;
   private readonly servers: Array<TlsServer | NetServer> = [];
   private readonly logger: Logger;
 
@@ -41,9 +47,9 @@ export class Streams implements Module {
     this.logger = deps.logger;
   }
 
-  /** The front, once started (tests read its counts). */
-  get kubeletFront(): KubeletFront | undefined {
-    return this.front;
+  /** The tunnels of both listeners, once started (tests read their counts). */
+  get tunnels(): KubeletTunnels | undefined {
+    return this.tunnelSet;
   }
 
   async start(): Promise<void> {
@@ -53,22 +59,22 @@ export class Streams implements Module {
       ? await CertificateAuthority.fromPem(this.read(config.servingCaCertFile, 'servingCaCertFile'), this.read(config.servingCaKeyFile, 'servingCaKeyFile'))
       : this.deps.hubCa();
     const certs = new KubeletCerts({ ca: servingCa, clientCaPem, validityMs: config.servingCertValidityDays * 86_400_000 });
-    const front = (this.front = new KubeletFront({
-      targets: this.deps.targets,
+    const contextFor = (host: string, node: string) => certs.contextFor(host, node);
+    const tunnels = (this.tunnelSet = new KubeletTunnels({
       isNodeConnected: this.deps.isNodeConnected,
       openStream: this.deps.openStream,
-      dial: this.deps.dial,
-      contextFor: (host, node) => certs.contextFor(host, node),
-      limits: {
-        maxStreamsPerNode: config.maxStreamsPerNode,
-        headTimeoutMs: config.headTimeoutMs,
-        maxHeadBytes: config.maxHeadBytes,
-        dialTimeoutMs: config.dialTimeoutMs,
-        directDial: config.directDial,
-        clientCommonNames: config.clientCommonNames,
-      },
+      maxStreamsPerNode: config.maxStreamsPerNode,
+      clientCommonNames: config.clientCommonNames,
       logger: this.logger,
     }));
+    const front = new KubeletFront({
+      targets: this.deps.targets,
+      tunnels,
+      dial: this.deps.dial,
+      contextFor,
+      limits: { headTimeoutMs: config.headTimeoutMs, maxHeadBytes: config.maxHeadBytes, dialTimeoutMs: config.dialTimeoutMs, directDial: config.directDial },
+      logger: this.logger,
+    });
     const server = createTlsServer(
       {
         ...SERVER_TLS_OPTIONS,
@@ -98,13 +104,29 @@ export class Streams implements Module {
       },
       'kubelet connect listener up',
     );
+    if (config.direct.enable) await this.startDirect({ tunnels, contextFor, clientCaPem });
+  }
+
+  private async startDirect(shared: Pick<KubeletDirectDeps, 'tunnels' | 'contextFor' | 'clientCaPem'>): Promise<void> {
+    const { config } = this.deps;
+    const { address, port } = config.direct;
+    const server = createKubeletDirectServer({
+      ...shared,
+      targets: this.deps.targets,
+      port: () => this.directPort,
+      handshakeTimeoutMs: config.headTimeoutMs,
+      logger: this.logger,
+    });
+    await this.listen(server, () => server.listen(port, address), `${address}:${port}`);
+    this.directPort = (server.address() as { port: number }).port;
+    this.logger.info({ address: `${address}:${this.directPort}` }, 'kubelet direct listener up');
   }
 
   /** Stops listening and ends every tunnel: the API server sees its kubelet connections close, never hang. */
   async stop(): Promise<void> {
     const servers = this.servers.splice(0);
     const closed = servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
-    this.front?.destroyAll();
+    this.tunnelSet?.destroyAll();
     await Promise.all(closed);
   }
 

@@ -1,12 +1,12 @@
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CertificateAuthority } from '../../shared/pki/certificate-authority.js';
 import { startContainerd } from '../support/containerd.js';
 import { startControlPlane, type ControlPlane } from '../support/control-plane.js';
 import { cloudSetup, edgeSetup, startCloud, startEdge, type Cloud, type Daemon } from '../support/daemons.js';
+import { expectLogsNamingOfflineNode, kubectlEventually, writeHubCa } from '../support/edge-kubectl.js';
 import { eventually, freePort } from '../support/harness.js';
 import { startMetricsServer } from '../support/metrics-server.js';
 import { startNetns } from '../support/netns.js';
@@ -42,10 +42,7 @@ describe('kubectl logs and node stats of an edge pod, through the channel', () =
     dir = mkdtempSync(join(tmpdir(), 'ke-kubectl-edge-'));
     // The hub CA exists before the apiserver starts: it is the apiserver's --kubelet-certificate-authority and the
     // egress proxy's CA. cloudcore finds it in its CA files and stores it in Secret kubeedge/casecret.
-    const hub = await CertificateAuthority.create({ commonName: 'KubeEdge' });
-    mkdirSync(join(dir, 'cloud'), { recursive: true });
-    writeFileSync(join(dir, 'cloud', 'ca.crt'), hub.certPem);
-    writeFileSync(join(dir, 'cloud', 'ca.key'), hub.keyPem, { mode: 0o600 });
+    await writeHubCa(dir);
     kubeletClient = clientPki(dir, 'kubelet-client', 'kube-apiserver-kubelet-client');
     streamsPort = await freePort();
     const egress = egressSelectorConfig(join(dir, 'egress.yaml'), {
@@ -132,7 +129,8 @@ describe('kubectl logs and node stats of an edge pod, through the channel', () =
     await portForward();
     await stats();
     await top();
-    await offline();
+    // The edge offline: kubectl logs fails at once, naming the node.
+    await expectLogsNamingOfflineNode(cp, edge, 'talker', NODE);
   });
 
   async function logs(): Promise<void> {
@@ -302,38 +300,12 @@ describe('kubectl logs and node stats of an edge pod, through the channel', () =
     });
     try {
       await ms.register();
-      const pods = await eventually(
-        async () => {
-          const r = await kubectl(['top', 'pod', 'talker', '--no-headers']);
-          expect(r.code, r.stderr).toBe(0);
-          return r.stdout;
-        },
-        90_000,
-        2_000,
-      );
+      const pods = await kubectlEventually(cp, ['top', 'pod', 'talker', '--no-headers'], 90_000, 2_000);
       expect(pods).toMatch(/^talker\s+\d+m\s+\d+Mi\s*$/);
-      const node = await eventually(
-        async () => {
-          const r = await kubectl(['top', 'node', NODE, '--no-headers']);
-          expect(r.code, r.stderr).toBe(0);
-          return r.stdout;
-        },
-        60_000,
-        2_000,
-      );
+      const node = await kubectlEventually(cp, ['top', 'node', NODE, '--no-headers'], 60_000, 2_000);
       expect(node).toMatch(new RegExp(`^${NODE}\\s+\\d+m\\s+`));
     } finally {
       await ms.stop();
     }
-  }
-
-  /** The edge offline: kubectl logs fails at once, naming the node. */
-  async function offline(): Promise<void> {
-    edge.child.kill('SIGTERM');
-    await edge.exited;
-    await eventually(async () => expect((await kubectl(['logs', 'talker'])).stderr).toContain(NODE), 30_000, 500);
-    const r = await kubectl(['logs', 'talker'], 30_000);
-    expect(r.code).not.toBe(0);
-    expect(r.stderr).toContain(`node ${NODE} is not connected`);
   }
 });

@@ -166,7 +166,7 @@ describe('kubelet front behind the real kube-apiserver egress selector', () => {
     expect(r.stderr).toContain('node edge-3 is held by replica cloudcore-b');
     expect(logLines.some((l) => l.msg === 'kubelet stream not opened' && l.owner === 'cloudcore-b')).toBe(true);
     // The refused tunnel is closed (Connection: close), so it no longer counts against the node.
-    await eventually(() => expect(streams.kubeletFront!.streamsOf('edge-3')).toBe(0), 60_000);
+    await eventually(() => expect(streams.tunnels!.streamsOf('edge-3')).toBe(0), 60_000);
   });
 
   /** A CONNECT through the listener as the API server's egress dialer makes it; resolves once answered. */

@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { withHostsFile } from './hosts-file.js';
 
 const ROOT = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../../..' : '../..', import.meta.url));
 const SCRIPTS = join(ROOT, 'build', 'control-plane');
@@ -33,6 +34,11 @@ export interface ControlPlaneOptions {
   /** Extra kube-controller-manager flags (e.g. a short --node-monitor-grace-period for NotReady tests). */
   controllerManagerArgs?: string[];
   apiserverArgs?: string[];
+  /**
+   * Runs every component in a mount namespace with this file as /etc/hosts (hosts-file.ts), e.g. to resolve per-node
+   * kubelet host names to cloudcore for kube-apiserver only.
+   */
+  hostsFile?: string;
 }
 
 /**
@@ -48,7 +54,10 @@ export function startControlPlane(options: ControlPlaneOptions = {}): ControlPla
     KE_CP_APISERVER_ARGS: (options.apiserverArgs ?? []).join(' '),
   };
   try {
-    execFileSync(join(SCRIPTS, 'start.sh'), [dir], { env, stdio: ['ignore', 'pipe', 'pipe'], timeout: 300_000 });
+    // The components start detached (setsid) and stay in start.sh's mount namespace after it exits.
+    const argv = [join(SCRIPTS, 'start.sh'), dir];
+    const [program, ...args] = options.hostsFile ? withHostsFile(options.hostsFile, argv) : argv;
+    execFileSync(program!, args, { env, stdio: ['ignore', 'pipe', 'pipe'], timeout: 300_000 });
   } catch (err) {
     const e = err as { stderr?: Buffer };
     rmSync(dir, { recursive: true, force: true });

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import https from 'node:https';
 import { createInterface } from 'node:readline';
 import type { ControlPlane } from './control-plane.js';
+import { withHostsFile } from './hosts-file.js';
 import { freePort } from './ports.js';
 
 const ROOT = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../../..' : '../..', import.meta.url));
@@ -42,6 +43,8 @@ export interface MetricsServerOptions {
    * the apiserver on 127.0.0.1 is bypassed as loopback). Default: direct dials.
    */
   httpsProxy?: string;
+  /** Runs metrics-server with this file as /etc/hosts (hosts-file.ts), so node host names resolve as the test says. */
+  hostsFile?: string;
   /** At least 10 s (metrics-server's minimum). Default 10 s. */
   metricResolutionS?: number;
   extraArgs?: string[];
@@ -126,7 +129,9 @@ export async function startMetricsServer(cp: ControlPlane, options: MetricsServe
   const port = await freePort();
   const certDir = mkdtempSync(join(tmpdir(), 'ke-ms-'));
   const env = { ...process.env, ...(options.httpsProxy ? { HTTPS_PROXY: options.httpsProxy, NO_PROXY: '127.0.0.1,localhost' } : {}) };
-  const child = spawn(binary, args(cp, port, certDir, options), { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const argv = [binary, ...args(cp, port, certDir, options)];
+  const [program, ...rest] = options.hostsFile ? withHostsFile(options.hostsFile, argv) : argv;
+  const child = spawn(program!, rest, { env, stdio: ['ignore', 'ignore', 'pipe'] });
   const logs: string[] = [];
   createInterface({ input: child.stderr! }).on('line', (line) => logs.push(line));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));

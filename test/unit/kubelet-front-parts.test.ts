@@ -139,7 +139,13 @@ describe('KubeletTargets', () => {
 
 describe('modules.streams config', () => {
   it('is off by default and needs clientCAFile when enabled', () => {
-    expect(loadCloudCoreConfig({}).modules.streams).toMatchObject({ enable: false, connect: { port: 10003 }, maxStreamsPerNode: 64, directDial: true });
+    expect(loadCloudCoreConfig({}).modules.streams).toMatchObject({
+      enable: false,
+      connect: { port: 10003 },
+      direct: { enable: false, port: 10350 },
+      maxStreamsPerNode: 64,
+      directDial: true,
+    });
     const load = () => loadCloudCoreConfig({ overrides: { modules: { streams: { enable: true, servingCaCertFile: '/x.crt' } } } });
     expect(load).toThrow(ConfigError);
     try {
@@ -149,6 +155,16 @@ describe('modules.streams config', () => {
         'modules.streams.clientCAFile: required when modules.streams.enable is true',
         'modules.streams.servingCaCertFile and servingCaKeyFile: set both or neither',
       ]);
+    }
+  });
+
+  it('refuses the direct listener without the module', () => {
+    const load = () => loadCloudCoreConfig({ overrides: { modules: { streams: { direct: { enable: true } } } } });
+    expect(load).toThrow(ConfigError);
+    try {
+      load();
+    } catch (err) {
+      expect((err as ConfigError).problems).toEqual(['modules.streams.direct.enable: needs modules.streams.enable']);
     }
   });
 });

@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { KubeletFront, type KubeletFrontDeps } from '../../cloudcore/streams/kubelet-front.js';
 import { KubeletTargets } from '../../cloudcore/streams/kubelet-targets.js';
+import { KubeletTunnels } from '../../cloudcore/streams/kubelet-tunnels.js';
 import { silentLogger } from '../../shared/logger.js';
 import { duplexPair } from '../support/duplex-pair.js';
 import { eventually } from '../support/harness.js';
@@ -10,7 +11,9 @@ import { eventually } from '../support/harness.js';
 // The front's answers before any TLS, over in-memory connections. The whole path (TLS, streams, kubectl) is in
 // test/integration/kubelet-front.test.ts against the real kube-apiserver.
 
-function front(limits: Partial<KubeletFrontDeps['limits']> = {}, isNodeConnected?: (node: string) => boolean): { front: KubeletFront; opened: string[] } {
+type Limits = Partial<KubeletFrontDeps['limits'] & { maxStreamsPerNode: number }>;
+
+function front(limits: Limits = {}, isNodeConnected?: (node: string) => boolean): { front: KubeletFront; tunnels: KubeletTunnels; opened: string[] } {
   const targets = new KubeletTargets();
   targets.upsert({
     metadata: { name: 'edge-1' },
@@ -23,19 +26,26 @@ function front(limits: Partial<KubeletFrontDeps['limits']> = {}, isNodeConnected
     });
   }
   const opened: string[] = [];
-  const f = new KubeletFront({
-    targets,
+  const { maxStreamsPerNode = 64, ...rest } = limits;
+  const tunnels = new KubeletTunnels({
     isNodeConnected,
     openStream: (node) => {
       opened.push(node);
       return duplexPair()[0];
     },
-    // Never used for a handshake here: the tunnel stays at its TLS stage.
-    contextFor: async () => createSecureContext({}),
-    limits: { maxStreamsPerNode: 64, headTimeoutMs: 60_000, maxHeadBytes: 8192, dialTimeoutMs: 60_000, directDial: true, clientCommonNames: [], ...limits },
+    maxStreamsPerNode,
+    clientCommonNames: [],
     logger: silentLogger(),
   });
-  return { front: f, opened };
+  const f = new KubeletFront({
+    targets,
+    tunnels,
+    // Never used for a handshake here: the tunnel stays at its TLS stage.
+    contextFor: async () => createSecureContext({}),
+    limits: { headTimeoutMs: 60_000, maxHeadBytes: 8192, dialTimeoutMs: 60_000, directDial: true, ...rest },
+    logger: silentLogger(),
+  });
+  return { front: f, tunnels, opened };
 }
 
 /** One connection to the front; resolves with the first answer. */
@@ -53,12 +63,12 @@ const connect = (target: string): string => `CONNECT ${target} HTTP/1.1\r\nHost:
 
 describe('KubeletFront before TLS', () => {
   it('answers 200 for an edge kubelet and counts the tunnel until its connection closes', async () => {
-    const { front: f } = front();
+    const { front: f, tunnels } = front();
     const { reply, client } = await ask(f, connect('203.0.113.2:10350'));
     expect(reply).toBe('HTTP/1.1 200 Connection established\r\n\r\n');
-    expect(f.streamsOf('edge-1')).toBe(1);
+    expect(tunnels.streamsOf('edge-1')).toBe(1);
     client.destroy();
-    await eventually(() => expect(f.streamsOf('edge-1')).toBe(0));
+    await eventually(() => expect(tunnels.streamsOf('edge-1')).toBe(0));
   });
 
   it('answers 429 past maxStreamsPerNode', async () => {
@@ -80,9 +90,9 @@ describe('KubeletFront before TLS', () => {
   });
 
   it('answers 503 naming the node when it is not connected, without opening a stream', async () => {
-    const { front: f, opened } = front({}, (node) => node !== 'edge-1');
+    const { front: f, tunnels, opened } = front({}, (node) => node !== 'edge-1');
     expect((await ask(f, connect('203.0.113.2:10350'))).reply).toMatch(/^HTTP\/1\.1 503 node edge-1 is not connected\r\n/);
     expect(opened).toEqual([]);
-    expect(f.streamsOf('edge-1')).toBe(0);
+    expect(tunnels.streamsOf('edge-1')).toBe(0);
   });
 });
