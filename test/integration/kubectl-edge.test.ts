@@ -208,7 +208,8 @@ describe('kubectl logs and node stats of an edge pod, through the channel', () =
       child.stdin.end('from stdin\n');
     });
     expect(echoed).toBe('from stdin\nend\n');
-    const kubectlCommand = `${join(cp.binDir, 'kubectl')} --kubeconfig ${cp.kubeconfig} exec -it talker -- sh -c '[ -t 0 ] && [ -t 1 ] && echo terminal: $(tty)'`;
+    const inTerminal = `sh -c '[ -t 0 ] && [ -t 1 ] && echo terminal: $(tty)'`;
+    const kubectlCommand = `${join(cp.binDir, 'kubectl')} --kubeconfig ${cp.kubeconfig} exec -it talker -- ${inTerminal}`;
     const tty = await new Promise<string>((resolve) => {
       const child = spawn('script', ['-qec', kubectlCommand, '/dev/null']);
       let out = '';
