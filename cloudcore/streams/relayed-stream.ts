@@ -9,8 +9,8 @@ const REASONS = { 400: 'Bad Request', 403: 'Forbidden', 502: 'Bad Gateway' } as 
  * it as the kubelet's answer. 502 rather than 503, whose body the API server would not show kubectl.
  */
 export function relayResponse(status: keyof typeof REASONS, text: string): string {
-  const head = `HTTP/1.1 ${status} ${REASONS[status]}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close`;
-  return `${head}\r\n\r\n${text}`;
+  const type = 'Content-Type: text/plain; charset=utf-8';
+  return `HTTP/1.1 ${status} ${REASONS[status]}\r\n${type}\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`;
 }
 
 export interface RelayedStreamOptions {
