@@ -1,10 +1,13 @@
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Bus } from '../shared/bus.js';
+import { CoreError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { ModuleRuntime, type Module } from '../shared/module-runtime.js';
 import { MonitorServer } from '../shared/monitor/monitor-server.js';
 import type { CaSource } from '../shared/pki/ca-source.js';
+import type { PemPair } from '../shared/pki/certificate-authority.js';
+import { REPLICA_CERT_MS } from '../shared/pki/replica-peers.js';
 import { softwareVersion } from '../shared/version.js';
 import type { CloudCoreConfig } from './config.js';
 import type { CloudBus, CloudInboxes } from './contracts/node-messages.js';
@@ -14,6 +17,7 @@ import { FileReplicaReports } from './cloudhub/replica-reports-file.js';
 import { DeviceController } from './devicecontroller/devicecontroller.js';
 import { Router } from './router/router.js';
 import { Streams } from './streams/streams.js';
+import { ReplicaRelay } from './streams/replica-relay.js';
 import { KubeletTargets } from './streams/kubelet-targets.js';
 import { EdgeController, type EdgeControllerDeps } from './edgecontroller/edgecontroller.js';
 import { KubeReports } from './edgecontroller/kube-reports.js';
@@ -41,6 +45,8 @@ export class CloudCore {
   readonly cloudHub: CloudHub;
   /** When modules.router is enabled (kubernetes source). */
   readonly router: Router | undefined;
+  /** When modules.streams and rebalance are enabled: kubelet streams between replicas. */
+  readonly relay: ReplicaRelay | undefined;
   readonly edgeController: EdgeController | undefined;
   readonly kube: KubeClients | undefined;
   readonly metrics: CloudMetrics;
@@ -67,6 +73,9 @@ export class CloudCore {
     const hubLogger = logger.child({ module: 'cloudhub' });
     const ca = caSource(config, this.kube, hubLogger);
     const replicaId = replicaIdOf(config);
+    // One client certificate per process for the other replicas (Router and kubelet relay), made once CloudHub has the CA.
+    let replicaCert: Promise<PemPair> | undefined;
+    const ownReplicaCert = (): Promise<PemPair> => (replicaCert ??= this.cloudHub.certificateAuthority.issueReplicaCert(replicaId, REPLICA_CERT_MS));
     // Controllers hand CloudHub their messages for a node directly; CloudHub reaches them over the bus.
     this.cloudHub = new CloudHub({
       config: config.modules.cloudHub,
@@ -78,7 +87,8 @@ export class CloudCore {
       metrics: this.metrics,
       replicaId,
       // Replicas of one cluster report in its namespace kubeedge; replicas of the local source beside their shared CA key.
-      routerAddress: () => (this.router && this.router.port > 0 ? routerPeerAddress(config, this.router.port) : undefined),
+      routerAddress: () => (this.router && this.router.port > 0 ? peerAddress(config, config.modules.router.peerAddress, this.router.port) : undefined),
+      streamsAddress: () => (this.relay && this.relay.port > 0 ? peerAddress(config, config.modules.streams.replica.peerAddress, this.relay.port) : undefined),
       replicaReports: this.kube
         ? new ConfigMapReplicaReports(this.kube.core)
         : new FileReplicaReports(join(dirname(config.modules.cloudHub.caKeyFile), 'replicas.db')),
@@ -86,6 +96,8 @@ export class CloudCore {
     this.monitor.addReadiness('rebalance', () => this.cloudHub.notReady());
     let kubeReports: KubeReports | undefined;
     let kubeSource: KubeSource | undefined;
+    /** The replica whose session holds the node, from the owner record in the Node informer (kubernetes source only). */
+    let ownerOf: ((node: string) => string | undefined) | undefined;
     // Edge nodes by kubelet address, for the kubelet front (fed by KubeSource's Node informer).
     const kubeletTargets = new KubeletTargets();
     if (ec.enable) {
@@ -120,6 +132,7 @@ export class CloudCore {
             }
           : undefined;
         sides = { source, reports, autonomy };
+        ownerOf = (node) => parseOwner(source.node(node)?.metadata?.annotations?.[OWNER_ANNOTATION])?.replica;
       } else {
         const source = new LocalSource({ path: ec.localStorePath, pollIntervalMs: ec.pollIntervalMs, logger: controllerLogger });
         sides = { source, reports: new LocalReports(source) };
@@ -151,16 +164,18 @@ export class CloudCore {
         nodes: this.cloudHub,
         hub: this.cloudHub,
         ca: () => this.cloudHub.certificateAuthority,
+        replicaCert: ownReplicaCert,
         tls: { certFile: hub.serverCertFile, keyFile: hub.serverKeyFile },
         ...(kubeSource && {
           knownNode: (node: string) => kubeSource.isEdgeNode(node),
-          replicas: hub.rebalance.enable
-            ? {
-                self: replicaId,
-                ownerOf: (node: string) => parseOwner(kubeSource.node(node)?.metadata?.annotations?.[OWNER_ANNOTATION])?.replica,
-                routerOf: (replica: string) => this.cloudHub.replica(replica)?.router,
-              }
-            : undefined,
+          replicas:
+            hub.rebalance.enable && ownerOf
+              ? {
+                  self: replicaId,
+                  ownerOf,
+                  routerOf: (replica: string) => this.cloudHub.replica(replica)?.router,
+                }
+              : undefined,
         }),
         logger: logger.child({ module: 'router' }),
       });
@@ -169,19 +184,49 @@ export class CloudCore {
     // Controllers start first, so the first edge's resync finds them.
     modules.push(this.cloudHub);
     // The kubelet API of edge nodes for kube-apiserver (issue 13): after CloudHub, whose CA and certificate it uses.
-    if (config.modules.streams.enable) {
+    const streams = config.modules.streams;
+    // Several replicas: a stream for a node held by another live replica goes through that replica's relay.
+    const relay = (this.relay =
+      streams.enable && config.modules.cloudHub.rebalance.enable && ownerOf
+        ? new ReplicaRelay({
+            config: streams,
+            hubCa: () => this.cloudHub.certificateAuthority,
+            replicaCert: ownReplicaCert,
+            tls: { certFile: config.modules.cloudHub.serverCertFile, keyFile: config.modules.cloudHub.serverKeyFile },
+            hub: this.cloudHub,
+            logger: logger.child({ module: 'streams', component: 'replica-relay' }),
+          })
+        : undefined);
+    /** The other live replica holding the node's session (its owner record), with its relay's address if it reports one. */
+    const heldElsewhere = (node: string): { replica: string; address?: string } | undefined => {
+      const owner = relay && !this.cloudHub.holds(node) ? ownerOf?.(node) : undefined;
+      const report = owner ? this.cloudHub.replica(owner) : undefined;
+      return report && { replica: report.id, address: report.streams };
+    };
+    if (streams.enable) {
       const hub = config.modules.cloudHub;
       modules.push(
         new Streams({
-          config: config.modules.streams,
+          config: streams,
           hubCa: () => this.cloudHub.certificateAuthority,
           tls: { certFile: hub.serverCertFile, keyFile: hub.serverKeyFile },
           targets: kubeletTargets,
-          isNodeConnected: (node) => this.cloudHub.holds(node),
-          openStream: (node, header) => this.cloudHub.openStream(node, header),
+          isNodeConnected: (node) => this.cloudHub.holds(node) || heldElsewhere(node) !== undefined,
+          openStream: (node, header) => {
+            const owner = heldElsewhere(node);
+            // Held here, or by no live replica: CloudHub's stream, or its ERR_UNAVAILABLE.
+            if (!relay || !owner) return this.cloudHub.openStream(node, header);
+            if (!owner.address) {
+              const why = `node ${node} is held by replica ${owner.replica}, which reports no kubelet relay address`;
+              throw Object.assign(new CoreError('ERR_UNAVAILABLE', why), { owner: owner.replica });
+            }
+            return relay.open(node, header, { replica: owner.replica, address: owner.address });
+          },
           logger: logger.child({ module: 'streams' }),
         }),
       );
+      // After CloudHub (its CA and serving certificate) and the front.
+      if (relay) modules.push(relay);
     }
     this.runtime = new ModuleRuntime({ modules, logger });
   }
@@ -189,8 +234,9 @@ export class CloudCore {
   async start(): Promise<void> {
     await this.runtime.start();
     await this.router?.listen();
-    // The report now carries the Router's address, so the other replicas can forward requests for our nodes.
-    if (this.router) this.cloudHub.reportChanged();
+    // The report now carries the Router's and the relay's addresses, so the other replicas can forward requests
+    // and kubelet streams for our nodes.
+    if (this.router || this.relay) this.cloudHub.reportChanged();
     this.started = true;
   }
 
@@ -212,13 +258,13 @@ export function caSource(config: CloudCoreConfig, kube: KubeClients | undefined,
 }
 
 /**
- * host:port where the other replicas reach this one's Router: `modules.router.peerAddress`, else the pod IP
- * (`POD_IP`, build/kubernetes/cloudcore.yaml sets it: there every replica advertises the Service), else the host
- * of the hub address in the replica report, with the listener's port.
+ * host:port where the other replicas reach one of this one's listeners (the Router's, the kubelet relay's): the
+ * `configured` peerAddress, else the pod IP (`POD_IP`, build/kubernetes/cloudcore.yaml sets it: there every replica
+ * advertises the Service), else the host of the hub address in the replica report, with the listener's port.
  */
-export function routerPeerAddress(config: CloudCoreConfig, port: number): string {
-  const { router, cloudHub } = config.modules;
-  if (router.peerAddress) return router.peerAddress;
+export function peerAddress(config: CloudCoreConfig, configured: string, port: number): string {
+  const { cloudHub } = config.modules;
+  if (configured) return configured;
   const reported = cloudHub.rebalance.address ? cloudHub.rebalance.address.replace(/:\d+$/, '').replace(/^\[|\]$/g, '') : '';
   const host = process.env.POD_IP || reported || cloudHub.advertiseAddresses[0] || '127.0.0.1';
   return `${host.includes(':') ? `[${host}]` : host}:${port}`;

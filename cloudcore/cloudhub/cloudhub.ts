@@ -45,6 +45,8 @@ export interface CloudHubDeps {
   replicaId: string;
   /** host:port of this replica's Router listener once it listens, for the replica reports. */
   routerAddress?: () => string | undefined;
+  /** host:port of this replica's kubelet relay once it listens, for the replica reports. */
+  streamsAddress?: () => string | undefined;
 }
 
 /**
@@ -137,6 +139,7 @@ export class CloudHub implements Module, SessionHost, NodeDelivery {
         id: this.deps.replicaId,
         address: r.address || `${host.includes(':') ? `[${host}]` : host}:${this.hubPort}`,
         router: this.deps.routerAddress,
+        streams: this.deps.streamsAddress,
         nodeLimit: c.nodeLimit,
         settings: r,
         sessions: this.sessions,

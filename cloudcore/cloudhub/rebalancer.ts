@@ -22,6 +22,8 @@ export interface RebalancerDeps {
   address: string;
   /** host:port of this replica's Router listener, once it listens (published so other replicas can forward to it). */
   router?: () => string | undefined;
+  /** host:port of this replica's kubelet relay, once it listens (the others pass kubelet streams for its nodes there). */
+  streams?: () => string | undefined;
   nodeLimit: number;
   settings: RebalanceSettings;
   sessions: SessionRegistry;
@@ -113,7 +115,17 @@ export class Rebalancer {
   private ownReport(): ReplicaReport {
     const { id, address, nodeLimit } = this.deps;
     const router = this.deps.router?.();
-    return { id, address, nodeLimit, connections: this.deps.sessions.size, draining: this.draining, reportedAtMs: Date.now(), ...(router ? { router } : {}) };
+    const streams = this.deps.streams?.();
+    return {
+      id,
+      address,
+      nodeLimit,
+      connections: this.deps.sessions.size,
+      draining: this.draining,
+      reportedAtMs: Date.now(),
+      ...(router ? { router } : {}),
+      ...(streams ? { streams } : {}),
+    };
   }
 
   /** Another live replica's latest report (undefined when it is not live, or is this replica). */

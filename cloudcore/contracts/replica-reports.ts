@@ -16,6 +16,8 @@ export interface ReplicaReport {
   reportedAtMs: number;
   /** host:port of this replica's Router REST listener, where the others forward requests for its nodes. */
   router?: string;
+  /** host:port of this replica's kubelet relay, where the others pass kubelet streams for its nodes (modules.streams.replica). */
+  streams?: string;
 }
 
 /** A report as found in the store, before it is trusted: where it came from and its text. */
@@ -64,7 +66,8 @@ export function parseReport(text: string): ReplicaReport | { error: string } {
     typeof r.reportedAtMs === 'number' && Number.isFinite(r.reportedAtMs) && r.reportedAtMs > 0
       ? undefined
       : `reportedAtMs ${JSON.stringify(r.reportedAtMs)} is not a time`,
-    r.router === undefined || (typeof r.router === 'string' && ADDRESS.test(r.router)) ? undefined : `router ${JSON.stringify(r.router)} is not host:port`,
+    optionalAddress(r, 'router'),
+    optionalAddress(r, 'streams'),
   ].filter((p): p is string => p !== undefined);
   if (problems.length > 0) return { error: problems.join('; ') };
   return {
@@ -75,10 +78,16 @@ export function parseReport(text: string): ReplicaReport | { error: string } {
     draining: r.draining as boolean,
     reportedAtMs: r.reportedAtMs as number,
     ...(r.router === undefined ? {} : { router: r.router as string }),
+    ...(r.streams === undefined ? {} : { streams: r.streams as string }),
   };
 }
 
 export function formatReport(report: ReplicaReport): string {
-  const { id, address, connections, nodeLimit, draining, reportedAtMs, router } = report;
-  return JSON.stringify({ id, address, connections, nodeLimit, draining, reportedAtMs, router });
+  const { id, address, connections, nodeLimit, draining, reportedAtMs, router, streams } = report;
+  return JSON.stringify({ id, address, connections, nodeLimit, draining, reportedAtMs, router, streams });
+}
+
+/** Why an optional host:port field is wrong, if it is. */
+function optionalAddress(r: Record<string, unknown>, key: 'router' | 'streams'): string | undefined {
+  return r[key] === undefined || (typeof r[key] === 'string' && ADDRESS.test(r[key])) ? undefined : `${key} ${JSON.stringify(r[key])} is not host:port`;
 }

@@ -2,14 +2,15 @@ import { X509Certificate, createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { PeerCertificate, TLSSocket } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import { Agent, request as undiciRequest } from 'undici';
 import { ConfigError, CoreError, asError } from '../../shared/errors.js';
 import { readBody } from '../../shared/http-body.js';
 import type { Logger } from '../../shared/logger.js';
 import { Group, Operation, errorResponseTo, newMessage, responseTo, type Message } from '../../shared/message.js';
 import type { Module } from '../../shared/module-runtime.js';
-import { REPLICA_CN, SERVER_CN, type CertificateAuthority } from '../../shared/pki/certificate-authority.js';
+import type { CertificateAuthority, PemPair } from '../../shared/pki/certificate-authority.js';
+import { REPLICA_CERT_MS, checkReplicaServer, isReplicaCertificate, issuedBy, replicaOf } from '../../shared/pki/replica-peers.js';
 import {
   HOP_BY_HOP,
   RULE_EVENT_TYPE,
@@ -46,6 +47,8 @@ export interface RouterDeps {
   hub: { request(node: string, message: Message, timeoutMs: number): Promise<Message>; holds(node: string): boolean };
   /** CloudHub's CA (once started): it signs this replica's client certificate and identifies the other replicas. */
   ca: () => CertificateAuthority;
+  /** This replica's client certificate for the others (one per process, shared with the kubelet front); absent, made from `ca`. */
+  replicaCert?: () => Promise<PemPair>;
   /**
    * Several replicas: a request for a node whose session is on another replica is forwarded there. Absent (or
    * the replica unknown), a node not connected here is answered 503.
@@ -80,8 +83,6 @@ const TOKEN_CACHE_MS = 10_000;
 const PEER_PATH = '/.replicas/v1/nodes/';
 /** The answer of a replica that does not hold the node (the owner record was behind): Misdirected Request. */
 const NOT_HERE = 421;
-/** The replica's client certificate lives as long as the process, at most this long. */
-const REPLICA_CERT_MS = 365 * 86_400_000;
 
 /** Who made a request: a user (bearer token or client certificate) or another replica's Router. */
 interface Caller {
@@ -189,15 +190,9 @@ export class Router implements Module {
     if (this.deps.replicas) {
       // Other replicas are recognised by a certificate only the CA's holders can make (CN=cloudcore-replica), and
       // their Routers by the CA's serving certificate (CN=cloudcore), whatever address reached them.
-      const own = await ca.issueReplicaCert(this.deps.replicas.self, REPLICA_CERT_MS);
+      const own = await (this.deps.replicaCert?.() ?? ca.issueReplicaCert(this.deps.replicas.self, REPLICA_CERT_MS));
       this.peers = new Agent({
-        connect: {
-          ca: ca.certPem,
-          cert: own.certPem,
-          key: own.keyPem,
-          checkServerIdentity: (_host: string, cert: PeerCertificate) =>
-            cert.subject?.CN === SERVER_CN ? undefined : new Error(`the replica answered with certificate CN=${cert.subject?.CN ?? ''}, not ${SERVER_CN}`),
-        },
+        connect: { ca: ca.certPem, cert: own.certPem, key: own.keyPem, checkServerIdentity: checkReplicaServer },
         keepAliveTimeout: 30_000,
       });
     }
@@ -576,10 +571,9 @@ export class Router implements Module {
     const socket = req.socket as TLSSocket;
     if (socket.authorized) {
       const peer = socket.getPeerCertificate();
-      const cn = String(peer.subject?.CN ?? '');
-      const fromHub = this.issuedByHubCa(peer);
-      if (fromHub && cn === REPLICA_CN) return { name: `replica:${String(peer.subject?.OU ?? '')}`, replica: true };
-      if (this.deps.config.clientCAFile && !fromHub) return { name: `cert:${cn}`, replica: false };
+      if (this.hubCa && isReplicaCertificate(peer, this.hubCa)) return { name: `replica:${replicaOf(peer)}`, replica: true };
+      const fromHub = this.hubCa !== undefined && issuedBy(peer, this.hubCa);
+      if (this.deps.config.clientCAFile && !fromHub) return { name: `cert:${String(peer.subject?.CN ?? '')}`, replica: false };
     }
     const header = req.headers.authorization ?? '';
     const token = /^Bearer\s+(\S+)$/i.exec(header)?.[1];
@@ -603,12 +597,6 @@ export class Router implements Module {
     this.tokens.set(hash, { user, untilMs: Date.now() + TOKEN_CACHE_MS });
     if (!user) throw new HttpError(401, 'the bearer token was not accepted by the cluster');
     return { name: user, replica: false };
-  }
-
-  private issuedByHubCa(peer: PeerCertificate): boolean {
-    if (!this.hubCa || !peer.raw) return false;
-    const cert = new X509Certificate(peer.raw);
-    return cert.checkIssued(this.hubCa) && cert.verify(this.hubCa.publicKey);
   }
 }
 

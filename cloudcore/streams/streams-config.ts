@@ -72,6 +72,18 @@ export function streamsConfigSchema() {
     }),
     maxHeadBytes: int(8192, 'Largest CONNECT head accepted (400 beyond).', { min: 256 }),
     dialTimeoutMs: int(10_000, 'Time a direct dial may take before the CONNECT is answered 504.', { min: 100 }),
+    // Several replicas (docs/kubelet-front.md): the relay that takes kubelet streams for this replica's nodes from
+    // the others. It listens when modules.cloudHub.rebalance is enabled (the reports carry its address).
+    replica: {
+      address: str('0.0.0.0', 'Address of the replica relay, where the other cloudcore replicas pass kubelet streams for nodes held here.'),
+      port: int(10005, 'Port of the replica relay (0: any free port; the replica report carries the one chosen).', { min: 0, max: 65535 }),
+      peerAddress: str(
+        '',
+        'host:port the other replicas dial for the relay. Default: POD_IP, else the host of rebalance.address or of the first ' +
+          'advertise address, with the relay port (as modules.router.peerAddress).',
+        { allowEmpty: true },
+      ),
+    },
   };
 }
 

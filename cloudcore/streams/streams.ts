@@ -29,9 +29,8 @@ export interface StreamsDeps extends Pick<KubeletFrontDeps, 'targets' | 'dial'>,
  * Both share one KubeletTunnels: one stream count per node, one client check. Starts after CloudHub, whose CA and
  * serving certificate it uses by default.
  *
- * Several replicas: a node held by another replica is refused (503 at CONNECT when isNodeConnected says so, or
- * openStream's ERR_UNAVAILABLE with `owner`). Passing such a tunnel to the owner's listener (CONNECT there, splice
- * without decrypting) is the planned next step (docs/kubeedge-stream-facts.md §8.2).
+ * Several replicas: for a node held by another live replica, the `openStream` cloudcore.ts gives returns a
+ * connection to that replica's relay (replica-relay.ts), so both listeners serve it (docs/kubelet-front.md).
  */
 export class Streams implements Module {
   readonly name = CloudModule.streams;

@@ -162,7 +162,8 @@ export async function cloudSetup(
           }
         : { source: 'local', localStorePath: storePath, pollIntervalMs: 20, ...(overrides.edgeController as object) },
       ...(overrides.router ? { router: overrides.router } : {}),
-      ...(overrides.streams ? { streams: overrides.streams } : {}),
+      // The kubelet relay between replicas on a free port too, unless a test fixes one.
+      ...(overrides.streams ? { streams: { replica: { address: '127.0.0.1', port: 0 }, ...overrides.streams } } : {}),
     },
   };
   const configPath = join(dir, 'cloudcore.yaml');

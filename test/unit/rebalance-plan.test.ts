@@ -29,6 +29,14 @@ describe('replica reports', () => {
     // The Router's address, where other replicas forward requests for this one's nodes: optional, host:port.
     expect(parseReport(formatReport({ ...r, router: '10.0.0.11:9443' }))).toEqual({ ...r, router: '10.0.0.11:9443' });
     expect(parseReport(JSON.stringify({ ...r, router: 'https://x' }))).toMatchObject({ error: expect.stringContaining('router') });
+    // The kubelet relay's address, where other replicas pass kubelet streams for this one's nodes: the same rules.
+    expect(parseReport(formatReport({ ...r, streams: '10.0.0.11:10005' }))).toEqual({ ...r, streams: '10.0.0.11:10005' });
+    expect(parseReport(formatReport({ ...r, router: '[fd00::1]:9443', streams: '[fd00::1]:10005' }))).toEqual({
+      ...r,
+      router: '[fd00::1]:9443',
+      streams: '[fd00::1]:10005',
+    });
+    expect(parseReport(JSON.stringify({ ...r, streams: 10005 }))).toMatchObject({ error: expect.stringContaining('streams 10005 is not host:port') });
   });
 });
 
