@@ -28,15 +28,8 @@ describe('kubectl logs and node stats of an edge pod, through the channel', () =
   let edge: Daemon;
   let streamsPort: number;
   let kubeletClient: { ca: string; cert: string; key: string };
-  const kubectl = (args: string[], timeoutMs = 60_000): Promise<{ code: number; stdout: string; stderr: string }> =>
-    new Promise((resolve) => {
-      const child = spawn(join(cp.binDir, 'kubectl'), ['--kubeconfig', cp.kubeconfig, ...args]);
-      let [stdout, stderr] = ['', ''];
-      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      const timer = setTimeout(() => child.kill(), timeoutMs);
-      child.on('close', (code) => (clearTimeout(timer), resolve({ code: code ?? -1, stdout, stderr })));
-    });
+  /** The cached kubectl (ControlPlane.kubectl): {code, stdout, stderr}, given up after 60 s. */
+  const kubectl = (args: string[]): ReturnType<ControlPlane['kubectl']> => cp.kubectl(args);
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'ke-kubectl-edge-'));

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,15 +24,8 @@ describe('kubectl through a replica that does not hold the node', () => {
   let connectPortB: number;
   let kubeletClient: { ca: string; cert: string; key: string };
   const caFiles = (): { caCertFile: string; caKeyFile: string } => ({ caCertFile: join(dir, 'ca', 'ca.crt'), caKeyFile: join(dir, 'ca', 'ca.key') });
-  const kubectl = (args: string[], timeoutMs = 60_000): Promise<{ code: number; stdout: string; stderr: string }> =>
-    new Promise((resolve) => {
-      const child = spawn(join(cp.binDir, 'kubectl'), ['--kubeconfig', cp.kubeconfig, ...args]);
-      let [stdout, stderr] = ['', ''];
-      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      const timer = setTimeout(() => child.kill(), timeoutMs);
-      child.on('close', (code) => (clearTimeout(timer), resolve({ code: code ?? -1, stdout, stderr })));
-    });
+  /** The cached kubectl (ControlPlane.kubectl): {code, stdout, stderr}, given up after 60 s. */
+  const kubectl = (args: string[]): ReturnType<ControlPlane['kubectl']> => cp.kubectl(args);
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'ke-kubelet-replicas-'));
@@ -167,8 +159,8 @@ describe('kubectl through a replica that does not hold the node', () => {
     // The edge goes away: kubectl logs fails at once (kubectl's own limit is 30 s), naming the node.
     edge.child.kill('SIGTERM');
     await edge.exited;
-    await eventually(async () => expect((await kubectl(['logs', 'talker'], 30_000)).stderr).toContain(NODE), 30_000, 500);
-    const gone = await kubectl(['logs', 'talker'], 30_000);
+    await eventually(async () => expect((await kubectl(['logs', 'talker'])).stderr).toContain(NODE), 30_000, 500);
+    const gone = await kubectl(['logs', 'talker']);
     expect(gone.code).not.toBe(0);
     expect(gone.stderr).toContain(`node ${NODE} is not connected`);
   });

@@ -1,4 +1,3 @@
-import { execFile } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -7,6 +6,7 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { useContainerd } from '../support/containerd.js';
 import { cloudSetup, edgeSetup, startCloud, startEdgeInProcess } from '../support/daemons.js';
 import { eventually, freePort, tempDir, useControlPlane } from '../support/harness.js';
+import { curl } from '../support/curl.js';
 
 // Issue 14 with the apps in pods: busybox in host-network pods on the edge, run by edged through containerd.
 // rest → servicebus: curl → cloudcore → channel → ServiceBus → busybox httpd in a pod. servicebus → rest:
@@ -15,16 +15,6 @@ import { eventually, freePort, tempDir, useControlPlane } from '../support/harne
 const controlPlane = useControlPlane();
 const containerd = useContainerd();
 const IMAGE = 'localhost/lite/busybox:latest';
-
-function curl(args: string[]): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    execFile('curl', ['-sS', '--max-time', '30', '-o', '-', '-w', '\n%{http_code}', ...args], (err, stdout, stderr) => {
-      if (err && !stdout) return reject(new Error(`curl ${args.join(' ')}: ${stderr}`));
-      const at = stdout.lastIndexOf('\n');
-      resolve({ body: stdout.slice(0, at), status: Number(stdout.slice(at + 1)) });
-    });
-  });
-}
 
 describe('router with apps in pods on the edge', () => {
   it('reaches busybox httpd in a pod from curl, and lets busybox wget in a pod call a cloud URL through ServiceBus', async () => {

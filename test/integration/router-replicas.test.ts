@@ -1,4 +1,3 @@
-import { execFile } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -6,27 +5,13 @@ import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { cloudSetup, edgeSetup, startCloud, startEdgeInProcess, type Cloud } from '../support/daemons.js';
 import { eventually, freePort, tempDir, useControlPlane } from '../support/harness.js';
+import { curl, type Curl } from '../support/curl.js';
 
 // Issue 14 with several replicas: a request reaching a replica that does not hold the node is passed to the
 // one that does (its owner record on the Node, its Router address from its replica report). curl calls replica
 // b; the edge is connected to a only. Real control plane, two cloudcore processes sharing the CA, one edgecore.
 
 const controlPlane = useControlPlane();
-
-interface Curl {
-  status: number;
-  body: string;
-}
-
-function curl(args: string[]): Promise<Curl> {
-  return new Promise((resolve, reject) => {
-    execFile('curl', ['-sS', '--max-time', '30', '-o', '-', '-w', '\n%{http_code}', ...args], (err, stdout, stderr) => {
-      if (err && !stdout) return reject(new Error(`curl ${args.join(' ')}: ${stderr}`));
-      const at = stdout.lastIndexOf('\n');
-      resolve({ body: stdout.slice(0, at), status: Number(stdout.slice(at + 1)) });
-    });
-  });
-}
 
 describe('router with several replicas', () => {
   it('passes a request for a node connected to another replica to that replica, and answers 503 at once when the edge is gone', async () => {

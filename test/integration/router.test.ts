@@ -1,4 +1,3 @@
-import { execFile } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -7,6 +6,7 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { createLogger } from '../../shared/logger.js';
 import { cloudSetup, edgeSetup, startCloud, startEdgeInProcess } from '../support/daemons.js';
 import { eventually, freePort, tcpProxy, tempDir, useControlPlane } from '../support/harness.js';
+import { curl, type Curl } from '../support/curl.js';
 import { mosquittoPub, mosquittoSub, startMosquitto } from '../support/mosquitto.js';
 
 // Issue 14: KubeEdge's Router, rest → servicebus. curl (a client nobody here wrote) calls cloudcore's REST
@@ -14,21 +14,6 @@ import { mosquittoPub, mosquittoSub, startMosquitto } from '../support/mosquitto
 // HTTP app on the edge host; the app's answer comes back. Real control plane, cloudcore process, edgecore.
 
 const controlPlane = useControlPlane();
-
-interface Curl {
-  status: number;
-  body: string;
-}
-
-function curl(args: string[]): Promise<Curl> {
-  return new Promise((resolve, reject) => {
-    execFile('curl', ['-sS', '--max-time', '30', '-o', '-', '-w', '\n%{http_code}', ...args], { maxBuffer: 8 << 20 }, (err, stdout, stderr) => {
-      if (err && !stdout) return reject(new Error(`curl ${args.join(' ')}: ${stderr}`));
-      const at = stdout.lastIndexOf('\n');
-      resolve({ body: stdout.slice(0, at), status: Number(stdout.slice(at + 1)) });
-    });
-  });
-}
 
 /** An app on the edge host: answers with what it was asked, so the test sees the call as the app did. */
 async function echoApp(): Promise<{
