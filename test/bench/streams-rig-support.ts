@@ -156,8 +156,16 @@ export class StreamsRig {
     return this.edge.child.pid!;
   }
 
-  cpuSeconds(): { cloud: number; edge: number } {
-    return { cloud: cpuSeconds(this.cloud.child.pid!), edge: cpuSeconds(this.edge.child.pid!) };
+  /** CPU seconds used so far by cloudcore, edgecore and kube-apiserver; `machineBusy` sums every core (/proc/stat). */
+  cpuSeconds(): { cloud: number; edge: number; apiserver: number; machineBusy: number } {
+    const apiserver = Number(/^kube-apiserver (\d+)$/m.exec(readFileSync(join(this.cp.dir, 'pids'), 'utf8'))?.[1]);
+    const [user, nice, system, , , irq, softirq, steal] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.split(/\s+/).slice(1).map(Number);
+    return {
+      cloud: cpuSeconds(this.cloud.child.pid!),
+      edge: cpuSeconds(this.edge.child.pid!),
+      apiserver: Number.isNaN(apiserver) ? Number.NaN : cpuSeconds(apiserver),
+      machineBusy: (user! + nice! + system! + irq! + softirq! + steal!) / 100,
+    };
   }
 
   /** The edge's PING round trips so far (written by the probe every 250 ms). */

@@ -17,6 +17,7 @@
 // the daemons get SIGTERM at the end, so the profiles are written).
 import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, readSync, readdirSync, statSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { StreamsRig, type KubectlChild } from './streams-rig-support.js';
 import { note, percentile, report, rssKiB, runBench, sleep } from './bench-support.js';
@@ -69,7 +70,13 @@ async function logsAndHeartbeat(rig: StreamsRig, expectedBytes: number): Promise
     ms: Math.round(r.ms),
     logFileBytes: statSync(file).size,
     kubectlLimitBytes1Ms: Math.round(smallMs),
-    cpuSeconds: { cloudcore: round(cpu1.cloud - cpu0.cloud), edgecore: round(cpu1.edge - cpu0.edge) },
+    cpuSeconds: {
+      cloudcore: round(cpu1.cloud - cpu0.cloud),
+      edgecore: round(cpu1.edge - cpu0.edge),
+      kubeApiserver: round(cpu1.apiserver - cpu0.apiserver),
+      wholeMachine: round(cpu1.machineBusy - cpu0.machineBusy),
+      cores: availableParallelism(),
+    },
   });
   if (busy.length === 0) throw new Error('no PING round trip completed while the log streamed');
   report('heartbeat_delay_max_ms', busy.at(-1)!, 'ms', {
@@ -77,6 +84,7 @@ async function logsAndHeartbeat(rig: StreamsRig, expectedBytes: number): Promise
     samples: busy.length,
     p50: round(percentile(busy, 50)),
     p99: round(percentile(busy, 99)),
+    over50ms: busy.filter((r) => r > 50).length,
     idleMax: round(idle.at(-1) ?? Number.NaN),
     idleP50: round(percentile(idle, 50)),
     idleSamples: idle.length,
@@ -97,7 +105,12 @@ async function execRtt(rig: StreamsRig): Promise<void> {
       await sleep(10);
     }
     rtts.sort((a, b) => a - b);
-    const extra = { samples: rtts.length, p50: round(percentile(rtts, 50)), max: round(rtts.at(-1) ?? Number.NaN) };
+    const extra = {
+      samples: rtts.length,
+      p50: round(percentile(rtts, 50)),
+      max: round(rtts.at(-1) ?? Number.NaN),
+      over20ms: rtts.filter((r) => r > 20).length,
+    };
     report('exec_rtt_p50_ms', percentile(rtts, 50), 'ms', extra);
     report('exec_rtt_p99_ms', percentile(rtts, 99), 'ms', extra);
   } finally {
