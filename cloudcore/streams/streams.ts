@@ -77,6 +77,9 @@ export class Streams implements Module {
     const server = createTlsServer(
       {
         ...SERVER_TLS_OPTIONS,
+        // Interactive streams (exec, attach) write small SPDY frames: without this a frame written in two pieces
+        // waits for the apiserver's delayed ACK (40 ms). HTTP servers default to noDelay; a TLS server does not.
+        noDelay: true,
         cert: this.read(config.connect.certFile || this.deps.tls.certFile, 'connect.certFile'),
         key: this.read(config.connect.keyFile || this.deps.tls.keyFile, 'connect.keyFile'),
         ca: config.connect.clientCAFile ? this.read(config.connect.clientCAFile, 'connect.clientCAFile') : clientCaPem,

@@ -162,9 +162,10 @@ export class StreamRelay implements RelaySession {
 }
 
 // containerd's streaming server is plain HTTP on loopback by default (`enable_tls_streaming = false`, facts §3).
+// noDelay: keystrokes relayed to the runtime must not wait for its delayed ACK (docs/performance.md, streams).
 function dialHttp(target: URL): Duplex {
   if (target.protocol !== 'http:') throw new Error(`streaming URL ${target.origin} is not plain http`);
-  return connect({ host: target.hostname.replace(/^\[|\]$/g, ''), port: Number(target.port || 80) });
+  return connect({ host: target.hostname.replace(/^\[|\]$/g, ''), port: Number(target.port || 80), noDelay: true });
 }
 
 function requestHead(request: RelayRequest): Buffer {
