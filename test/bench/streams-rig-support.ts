@@ -301,7 +301,13 @@ function cloudConfigFor(
         serverKeyFile: join(dir, 'cloud', 'server.key'),
       },
       edgeController: { source: 'kubernetes', webhookAddress: '127.0.0.1', webhookHost: '127.0.0.1', webhookPort: 0 },
-      streams: { enable: true, connect: { address: '127.0.0.1', port: p.streamsPort }, clientCAFile: p.kubeletClientCA },
+      // The replica relay on a free port: its default (10005) would keep two benches from running at once.
+      streams: {
+        enable: true,
+        connect: { address: '127.0.0.1', port: p.streamsPort },
+        replica: { address: '127.0.0.1', port: 0 },
+        clientCAFile: p.kubeletClientCA,
+      },
     },
   };
 }

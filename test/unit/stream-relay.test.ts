@@ -2,11 +2,13 @@ import { createServer as createHttpServer } from 'node:http';
 import { createServer, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { describe, expect, it, onTestFinished } from 'vitest';
+import { relayUpgrade } from '../../edgecore/edged/kubelet-api/stream-relay.js';
 import { StreamSessions } from '../../edgecore/edged/kubelet-api/stream-sessions.js';
 import { serveStreaming, type StreamingDeps } from '../../edgecore/edged/kubelet-api/streaming.js';
 import type { Pod } from '../../edgecore/edged/pod-types.js';
 import { silentLogger } from '../../shared/logger.js';
 import { eventually } from '../support/harness.js';
+import { memoryPair, waitFor } from '../support/memory-pair.js';
 import { rawRequest, readToClose } from '../support/spdy-client.js';
 
 // The relay against a scripted streaming server (no containerd): what it sends, and how it treats answers
@@ -144,5 +146,41 @@ describe('stream relay', () => {
     await clientClosed;
     await eventually(() => expect(runtime.sockets[0]!.destroyed || runtime.sockets[0]!.readableEnded).toBe(true));
     await eventually(() => expect(sessions.active).toBe(0));
+  });
+
+  it('ends a channel stream after the last byte and keeps it until the peer closes: nothing received is reset away', async () => {
+    // A short exec: the runtime answers 101, writes its frames and closes at once, before the cloud has passed them on.
+    const output = Buffer.from('frames of a short-lived exec'.repeat(40));
+    const runtime = await fakeRuntime((s) => s.end(Buffer.concat([Buffer.from(SWITCHED), output])));
+    const target = new URL(`http://127.0.0.1:${runtime.port}/exec/t0k3n`);
+    const request = { method: 'POST', target, headers: UPGRADE, head: Buffer.alloc(0) };
+    let edgeSide: Duplex | undefined;
+    const { client, server } = memoryPair({
+      clientHandlers: {
+        onStreamOpen: (stream) => {
+          edgeSide = stream;
+          relayUpgrade(stream, request, { idleTimeoutMs: 60_000, responseTimeoutMs: 60_000 });
+        },
+      },
+    });
+    server.session.start();
+    client.session.start();
+    await waitFor(() => client.session.status === 'open' && server.session.status === 'open', 10_000, 'handshake');
+    const cloud = server.session.openStream(Buffer.from('exec'));
+    cloud.on('error', () => undefined);
+    const cloudClosed = new Promise((resolve) => cloud.once('close', resolve));
+    // As the API server does: its side stays open until it has read the kubelet's end.
+    cloud.once('end', () => cloud.end());
+    // The cloud reads nothing until the edge has written all and the frames it queued after that have arrived.
+    await waitFor(() => edgeSide?.writableFinished === true, 10_000, 'the edge wrote all');
+    // Event-loop turns, not time: the in-memory transport delivers each batch on the next one.
+    for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
+    const got: Buffer[] = [];
+    cloud.on('data', (c: Buffer) => got.push(c));
+    await cloudClosed;
+    expect({ bytes: Buffer.concat(got).length, errored: cloud.errored?.constructor.name }).toEqual({
+      bytes: SWITCHED.length + output.length,
+      errored: undefined,
+    });
   });
 });

@@ -1,5 +1,5 @@
 import { STATUS_CODES, type ServerResponse } from 'node:http';
-import type { Duplex } from 'node:stream';
+import { finished, type Duplex } from 'node:stream';
 
 /** A short plain-text HTTP answer: what the kubelet writes for a refused or failed streaming request. */
 export interface HttpAnswer {
@@ -40,13 +40,18 @@ export function sendAnswer(res: ServerResponse, answer: HttpAnswer): void {
   res.end(answer.body);
 }
 
-/** Ends the write side (after `last`), then destroys the stream once flushed or after CLOSE_GRACE_MS. */
+/**
+ * Ends the write side (after `last`) and lets the stream close once the peer has ended its side too, reading and
+ * dropping what it still sends; destroys it after CLOSE_GRACE_MS. Destroying as soon as the write side is flushed
+ * would abort a connection the peer is still in: a dynamic channel stream then sends RESET, and the cloud drops the
+ * bytes it has received but not yet passed on, as a TCP RST would (docs/performance.md, streams: lost exec output).
+ */
 export function endThenDestroy(stream: Duplex, last?: Buffer): void {
   if (stream.destroyed) return;
   const timer = setTimeout(() => stream.destroy(), CLOSE_GRACE_MS).unref();
   stream.once('close', () => clearTimeout(timer));
-  if (stream.writableFinished) stream.destroy();
-  else stream.once('finish', () => stream.destroy());
+  finished(stream, () => stream.destroy());
+  stream.resume();
   if (!stream.writableEnded) {
     if (last) stream.end(last);
     else stream.end();
