@@ -166,31 +166,16 @@ export class DynamicStreams implements StreamLink {
 
   /**
    * One chunk from each stream with something to send, in turn, until `budget` bytes are used: a batch never
-   * carries two chunks of one dynamic stream while another waits, so many streams share the link evenly. A lone
-   * stream takes chunks until `loneBudget` is used (the session passes what the transport has room for), so a
-   * bulk transfer goes in fewer, larger messages while the bytes a control frame can wait behind, those in
-   * flight, stay bounded as before.
+   * carries two chunks of one dynamic stream, so control frames get a place between every chunk of a bulk
+   * transfer, and many streams share the link evenly.
    */
-  takeChunks(frames: FrameInit[], budget: number, loneBudget = 0): number {
-    if (this.ready.length === 1) return this.takeFromLone(frames, Math.max(1, Math.min(budget, loneBudget)));
+  takeChunks(frames: FrameInit[], budget: number): number {
     let used = 0;
     for (let turns = this.ready.length; turns > 0 && used < budget; turns--) {
       const stream = this.ready.shift()!;
       used += stream.takeChunk(frames, this.chunkBytes);
       if (stream.hasSendable()) this.ready.push(stream);
       else stream.scheduled = false;
-    }
-    return used;
-  }
-
-  private takeFromLone(frames: FrameInit[], budget: number): number {
-    const stream = this.ready[0]!;
-    let used = 0;
-    do used += stream.takeChunk(frames, this.chunkBytes);
-    while (used < budget && stream.hasSendable());
-    if (!stream.hasSendable()) {
-      this.ready.length = 0;
-      stream.scheduled = false;
     }
     return used;
   }

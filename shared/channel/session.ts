@@ -413,9 +413,8 @@ export class ChannelSession {
           budget -= stream.takeChunks(frames, budget, this.chunkBytes);
           if (budget <= 0) break;
         }
-        // Dynamic streams (tunnels) only fill what the fixed streams left of the batch; a lone one fills no more
-        // than the transport has room for, so what is in flight stays below maxInflightBytes + one chunk.
-        if (budget > 0) this.dynamic.takeChunks(frames, budget, this.maxInflightBytes - this.inflightBytes);
+        // Dynamic streams (tunnels) only fill what the fixed streams left of the batch.
+        if (budget > 0) this.dynamic.takeChunks(frames, budget);
       }
       if (frames.length === 0) break;
       this.writeBatch(encodeFrames(frames));
