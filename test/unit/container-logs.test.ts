@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { formatLogTime, parseCriLine, parseLogTime } from '../../edgecore/edged/kubelet-api/cri-log-format.js';
+import { formatLogTime, isLogTime, parseCriLine, parseLogTime } from '../../edgecore/edged/kubelet-api/cri-log-format.js';
 import { readContainerLogs, type LogReadDeps } from '../../edgecore/edged/kubelet-api/container-log-reader.js';
 import { serveContainerLogs, type ContainerLogsDeps, type LogTarget } from '../../edgecore/edged/kubelet-api/container-logs.js';
 import { containerIdFor, logPathResolver } from '../../edgecore/edged/kubelet-api/log-path-resolver.js';
@@ -109,6 +109,51 @@ describe('CRI log line format', () => {
     expect(parseLogTime('2026-12-04 21:40:43Z')).toBeUndefined();
   });
 
+  it('checks a timestamp on its bytes exactly as parseLogTime accepts it', () => {
+    const valid = [
+      '2026-12-04T21:40:43.865985922Z',
+      '2024-02-29t00:00:00z',
+      '0000-02-29T23:59:59,1+24:59',
+      '2026-12-04T21:40:43-00:00',
+      '9999-12-31T23:59:59.123456789+05:30',
+    ];
+    const invalid = [
+      '2026-12-04 21:40:43Z',
+      '2026-12-04T21:40:43.1234567890Z',
+      '2026-12-04T21:40:43.Z',
+      '2026-12-04T21:40:43',
+      '2026-02-30T00:00:00Z',
+      '2023-02-29T00:00:00Z',
+      '1900-02-29T00:00:00Z',
+      '2026-04-31T00:00:00Z',
+      '2026-00-10T00:00:00Z',
+      '2026-13-10T00:00:00Z',
+      '2026-12-00T00:00:00Z',
+      '2026-12-04T24:00:00Z',
+      '2026-12-04T21:60:00Z',
+      '2026-12-04T21:40:60Z',
+      '2026-12-04T21:40:43+25:00',
+      '2026-12-04T21:40:43+01:60',
+      '2026-12-04T21:40:43+0100',
+      '2026-12-04T21:40:43ZZ',
+      '2026-1a-04T21:40:43Z',
+    ];
+    const check = (text: string): boolean => isLogTime(Buffer.from(` ${text} `, 'latin1'), 1, text.length + 1);
+    for (const text of valid) expect([check(text), parseLogTime(text) !== undefined], text).toEqual([true, true]);
+    for (const text of invalid) expect([check(text), parseLogTime(text) !== undefined], text).toEqual([false, false]);
+    // Every one-character change of a few timestamps: both agree.
+    const alphabet = '0123456789-:.,+TtZz x';
+    for (const base of [valid[0]!, valid[2]!, valid[3]!]) {
+      for (let i = 0; i < base.length; i++) {
+        for (const c of alphabet) {
+          for (const text of [base.slice(0, i) + c + base.slice(i + 1), base.slice(0, i) + c + base.slice(i), base.slice(0, i) + base.slice(i + 1)]) {
+            expect(check(text), text).toBe(parseLogTime(text) !== undefined);
+          }
+        }
+      }
+    }
+  });
+
   it('ignores tags after the colon and keeps the newline only of full lines', () => {
     const p = parseCriLine(Buffer.from(cri('part', { tag: 'P:future' })));
     expect(p).toMatchObject({ stream: 'stdout' });
@@ -180,6 +225,19 @@ describe('reading a CRI log file (cri-client ReadLogs)', () => {
     await expect(read(logFile('garbage\n' + cri('a')), {})).rejects.toMatchObject({ code: 'ERR_ILLEGAL_STATE' });
   });
 
+  it('skips a line with an impossible timestamp even when no option needs the time', async () => {
+    const path = logFile(cri('a') + cri('bad', { time: '2026-02-30T00:00:00Z' }) + cri('b'));
+    expect(await read(path, {})).toBe('a\nb\n');
+    expect(await read(path, { timestamps: true })).toBe(`${T0} a\n${T0} b\n`);
+  });
+
+  it('reads lines longer than its buffers whole, partial fragments joined', async () => {
+    const long = 'L'.repeat(300 * 1024);
+    const path = logFile(cri('a') + cri(long.slice(0, 100_000), { tag: 'P' }) + cri(long.slice(100_000)) + cri('b'));
+    expect(await read(path, {})).toBe(`a\n${long}\nb\n`);
+    expect(await read(path, { limitBytes: 200_000 })).toBe(`a\n${long}`.slice(0, 200_000));
+  });
+
   it('fails with ERR_NOT_FOUND when there is no log file', async () => {
     await expect(read(join(tempDir(), 'missing.log'), {})).rejects.toMatchObject({ code: 'ERR_NOT_FOUND' });
   });
@@ -199,14 +257,16 @@ describe('reading a CRI log file (cri-client ReadLogs)', () => {
     expect(limited.bytesRead).toBeLessThanOrEqual(64 * 1024);
   });
 
-  it('never queues more than one chunk above the high-water mark of a slow consumer', async () => {
+  it('never queues more than one chunk above the high-water mark of a slow consumer, and writes 64 KiB at a time', async () => {
     const path = logFile(cri('y'.repeat(200)).repeat(20_000)); // ~4.7 MiB
     let maxQueued = 0;
     let received = 0;
+    let writes = 0;
     const slow = new Writable({
       highWaterMark: 16 * 1024,
       write(chunk: Buffer, _enc, cb) {
         received += chunk.length;
+        writes++;
         setTimeout(cb, 1);
       },
     });
@@ -221,6 +281,7 @@ describe('reading a CRI log file (cri-client ReadLogs)', () => {
     expect(received).toBe(201 * 20_000);
     expect(stats.bytesWritten).toBe(received);
     expect(maxQueued).toBeLessThanOrEqual(16 * 1024 + 64 * 1024);
+    expect(writes).toBe(Math.ceil(received / (64 * 1024)));
   });
 });
 

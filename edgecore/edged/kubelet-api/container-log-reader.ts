@@ -3,8 +3,9 @@ import { open, realpath, stat, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Writable } from 'node:stream';
 import { CoreError } from '../../../shared/errors.js';
-import { formatLogTime, parserFor, type LogMessage, type LogParser } from './cri-log-format.js';
+import { emptyRecord, formatLogTime, parserFor, type LogParser, type LogRecord } from './cri-log-format.js';
 import type { LogOptions } from './log-options.js';
+import { GatheredWriter } from './gathered-writer.js';
 import { findTailStart } from './log-tail.js';
 
 // Port of k8s.io/cri-client v0.33.13 pkg/logs/logs.go ReadLogs, NewLogOptions, logWriter.write and waitLogs
@@ -73,8 +74,14 @@ class LogReader {
   private file: FileHandle | undefined;
   private ino = 0;
   private position = 0;
-  private pending = Buffer.alloc(0);
+  /** Read buffer, reused: `[0, filled)` holds bytes read and not yet consumed (at most one incomplete line). */
+  private input = Buffer.allocUnsafe(2 * CHUNK_BYTES);
+  private filled = 0;
   private parse: LogParser | undefined;
+  private readonly record: LogRecord = emptyRecord();
+  /** Only `since` and `timestamps` need a line's time; without them it is checked, not parsed. */
+  private readonly needTime: boolean;
+  private readonly writer: GatheredWriter;
   private isNewLine = true;
   private remain: number;
   /** Lines still to write in the kubelet's limitedMode (tail without follow). */
@@ -98,26 +105,38 @@ class LogReader {
     this.remain = options.limitBytes ?? Infinity;
     this.left = options.tailLines !== undefined && !options.follow ? options.tailLines : Infinity;
     this.since = sinceOf(options, deps.now ?? (() => new Date()));
+    this.needTime = this.since !== undefined || options.timestamps;
+    this.writer = new GatheredWriter(out, signal);
   }
 
   async run(): Promise<void> {
     await this.openFile();
     this.position = await findTailStart(this.file!, this.options.tailLines, this.stats);
+    try {
+      await this.readAll();
+    } finally {
+      // Also after a read error: the kubelet handler appends the error to what was written.
+      await this.writer.flush();
+      this.stats.bytesWritten = this.writer.bytesWritten;
+    }
+  }
+
+  private async readAll(): Promise<void> {
     let found = true;
     for (;;) {
       if (this.stopped() || this.left === 0) return;
       this.dirty = false;
-      const chunk = await this.readChunk();
-      if (chunk.length > 0) {
-        if (await this.consume(Buffer.concat([this.pending, chunk]), false)) return;
+      if ((await this.readChunk()) > 0) {
+        if (await this.consume(false)) return;
         continue;
       }
       if (!this.options.follow) {
         // The kubelet writes an incomplete last line as it is, then stops.
-        if (this.pending.length > 0) await this.consume(this.pending, true);
+        if (this.filled > 0) await this.consume(true);
         return;
       }
-      // Following: an incomplete line stays pending until its newline arrives.
+      // Following: what is gathered goes out before any wait; an incomplete line stays until its newline.
+      await this.writer.flush();
       if (!found) return;
       if (!this.watching) {
         this.startWatching();
@@ -148,7 +167,7 @@ class LogReader {
   }
 
   private stopped(): boolean {
-    return this.signal.aborted || this.out.destroyed || this.out.writableEnded;
+    return this.writer.stopped();
   }
 
   private async openFile(): Promise<void> {
@@ -160,17 +179,24 @@ class LogReader {
     }
   }
 
-  private async readChunk(): Promise<Buffer> {
-    const buffer = Buffer.allocUnsafe(CHUNK_BYTES);
-    const { bytesRead } = await this.file!.read(buffer, 0, CHUNK_BYTES, this.position);
+  /** Reads the next chunk behind what is left of the last one; returns the number of bytes read. */
+  private async readChunk(): Promise<number> {
+    if (this.input.length - this.filled < CHUNK_BYTES) {
+      // A long incomplete line: consume cuts lines at MAX_LINE_BYTES, so this stops growing there.
+      const bigger = Buffer.allocUnsafe(Math.min(MAX_LINE_BYTES + CHUNK_BYTES, Math.max(2 * this.input.length, this.filled + CHUNK_BYTES)));
+      this.input.copy(bigger, 0, 0, this.filled);
+      this.input = bigger;
+    }
+    const { bytesRead } = await this.file!.read(this.input, this.filled, CHUNK_BYTES, this.position);
     this.position += bytesRead;
+    this.filled += bytesRead;
     this.stats.bytesRead += bytesRead;
-    return buffer.subarray(0, bytesRead);
+    return bytesRead;
   }
 
-  /** Writes the complete lines of `data` (and the rest too when `final`); true when the reader is done. */
-  private async consume(data: Buffer, final: boolean): Promise<boolean> {
-    const batch: Buffer[] = [];
+  /** Gathers the complete lines read (and the rest too when `final`) and writes full buffers; true when done. */
+  private async consume(final: boolean): Promise<boolean> {
+    const data = this.input.subarray(0, this.filled);
     let start = 0;
     let done = false;
     while (start < data.length && !done) {
@@ -179,58 +205,62 @@ class LogReader {
         if (!final && data.length - start <= MAX_LINE_BYTES) break;
         end = Math.min(data.length, start + MAX_LINE_BYTES);
       }
-      done = this.line(data.subarray(start, end), batch);
+      done = this.line(data, start, end);
       start = end;
     }
-    // Copied: the rest must not pin the whole chunk it came from.
-    this.pending = Buffer.from(data.subarray(start));
-    await this.write(batch);
+    this.keep(start);
+    await this.writer.write();
     return done || this.stopped();
   }
 
+  /** Moves the unconsumed rest to the front of the read buffer; a buffer grown for a long line is given up. */
+  private keep(from: number): void {
+    const rest = this.filled - from;
+    if (this.input.length > 2 * CHUNK_BYTES && rest <= CHUNK_BYTES) {
+      const smaller = Buffer.allocUnsafe(2 * CHUNK_BYTES);
+      this.input.copy(smaller, 0, from, this.filled);
+      this.input = smaller;
+    } else {
+      this.input.copyWithin(0, from, this.filled);
+    }
+    this.filled = rest;
+  }
+
   /** One line of the file (the loop body of ReadLogs); true when the byte or line limit is reached. */
-  private line(line: Buffer, batch: Buffer[]): boolean {
-    this.parse ??= parserFor(line);
-    if (!this.parse) throw new CoreError('ERR_ILLEGAL_STATE', `failed to get parse function: unsupported log format: ${JSON.stringify(line.toString('utf8'))}`);
-    const msg = this.parse(line);
-    if ('error' in msg) {
+  private line(data: Buffer, start: number, end: number): boolean {
+    this.parse ??= parserFor(data, start, end);
+    if (!this.parse) {
+      throw new CoreError('ERR_ILLEGAL_STATE', `failed to get parse function: unsupported log format: ${JSON.stringify(data.toString('utf8', start, end))}`);
+    }
+    const record = this.record;
+    if (this.parse(data, start, end, record, this.needTime) !== undefined) {
       this.stats.badLines++;
       return false;
     }
-    if (this.format(msg, batch)) return true;
+    if (this.format(record)) return true;
     this.left--;
-    this.isNewLine = msg.content.length === 0 || msg.content[msg.content.length - 1] === NEWLINE;
+    this.isNewLine = record.end === record.start || record.source[record.end - 1] === NEWLINE;
     return this.left === 0;
   }
 
   /** logWriter.write: since, timestamp prefix at the start of a logical line, limitBytes; true at the limit. */
-  private format(msg: LogMessage, batch: Buffer[]): boolean {
-    if (this.since !== undefined && (msg.time === undefined || msg.time.epochNs < this.since)) return false;
-    let bytes = msg.content;
-    if (this.options.timestamps && this.isNewLine) bytes = Buffer.concat([Buffer.from(`${formatLogTime(msg.time)} `), bytes]);
-    if (bytes.length > this.remain) bytes = bytes.subarray(0, this.remain);
-    if (msg.stream !== 'stdout' && msg.stream !== 'stderr') throw new CoreError('ERR_ILLEGAL_STATE', `unexpected stream type ${JSON.stringify(msg.stream)}`);
-    batch.push(bytes);
-    this.remain -= bytes.length;
+  private format(record: LogRecord): boolean {
+    if (this.since !== undefined && (record.time === undefined || record.time.epochNs < this.since)) return false;
+    if (record.stream !== 'stdout' && record.stream !== 'stderr')
+      throw new CoreError('ERR_ILLEGAL_STATE', `unexpected stream type ${JSON.stringify(record.stream)}`);
+    if (this.options.timestamps && this.isNewLine) {
+      const prefix = Buffer.from(`${formatLogTime(record.time)} `, 'latin1');
+      this.gather(prefix, 0, prefix.length);
+    }
+    this.gather(record.source, record.start, record.end);
     return this.remain <= 0;
   }
 
-  /** One write per chunk read; a full `out` is waited for, so at most one chunk sits above its high-water mark. */
-  private async write(batch: Buffer[]): Promise<void> {
-    if (batch.length === 0 || this.stopped()) return;
-    const bytes = batch.length === 1 ? batch[0]! : Buffer.concat(batch);
-    if (bytes.length === 0) return;
-    this.stats.bytesWritten += bytes.length;
-    if (this.out.write(bytes)) return;
-    await new Promise<void>((resolve) => {
-      const done = (): void => {
-        this.out.off('drain', done).off('close', done).off('error', done);
-        this.signal.removeEventListener('abort', done);
-        resolve();
-      };
-      this.out.on('drain', done).on('close', done).on('error', done);
-      this.signal.addEventListener('abort', done);
-    });
+  /** Gathers `source[start, end)`, cut at limitBytes. */
+  private gather(source: Buffer, start: number, end: number): void {
+    end = Math.min(end, start + this.remain);
+    this.remain -= end - start;
+    this.writer.gather(source, start, end);
   }
 
   private startWatching(): void {
@@ -261,7 +291,7 @@ class LogReader {
     await this.openFile();
     this.position = 0;
     // containerd ends each record with a newline before it reopens: nothing of the old file is pending.
-    this.pending = Buffer.alloc(0);
+    this.filled = 0;
   }
 
   private async waitForChange(): Promise<void> {
