@@ -194,6 +194,7 @@ export class CloudCore {
             replicaCert: ownReplicaCert,
             tls: { certFile: config.modules.cloudHub.serverCertFile, keyFile: config.modules.cloudHub.serverKeyFile },
             hub: this.cloudHub,
+            metrics: this.metrics,
             logger: logger.child({ module: 'streams', component: 'replica-relay' }),
           })
         : undefined);
@@ -222,6 +223,7 @@ export class CloudCore {
             }
             return relay.open(node, header, { replica: owner.replica, address: owner.address });
           },
+          metrics: this.metrics,
           logger: logger.child({ module: 'streams' }),
         }),
       );

@@ -22,9 +22,17 @@ export interface HubSnapshot {
 export const REFUSED_REASONS = ['tls_handshake', 'certificate', 'node_limit', 'bad_upgrade', 'handshake_timeout'] as const;
 export type RefusedReason = (typeof REFUSED_REASONS)[number];
 
+/**
+ * How a kubelet stream (one API server connection to an edge kubelet, issue 13) began on this replica: opened on a
+ * channel (here or through the replica holding the node), served here for another replica, or refused.
+ */
+export const KUBELET_STREAM_RESULTS = ['opened', 'served_for_replica', 'not_connected', 'too_many', 'unauthorized', 'failed'] as const;
+export type KubeletStreamResult = (typeof KUBELET_STREAM_RESULTS)[number];
+
 export class CloudMetrics {
   readonly registry: Registry;
   private hub: (() => HubSnapshot) | undefined;
+  private readonly kubeletOpen: Array<() => number> = [];
   private snapshot: { at: number; value: HubSnapshot } | undefined;
 
   readonly sessionsOpened: Counter;
@@ -41,6 +49,10 @@ export class CloudMetrics {
   readonly certificateRequestsRefused: Counter<'reason'>;
   readonly replicas: Gauge;
   readonly expectedEdges: Gauge;
+  readonly kubeletStreams: Counter<'result'>;
+  /** Bytes through kubelet tunnels, bound once: `to_edge` (the API server's) and `from_edge`. */
+  readonly kubeletStreamBytes: Readonly<Record<'to_edge' | 'from_edge', Counter.Internal>>;
+  readonly kubeletStreamsIdleClosed: Counter;
 
   constructor(registry: Registry = daemonRegistry()) {
     this.registry = registry;
@@ -159,7 +171,41 @@ export class CloudMetrics {
       help: 'The share of edges this replica is expected to hold: ceil(edges on live replicas / replicas taking edges), within node limits.',
       registers,
     });
+    this.kubeletStreams = new Counter({
+      name: 'cloudcore_kubelet_streams_total',
+      help:
+        'Kubelet streams (kubectl logs/exec/attach/port-forward, node proxy) by how they began: opened, served_for_replica, ' +
+        'not_connected, too_many (maxStreamsPerNode), unauthorized (kubelet client certificate), failed (the stream could not be opened).',
+      labelNames: ['result'],
+      registers,
+    });
+    const bytes = new Counter({
+      name: 'cloudcore_kubelet_stream_bytes_total',
+      help: 'Bytes relayed through kubelet streams opened on this replica, by direction (to_edge, from_edge).',
+      labelNames: ['direction'],
+      registers,
+    });
+    this.kubeletStreamBytes = { to_edge: bytes.labels('to_edge'), from_edge: bytes.labels('from_edge') };
+    this.kubeletStreamsIdleClosed = new Counter({
+      name: 'cloudcore_kubelet_streams_idle_closed_total',
+      help: 'Kubelet streams closed because no byte went either way for modules.streams.idleTimeoutMs.',
+      registers,
+    });
+    const open = this.kubeletOpen;
+    new Gauge({
+      name: 'cloudcore_kubelet_streams_open',
+      help: 'Kubelet streams open on this replica: its own tunnels and those it serves for other replicas.',
+      registers,
+      collect() {
+        this.set(open.reduce((sum, read) => sum + read(), 0));
+      },
+    });
     this.zeroFixedSeries();
+  }
+
+  /** A source of open kubelet streams (the front's tunnels, the replica relay), summed when Prometheus scrapes. */
+  observeKubeletStreams(read: () => number): void {
+    this.kubeletOpen.push(read);
   }
 
   /** Series of fixed label sets exported at 0 from the start, so rate() and alerts see them before the first event. */
@@ -167,6 +213,7 @@ export class CloudMetrics {
     for (const code of Object.values(GoAwayCode)) this.goAways.labels(goAwayName(code)).inc(0);
     for (const reason of REFUSED_REASONS) this.connectionsRefused.labels(reason).inc(0);
     for (const kind of ['join', 'renewal']) this.certificatesIssued.labels(kind).inc(0);
+    for (const result of KUBELET_STREAM_RESULTS) this.kubeletStreams.labels(result).inc(0);
   }
 
   /** CloudHub hands over how to read its state; read at most every 100 ms, when Prometheus scrapes. */

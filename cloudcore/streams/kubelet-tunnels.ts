@@ -2,6 +2,7 @@ import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { KUBELET_STREAM_KIND, encodeKubeletStreamOpen } from '../../shared/kubelet-stream.js';
 import type { Logger } from '../../shared/logger.js';
+import type { CloudMetrics } from '../metrics/cloud-metrics.js';
 import { replyAndClose, splice } from './splice.js';
 
 export interface KubeletTunnelsDeps {
@@ -19,6 +20,9 @@ export interface KubeletTunnelsDeps {
   maxStreamsPerNode: number;
   /** When not empty, the only kubelet client certificate CNs let in. */
   clientCommonNames: readonly string[];
+  /** A tunnel with no byte either way for this long is closed (0: never). */
+  idleTimeoutMs: number;
+  metrics: CloudMetrics;
   logger: Logger;
 }
 
@@ -37,8 +41,11 @@ export const REFUSAL_GRACE_MS = 5_000;
 export class KubeletTunnels {
   private readonly streamsPerNode = new Map<string, number>();
   private readonly connections = new Set<Duplex>();
+  private total = 0;
 
-  constructor(private readonly deps: KubeletTunnelsDeps) {}
+  constructor(private readonly deps: KubeletTunnelsDeps) {
+    deps.metrics.observeKubeletStreams(() => this.total);
+  }
 
   /** Tunnels open to each node now. */
   streamsOf(node: string): number {
@@ -47,15 +54,24 @@ export class KubeletTunnels {
 
   /** Takes one of the node's stream slots unless it is not connected here (503) or has none left (429). */
   admit(node: string): Admission {
-    if (this.deps.isNodeConnected?.(node) === false) return { status: 503, reason: `node ${node} is not connected` };
+    const { metrics } = this.deps;
+    if (this.deps.isNodeConnected?.(node) === false) {
+      metrics.kubeletStreams.labels('not_connected').inc();
+      return { status: 503, reason: `node ${node} is not connected` };
+    }
     const open = this.streamsOf(node);
-    if (open >= this.deps.maxStreamsPerNode) return { status: 429, reason: `node ${node} has ${open} kubelet streams open (maxStreamsPerNode)` };
+    if (open >= this.deps.maxStreamsPerNode) {
+      metrics.kubeletStreams.labels('too_many').inc();
+      return { status: 429, reason: `node ${node} has ${open} kubelet streams open (maxStreamsPerNode)` };
+    }
     this.streamsPerNode.set(node, open + 1);
+    this.total++;
     let released = false;
     return {
       release: () => {
         if (released) return;
         released = true;
+        this.total--;
         const left = this.streamsOf(node) - 1;
         if (left > 0) this.streamsPerNode.set(node, left);
         else this.streamsPerNode.delete(node);
@@ -88,6 +104,7 @@ export class KubeletTunnels {
       : (peerVerifyError(tls) ?? (names.length > 0 && !names.includes(caller) ? `CN ${JSON.stringify(caller)} is not in clientCommonNames` : undefined));
     if (!refusal) return caller;
     log.warn({ caller, issuer: cert?.issuer?.CN, reason: refusal }, 'kubelet caller refused');
+    this.deps.metrics.kubeletStreams.labels('unauthorized').inc();
     this.answer(tls, 401, 'Unauthorized');
     return undefined;
   }
@@ -100,12 +117,23 @@ export class KubeletTunnels {
     } catch (err) {
       const e = err as Error & { code?: string; owner?: string };
       log.info({ err: e, caller: t.caller, owner: e.owner }, 'kubelet stream not opened');
+      this.deps.metrics.kubeletStreams.labels('failed').inc();
       return this.answer(tls, 502, e.message);
     }
+    const { metrics, idleTimeoutMs } = this.deps;
+    metrics.kubeletStreams.labels('opened').inc();
     log.debug({ caller: t.caller }, 'kubelet stream open');
     stream.on('error', (err) => log.debug({ err }, 'kubelet stream ended by the edge'));
     stream.once('close', () => log.debug({ caller: t.caller }, 'kubelet stream closed'));
-    splice(tls, stream);
+    const { to_edge, from_edge } = metrics.kubeletStreamBytes;
+    splice(tls, stream, {
+      idleTimeoutMs,
+      onIdle: () => {
+        metrics.kubeletStreamsIdleClosed.inc();
+        log.info({ caller: t.caller, idleTimeoutMs }, 'kubelet stream closed: idle');
+      },
+      onBytes: (direction, bytes) => (direction === 'ab' ? to_edge : from_edge).inc(bytes),
+    });
   }
 
   /**

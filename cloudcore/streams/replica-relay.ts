@@ -10,6 +10,7 @@ import type { CertificateAuthority, PemPair } from '../../shared/pki/certificate
 import { checkReplicaServer, isReplicaCertificate, replicaOf } from '../../shared/pki/replica-peers.js';
 import { SERVER_TLS_OPTIONS } from '../../shared/pki/server-tls.js';
 import { CloudModule } from '../contracts/addresses.js';
+import { CloudMetrics } from '../metrics/cloud-metrics.js';
 import { RelayedStream, relayResponse } from './relayed-stream.js';
 import { replyAndClose, splice } from './splice.js';
 import type { StreamsConfig } from './streams-config.js';
@@ -24,6 +25,8 @@ export interface ReplicaRelayDeps {
   tls: { certFile: string; keyFile: string };
   /** CloudHub: the node's session on this replica. */
   hub: { holds(node: string): boolean; openStream(node: string, header: Uint8Array): Duplex };
+  /** The daemon's metrics; a private set when absent (tests). */
+  metrics?: CloudMetrics;
   logger: Logger;
 }
 
@@ -61,9 +64,14 @@ export class ReplicaRelay implements Module {
   private caPem = '';
   private readonly connections = new Set<Duplex>();
   private readonly logger: Logger;
+  private readonly metrics: CloudMetrics;
+  /** Streams open here for other replicas. */
+  private served = 0;
 
   constructor(private readonly deps: ReplicaRelayDeps) {
     this.logger = deps.logger;
+    this.metrics = deps.metrics ?? new CloudMetrics();
+    this.metrics.observeKubeletStreams(() => this.served);
   }
 
   async start(): Promise<void> {
@@ -166,16 +174,25 @@ export class ReplicaRelay implements Module {
     const log = this.logger.child({ nodeId: node });
     // Never passed on again: the replica that sent it found no session on its side, so a stale owner record
     // would only bounce it back.
-    if (!this.deps.hub.holds(node)) return this.refuse(socket, 502, `node ${node} is not connected to any cloudcore replica`, { from, nodeId: node });
+    if (!this.deps.hub.holds(node)) {
+      this.metrics.kubeletStreams.labels('not_connected').inc();
+      return this.refuse(socket, 502, `node ${node} is not connected to any cloudcore replica`, { from, nodeId: node });
+    }
     let stream: Duplex;
     try {
       stream = this.deps.hub.openStream(node, header);
     } catch (err) {
+      this.metrics.kubeletStreams.labels('failed').inc();
       return this.refuse(socket, 502, (err as Error).message, { from, nodeId: node });
     }
     log.info({ from, target: open.target, caller: open.caller }, 'kubelet stream relayed for another replica');
+    this.metrics.kubeletStreams.labels('served_for_replica').inc();
+    this.served++;
+    stream.once('close', () => this.served--);
     stream.on('error', (err) => log.debug({ err }, 'relayed kubelet stream ended by the edge'));
-    splice(socket, stream);
+    // The replica that took the tunnel watches it for idleness too; this one ends with it either way.
+    const { idleTimeoutMs } = this.deps.config;
+    splice(socket, stream, { idleTimeoutMs, onIdle: () => log.info({ from, idleTimeoutMs }, 'relayed kubelet stream closed: idle') });
   }
 
   private refuse(socket: TLSSocket, status: 400 | 502, reason: string, fields: Record<string, unknown>): void {

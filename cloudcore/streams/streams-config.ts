@@ -61,7 +61,18 @@ export function streamsConfigSchema() {
     servingCertValidityDays: int(365, 'Lifetime of a minted kubelet serving certificate; one is minted again when 90% of it has passed.', {
       min: 1,
     }),
-    maxStreamsPerNode: int(64, 'Tunnels open to one node at once; the next CONNECT for it is answered 429.', { min: 1 }),
+    maxStreamsPerNode: int(
+      64,
+      'Tunnels open to one node at once through this replica; the next CONNECT for it is answered 429. The edge bounds its own ' +
+        '(modules.edged.maxStreamingSessions for exec/attach/port-forward, 128 channel streams in all), whichever replica they come through.',
+      { min: 1 },
+    ),
+    idleTimeoutMs: int(
+      4 * 60 * 60 * 1000,
+      "A tunnel with no byte either way for this long is closed (0: never). 4 h, the kubelet's streamingConnectionIdleTimeout; " +
+        'a quiet `kubectl logs -f` counts as idle.',
+      { min: 0 },
+    ),
     directDial: bool(
       true,
       'Dial a CONNECT target that is no edge kubelet directly and splice it (cloud kubelets, service webhooks, aggregated APIs: ' +

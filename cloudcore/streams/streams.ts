@@ -7,6 +7,7 @@ import type { Module } from '../../shared/module-runtime.js';
 import { CertificateAuthority } from '../../shared/pki/certificate-authority.js';
 import { SERVER_TLS_OPTIONS } from '../../shared/pki/server-tls.js';
 import { CloudModule } from '../contracts/addresses.js';
+import { CloudMetrics } from '../metrics/cloud-metrics.js';
 import { KubeletCerts } from './kubelet-certs.js';
 import { createKubeletDirectServer, type KubeletDirectDeps } from './kubelet-direct.js';
 import { KubeletFront, type KubeletFrontDeps } from './kubelet-front.js';
@@ -19,6 +20,8 @@ export interface StreamsDeps extends Pick<KubeletFrontDeps, 'targets' | 'dial'>,
   hubCa: () => CertificateAuthority;
   /** The CONNECT listener's certificate unless connect.certFile is set: the hub's serving certificate. */
   tls: { certFile: string; keyFile: string };
+  /** The daemon's metrics; a private set when absent (tests). */
+  metrics?: CloudMetrics;
   logger: Logger;
 }
 
@@ -64,6 +67,8 @@ export class Streams implements Module {
       openStream: this.deps.openStream,
       maxStreamsPerNode: config.maxStreamsPerNode,
       clientCommonNames: config.clientCommonNames,
+      idleTimeoutMs: config.idleTimeoutMs,
+      metrics: this.deps.metrics ?? new CloudMetrics(),
       logger: this.logger,
     }));
     const front = new KubeletFront({

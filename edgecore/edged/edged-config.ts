@@ -24,6 +24,18 @@ export function edgedConfigSchema() {
         max: 65535,
       },
     ),
+    // KubeletConfiguration's streamingConnectionIdleTimeout (4h0m0s), which KubeEdge's edged takes from its
+    // tailoredKubeletConfig too; containerd's stream_idle_timeout ends its side at the same age.
+    streamingConnectionIdleTimeoutMs: int(
+      4 * 60 * 60 * 1000,
+      'An exec, attach or port-forward session with no byte either way for this long is closed (kubelet streamingConnectionIdleTimeout).',
+      { min: 1_000 },
+    ),
+    maxStreamingSessions: int(
+      64,
+      'exec, attach and port-forward sessions open on this node at once, whichever cloudcore replica they come through; one more is answered 429.',
+      { min: 1 },
+    ),
     maxPods: int(110, 'Pods this node offers (capacity and allocatable "pods").', { min: 1 }),
     nodeLabels: strList([], 'Extra labels for the Node, as key=value.'),
     nodeStatusCheckMs: int(60_000, 'How often the host is checked; the node status is reported when it changed.', { min: 1_000 }),

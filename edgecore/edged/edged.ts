@@ -70,12 +70,16 @@ export class Edged implements Module {
   private readonly kubelet: KubeletServer;
   private stats: StatsCollector | undefined;
   /** exec, attach and port-forward sessions open on this edge (each holds a runtime streaming connection). */
-  private readonly sessions = new StreamSessions();
+  private readonly sessions: StreamSessions;
 
   constructor(private readonly deps: EdgedDeps) {
     this.metrics = deps.metrics ?? new EdgeMetrics();
+    this.sessions = new StreamSessions({ maxSessions: deps.config.maxStreamingSessions });
+    this.metrics.provide('streamingSessions', () => this.sessions.active);
+    const requests = this.metrics.kubeletRequests;
     this.kubelet = new KubeletServer({
       logger: deps.logger.child({ component: 'kubelet-api' }),
+      onRequest: (endpoint) => requests[endpoint].inc(),
       routes: {
         containerLogs: (req, res) => this.serveContainerLogs(req, res),
         stats: (req, res) => this.serveStats(req, res),
@@ -133,18 +137,23 @@ export class Edged implements Module {
     return { cri, targets: new StreamTargets({ cri, pods: () => cache.podUids().map((uid) => cache.pod(uid)!) }) };
   }
 
+  /** The node's session slots and their idle timeout (modules.edged). */
+  private sessionLimits(): Pick<StreamingDeps, 'sessions' | 'idleTimeoutMs'> {
+    return { sessions: this.sessions, idleTimeoutMs: this.deps.config.streamingConnectionIdleTimeoutMs };
+  }
+
   /** The exec, attach and portForward upgrades (SPDY), relayed to the runtime's streaming server. */
   private serveStreaming(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const streaming = this.streaming();
     if (!streaming) return void socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\nedged runs no container runtime\n');
-    void serveStreaming(req, socket, head, { ...streaming, sessions: this.sessions, logger: this.deps.logger });
+    void serveStreaming(req, socket, head, { ...streaming, ...this.sessionLimits(), logger: this.deps.logger });
   }
 
   /** A plain request to a streaming path: the kubelet's answer. */
   private serveStreamingPlain(req: IncomingMessage, res: ServerResponse): void {
     const streaming = this.streaming();
     if (!streaming) return void res.writeHead(503, { 'content-type': 'text/plain; charset=utf-8' }).end('edged runs no container runtime\n');
-    void serveStreamingRequest(req, res, { ...streaming, sessions: this.sessions, logger: this.deps.logger });
+    void serveStreamingRequest(req, res, { ...streaming, ...this.sessionLimits(), logger: this.deps.logger });
   }
 
   async start(): Promise<void> {

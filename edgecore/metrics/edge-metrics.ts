@@ -14,10 +14,16 @@ export interface EdgeMetricSources {
   upstreamOutbox(): { messages: number; oldestCreatedMs: number | undefined };
   storeObjects(): ReadonlyArray<{ type: string; objects: number }>;
   pods(): Readonly<Record<PodPhase, number>>;
+  /** exec, attach and port-forward sessions open on the kubelet API (edged). */
+  streamingSessions(): number;
 }
 
 /** Types always shown by `edgecore_store_objects`, at 0 when the store has none. */
 const STORE_TYPES = ['pod', 'configmap', 'secret', 'device', 'devicemodel'];
+
+/** The `endpoint` label of kubelet API requests: the kubelet's own handler names, `other` for any path it does not serve. */
+export const KUBELET_ENDPOINTS = ['containerLogs', 'exec', 'attach', 'portForward', 'stats', 'metrics', 'other'] as const;
+export type KubeletEndpoint = (typeof KUBELET_ENDPOINTS)[number];
 
 /** Both CRI metrics of one method, bound once: the call path does no label lookups. */
 export interface CriMethodMetrics {
@@ -66,6 +72,8 @@ export class EdgeMetrics {
   readonly mqttPublished: Readonly<Record<'internal' | 'external', Counter.Internal>>;
   readonly deviceReports: Readonly<Record<'ok' | 'rejected', Counter.Internal>>;
   readonly twinUpdates: Readonly<Record<'cloud' | 'edge', Counter.Internal>>;
+  /** Requests on the kubelet API the cloud relays (issue 13), bound once per endpoint. */
+  readonly kubeletRequests: Readonly<Record<KubeletEndpoint, Counter.Internal>>;
 
   constructor(registry: Registry = daemonRegistry()) {
     this.registry = registry;
@@ -179,8 +187,23 @@ export class EdgeMetrics {
       registers,
     });
     this.twinUpdates = { cloud: twins.labels('cloud'), edge: twins.labels('edge') };
+    const kubelet = new Counter({
+      name: 'edgecore_kubelet_requests_total',
+      help: 'Requests on the kubelet API relayed by cloudcore (kubectl logs/exec/attach/port-forward, node proxy, metrics-server), by endpoint.',
+      labelNames: ['endpoint'],
+      registers,
+    });
+    this.kubeletRequests = Object.fromEntries(KUBELET_ENDPOINTS.map((e) => [e, kubelet.labels(e)])) as Record<KubeletEndpoint, Counter.Internal>;
+    new Gauge({
+      name: 'edgecore_kubelet_streaming_sessions',
+      help: 'exec, attach and port-forward sessions open on the kubelet API (modules.edged.maxStreamingSessions at most).',
+      registers,
+      collect() {
+        this.set(sources.streamingSessions?.() ?? 0);
+      },
+    });
     // Exported at 0 from the start, so rate() and alerts see a series before the first event.
-    for (const child of [...Object.values(this.deviceReports), ...Object.values(this.twinUpdates)]) child.inc(0);
+    for (const child of [...Object.values(this.deviceReports), ...Object.values(this.twinUpdates), ...Object.values(this.kubeletRequests)]) child.inc(0);
   }
 
   /** Gives a scrape-time gauge its source (the owning module calls this when it starts). */

@@ -21,6 +21,8 @@ const EDGE_METRICS = [
   'edgecore_mqtt_messages_published_total',
   'edgecore_device_reports_total',
   'edgecore_twin_updates_total',
+  'edgecore_kubelet_requests_total',
+  'edgecore_kubelet_streaming_sessions',
 ];
 
 const text = (m: EdgeMetrics): Promise<string> => m.registry.metrics();

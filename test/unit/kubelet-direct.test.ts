@@ -6,6 +6,7 @@ import { KubeletCerts } from '../../cloudcore/streams/kubelet-certs.js';
 import { createKubeletDirectServer } from '../../cloudcore/streams/kubelet-direct.js';
 import { KubeletTargets } from '../../cloudcore/streams/kubelet-targets.js';
 import { KubeletTunnels } from '../../cloudcore/streams/kubelet-tunnels.js';
+import { CloudMetrics } from '../../cloudcore/metrics/cloud-metrics.js';
 import { createLogger } from '../../shared/logger.js';
 import { CertificateAuthority } from '../../shared/pki/certificate-authority.js';
 import { duplexPair } from '../support/duplex-pair.js';
@@ -22,6 +23,9 @@ describe('kubelet direct listener', () => {
   let client: { certPem: string; keyPem: string };
   let intruder: { certPem: string; keyPem: string };
   let server: Server;
+  const metrics = new CloudMetrics();
+  /** The idle timeout of every tunnel here: far longer than any answered request takes. */
+  const IDLE_MS = 1_500;
   let port = 0;
 
   beforeAll(async () => {
@@ -35,13 +39,15 @@ describe('kubelet direct listener', () => {
       isNodeConnected: (node) => node !== 'edge-away',
       openStream: (node) => {
         opened.push(node);
-        // The "edge": answers whatever comes with one HTTP response.
+        // The "edge": answers whatever comes with one HTTP response, except edge-quiet, which never answers.
         const [cloudEnd, edgeEnd] = duplexPair();
-        edgeEnd.once('data', () => edgeEnd.end('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok'));
+        if (node !== 'edge-quiet') edgeEnd.once('data', () => edgeEnd.end('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok'));
         return cloudEnd;
       },
       maxStreamsPerNode: 8,
       clientCommonNames: [],
+      idleTimeoutMs: IDLE_MS,
+      metrics,
       logger,
     });
     server = createKubeletDirectServer({
@@ -59,6 +65,7 @@ describe('kubelet direct listener', () => {
     for (const [name, host] of [
       ['edge-1', 'edge-1.edge.test'],
       ['edge-away', 'edge-away.edge.test'],
+      ['edge-quiet', 'edge-quiet.edge.test'],
     ]) {
       targets.upsert({
         metadata: { name },
@@ -118,5 +125,26 @@ describe('kubelet direct listener', () => {
     const away = await dial('edge-away.edge.test');
     expect(await get(away.socket!)).toMatch(/^HTTP\/1\.1 502 Bad Gateway\r\n[^]*\r\n\r\nnode edge-away is not connected$/);
     expect(opened).not.toContain('edge-away');
+  });
+
+  it('counts streams by how they began, and the bytes relayed each way', async () => {
+    const text = await metrics.registry.metrics();
+    const value = (series: string): number => Number(new RegExp(`^${series.replace(/[{}"]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1]);
+    // From the tests above: edge-1 opened once, one intruder, one node not connected.
+    expect(value('cloudcore_kubelet_streams_total{result="opened"}')).toBeGreaterThanOrEqual(1);
+    expect(value('cloudcore_kubelet_streams_total{result="unauthorized"}')).toBe(1);
+    expect(value('cloudcore_kubelet_streams_total{result="not_connected"}')).toBe(1);
+    expect(value('cloudcore_kubelet_stream_bytes_total{direction="from_edge"}')).toBeGreaterThanOrEqual(Buffer.byteLength('HTTP/1.1 200 OK\r\n'));
+    expect(value('cloudcore_kubelet_stream_bytes_total{direction="to_edge"}')).toBeGreaterThan(0);
+  });
+
+  it('closes a tunnel with no byte either way for idleTimeoutMs, and counts it', async () => {
+    const { socket } = await dial('edge-quiet.edge.test');
+    socket!.write('GET /containerLogs/default/p/c?follow=true HTTP/1.1\r\nHost: x\r\n\r\n');
+    socket!.resume();
+    await once(socket!, 'close');
+    expect(opened).toContain('edge-quiet');
+    expect((await metrics.kubeletStreamsIdleClosed.get()).values[0]?.value).toBe(1);
+    expect(logLines.some((l) => l.msg === 'kubelet stream closed: idle' && l.idleTimeoutMs === IDLE_MS)).toBe(true);
   });
 });

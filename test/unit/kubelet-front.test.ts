@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { KubeletFront, type KubeletFrontDeps } from '../../cloudcore/streams/kubelet-front.js';
 import { KubeletTargets } from '../../cloudcore/streams/kubelet-targets.js';
+import { CloudMetrics } from '../../cloudcore/metrics/cloud-metrics.js';
 import { KubeletTunnels } from '../../cloudcore/streams/kubelet-tunnels.js';
 import { silentLogger } from '../../shared/logger.js';
 import { duplexPair } from '../support/duplex-pair.js';
@@ -35,6 +36,8 @@ function front(limits: Limits = {}, isNodeConnected?: (node: string) => boolean)
     },
     maxStreamsPerNode,
     clientCommonNames: [],
+    idleTimeoutMs: 0,
+    metrics: new CloudMetrics(),
     logger: silentLogger(),
   });
   const f = new KubeletFront({

@@ -2,6 +2,7 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { decodeKubeletStreamOpen } from '../../../shared/kubelet-stream.js';
 import type { Logger } from '../../../shared/logger.js';
+import type { KubeletEndpoint } from '../../metrics/edge-metrics.js';
 
 /** What the kubelet API of this edge serves (issue 13); each route is edged's. */
 export interface KubeletRoutes {
@@ -20,6 +21,18 @@ export interface KubeletServerOptions {
   logger: Logger;
   /** An idle connection (no request, no bytes) is closed after this long. */
   idleTimeoutMs?: number;
+  /** Each request, by the kubelet's name of its endpoint (metrics). */
+  onRequest?(endpoint: KubeletEndpoint): void;
+}
+
+/** The endpoint a request path names. */
+export function kubeletEndpoint(path: string): KubeletEndpoint {
+  if (path.startsWith('/containerLogs/')) return 'containerLogs';
+  const streaming = STREAMING.exec(path);
+  if (streaming) return streaming[1] as 'exec' | 'attach' | 'portForward';
+  const stats = STATS.exec(path);
+  if (stats) return stats[1] === 'stats/summary' ? 'stats' : 'metrics';
+  return 'other';
 }
 
 const STREAMING = /^\/(exec|attach|portForward)\//;
@@ -65,6 +78,7 @@ export class KubeletServer {
   private async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = new URL(req.url ?? '/', 'http://kubelet').pathname;
     const { routes } = this.options;
+    this.options.onRequest?.(kubeletEndpoint(path));
     try {
       if (path === '/healthz') return void res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' }).end('ok');
       if (path.startsWith('/containerLogs/')) return await routes.containerLogs(req, res);
@@ -81,6 +95,7 @@ export class KubeletServer {
 
   private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const path = new URL(req.url ?? '/', 'http://kubelet').pathname;
+    this.options.onRequest?.(kubeletEndpoint(path));
     if (STREAMING.test(path) && this.options.routes.streaming) return this.options.routes.streaming(req, socket, head);
     socket.end('HTTP/1.1 404 Not Found\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n404 page not found\n');
   }
