@@ -3,18 +3,16 @@
 // containerd in a network namespace. Everything started is stopped by `stop()`, and by the exit hooks of
 // bench-support if the process is interrupted first.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { CertificateAuthority } from '../../shared/pki/certificate-authority.js';
 import { launchContainerd, type Containerd } from '../support/containerd.js';
 import { startControlPlane, type ControlPlane } from '../support/control-plane.js';
 import { createNetns, type EdgeNetns } from '../support/netns.js';
-import { clientPki, egressSelectorConfig } from '../support/pki.js';
+import { busyboxPod, kubeletApiserverFlags, writeHubCa } from '../support/kubelet-setup.js';
 import { CLOUDCORE_BIN, EDGECORE_BIN, ROOT, benchDir, cpuSeconds, freePort, note, onExit, sleep, start, type Proc } from './bench-support.js';
 
 const NODE = 'streams-edge';
-const IMAGE = 'localhost/lite/busybox:latest';
 const PROBE = join(ROOT, 'dist', 'test', 'support', 'session-ping-probe.js');
 
 export interface KubectlResult {
@@ -61,28 +59,10 @@ export class StreamsRig {
   }
 
   private async startAll(): Promise<void> {
-    const hub = await CertificateAuthority.create({ commonName: 'KubeEdge' });
-    mkdirSync(join(this.dir, 'cloud'), { recursive: true });
-    writeFileSync(join(this.dir, 'cloud', 'ca.crt'), hub.certPem);
-    writeFileSync(join(this.dir, 'cloud', 'ca.key'), hub.keyPem, { mode: 0o600 });
-    const kubeletClient = clientPki(this.dir, 'kubelet-client', 'kube-apiserver-kubelet-client');
     const streamsPort = await freePort();
-    const egress = egressSelectorConfig(join(this.dir, 'egress.yaml'), {
-      url: `https://127.0.0.1:${streamsPort}`,
-      caBundle: join(this.dir, 'cloud', 'ca.crt'),
-      clientCert: kubeletClient.cert,
-      clientKey: kubeletClient.key,
-    });
+    const { kubeletClient, apiserverArgs } = kubeletApiserverFlags(this.dir, await writeHubCa(this.dir), streamsPort);
     note('starting the control plane');
-    this.cp = startControlPlane({
-      apiserverArgs: [
-        `--egress-selector-config-file=${egress}`,
-        `--kubelet-client-certificate=${kubeletClient.cert}`,
-        `--kubelet-client-key=${kubeletClient.key}`,
-        `--kubelet-certificate-authority=${join(this.dir, 'cloud', 'ca.crt')}`,
-        '--kubelet-preferred-address-types=InternalIP,Hostname',
-      ],
-    });
+    this.cp = startControlPlane({ apiserverArgs });
     this.defer(
       'control plane',
       () => this.cp.stop(),
@@ -178,18 +158,8 @@ export class StreamsRig {
   }
 
   async pod(name: string, command: string): Promise<void> {
-    const pod = {
-      apiVersion: 'v1',
-      kind: 'Pod',
-      metadata: { name, namespace: 'default' },
-      spec: {
-        nodeName: NODE,
-        terminationGracePeriodSeconds: 1,
-        automountServiceAccountToken: false,
-        containers: [{ name: 'main', image: IMAGE, imagePullPolicy: 'Never', command: ['sh', '-c', command] }],
-      },
-    };
-    const r = await this.kubectl(['apply', '-f', '-'], 60_000, JSON.stringify(pod));
+    const pod = busyboxPod(name, NODE, command, { spec: { automountServiceAccountToken: false } });
+    const r = await this.kubectl(['apply', '-f', '-'], 60_000, pod);
     if (r.code !== 0) throw new Error(`kubectl apply ${name}: ${r.stderr}`);
     await this.until(async () => (await this.kubectl(['get', 'pod', name, '-o', 'jsonpath={.status.phase}'])).stdout === 'Running', 120_000, `${name} Running`);
   }

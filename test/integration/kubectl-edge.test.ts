@@ -1,16 +1,17 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startContainerd } from '../support/containerd.js';
 import { startControlPlane, type ControlPlane } from '../support/control-plane.js';
 import { cloudSetup, edgeSetup, startCloud, startEdge, type Cloud, type Daemon } from '../support/daemons.js';
-import { expectLogsNamingOfflineNode, kubectlEventually, writeHubCa } from '../support/edge-kubectl.js';
+import { expectLogsNamingOfflineNode, kubectlEventually } from '../support/edge-kubectl.js';
+import { busyboxPod, kubeletApiserverFlags, writeHubCa } from '../support/kubelet-setup.js';
 import { eventually, freePort } from '../support/harness.js';
 import { startMetricsServer } from '../support/metrics-server.js';
 import { startNetns } from '../support/netns.js';
-import { clientPki, egressSelectorConfig } from '../support/pki.js';
 
 // Issue 13: kubectl against edge pods through the edge's own channel. The real kube-apiserver sends every kubelet
 // call through its egress selector to cloudcore's CONNECT listener (mutual TLS), cloudcore ends the kubelet TLS
@@ -19,7 +20,8 @@ import { clientPki, egressSelectorConfig } from '../support/pki.js';
 // on 203.0.113.0/24, inbound connections dropped) and nothing on it listens: the only way in is the channel.
 
 const NODE = 'kubectl-edge';
-const IMAGE = 'localhost/lite/busybox:latest';
+/** test/support/session-ping-probe.ts as built, preloaded into edgecore. */
+const PING_PROBE = join(fileURLToPath(new URL('../..', import.meta.url)), 'dist', 'test', 'support', 'session-ping-probe.js');
 
 describe('kubectl logs and node stats of an edge pod, through the channel', () => {
   let dir: string;
@@ -28,6 +30,8 @@ describe('kubectl logs and node stats of an edge pod, through the channel', () =
   let edge: Daemon;
   let streamsPort: number;
   let kubeletClient: { ca: string; cert: string; key: string };
+  let cloudMonitorPort: number;
+  const pingFile = (): string => join(dir, 'pings.jsonl');
   /** The cached kubectl (ControlPlane.kubectl): {code, stdout, stderr}, given up after 60 s. */
   const kubectl = (args: string[]): ReturnType<ControlPlane['kubectl']> => cp.kubectl(args);
 
@@ -35,24 +39,10 @@ describe('kubectl logs and node stats of an edge pod, through the channel', () =
     dir = mkdtempSync(join(tmpdir(), 'ke-kubectl-edge-'));
     // The hub CA exists before the apiserver starts: it is the apiserver's --kubelet-certificate-authority and the
     // egress proxy's CA. cloudcore finds it in its CA files and stores it in Secret kubeedge/casecret.
-    await writeHubCa(dir);
-    kubeletClient = clientPki(dir, 'kubelet-client', 'kube-apiserver-kubelet-client');
     streamsPort = await freePort();
-    const egress = egressSelectorConfig(join(dir, 'egress.yaml'), {
-      url: `https://127.0.0.1:${streamsPort}`,
-      caBundle: join(dir, 'cloud', 'ca.crt'),
-      clientCert: kubeletClient.cert,
-      clientKey: kubeletClient.key,
-    });
-    cp = startControlPlane({
-      apiserverArgs: [
-        `--egress-selector-config-file=${egress}`,
-        `--kubelet-client-certificate=${kubeletClient.cert}`,
-        `--kubelet-client-key=${kubeletClient.key}`,
-        `--kubelet-certificate-authority=${join(dir, 'cloud', 'ca.crt')}`,
-        '--kubelet-preferred-address-types=InternalIP,Hostname',
-      ],
-    });
+    const flags = kubeletApiserverFlags(dir, await writeHubCa(dir), streamsPort);
+    kubeletClient = flags.kubeletClient;
+    cp = startControlPlane({ apiserverArgs: flags.apiserverArgs });
   }, 300_000);
 
   /**
@@ -62,8 +52,10 @@ describe('kubectl logs and node stats of an edge pod, through the channel', () =
    */
   async function startDaemons(): Promise<void> {
     const ns = await startNetns();
+    cloudMonitorPort = await freePort();
     const setup = await cloudSetup(dir, {
       kubeconfig: await cp.cloudcoreKubeconfig(),
+      monitorServer: { port: cloudMonitorPort },
       cloudHub: { address: ns.hostAddress, certServerAddress: ns.hostAddress, advertiseAddresses: [ns.hostAddress, '127.0.0.1'] },
       streams: { enable: true, connect: { address: '127.0.0.1', port: streamsPort }, clientCAFile: kubeletClient.ca },
     });
@@ -85,7 +77,8 @@ describe('kubectl logs and node stats of an edge pod, through the channel', () =
         },
       }),
       await cloud.token(),
-      { command: ns.command },
+      // A probe sends a channel PING every 20 ms and records each round trip (bigLog reads them).
+      { command: ns.command, nodeArgs: ['--import', PING_PROBE], env: { KE_PING_PROBE_FILE: pingFile() } },
     );
     await eventually(async () => expect(await cp.kubectlOk(['get', 'node', NODE, '--no-headers'])).toMatch(/\sReady\s/), 60_000, 250);
     const addresses = JSON.parse(await cp.kubectlOk(['get', 'node', NODE, '-o', 'json'])).status.addresses;
@@ -97,20 +90,7 @@ describe('kubectl logs and node stats of an edge pod, through the channel', () =
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const pod = (name: string, command: string) =>
-    cp.kubectlOk(
-      ['apply', '-f', '-'],
-      JSON.stringify({
-        apiVersion: 'v1',
-        kind: 'Pod',
-        metadata: { name, namespace: 'default' },
-        spec: {
-          nodeName: NODE,
-          terminationGracePeriodSeconds: 1,
-          containers: [{ name: 'main', image: IMAGE, imagePullPolicy: 'Never', command: ['sh', '-c', command] }],
-        },
-      }),
-    );
+  const pod = (name: string, command: string) => cp.kubectlOk(['apply', '-f', '-'], busyboxPod(name, NODE, command));
 
   // One test: the daemons are the test's (stopped when it ends), and each step builds on the last.
   it('serves kubectl logs (every option), exec, attach, port-forward, node stats and kubectl top, and fails at once naming an offline node', async () => {
@@ -122,6 +102,7 @@ describe('kubectl logs and node stats of an edge pod, through the channel', () =
     await portForward();
     await stats();
     await top();
+    await bigLog();
     // The edge offline: kubectl logs fails at once, naming the node.
     await expectLogsNamingOfflineNode(cp, edge, 'talker', NODE);
   });
@@ -300,5 +281,41 @@ describe('kubectl logs and node stats of an edge pod, through the channel', () =
     } finally {
       await ms.stop();
     }
+  }
+
+  /**
+   * A 100 MiB log through kubectl, whole, while the channel's PINGs keep being answered: the probe in edgecore pings
+   * every 20 ms, and some round trip must complete while the log is crossing the same channel (none waits behind
+   * it; the bench measures how long they take). The stream metrics count it on both sides.
+   */
+  async function bigLog(): Promise<void> {
+    const bytes = 100 * 1024 * 1024;
+    const done = 'big-log-done\n';
+    await pod('big', `yes ${'0123456789abcdef'.repeat(8).slice(0, 127)} | head -c ${bytes}; printf '${done.trim()}\\n'; exec sleep 100000`);
+    await eventually(async () => expect((await kubectl(['logs', 'big', '--tail=1'])).stdout).toBe(done), 180_000, 1_000);
+    const from = Date.now();
+    const counted = await new Promise<string>((resolve, reject) => {
+      const child = spawn('sh', ['-c', '"$0" --kubeconfig "$1" logs big | wc -c', join(cp.binDir, 'kubectl'), cp.kubeconfig]);
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      child.on('error', reject);
+      child.on('close', () => resolve(out.trim()));
+    });
+    const to = Date.now();
+    expect(Number(counted)).toBe(bytes + done.length);
+    // The probe writes its lines every 250 ms.
+    await new Promise((r) => setTimeout(r, 500));
+    const pings = readFileSync(pingFile(), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { at: number; rttMs: number });
+    const during = pings.filter((p) => p.at >= from && p.at + p.rttMs <= to).map((p) => p.rttMs);
+    console.log(`100 MiB log in ${to - from} ms; ${during.length} PING round trips during it, the slowest ${Math.max(...during).toFixed(1)} ms`);
+    expect(during.length).toBeGreaterThan(0);
+    const metrics = await (await fetch(`http://127.0.0.1:${cloudMonitorPort}/metrics`)).text();
+    const fromEdge = Number(/^cloudcore_kubelet_stream_bytes_total\{direction="from_edge"\} (\S+)$/m.exec(metrics)?.[1]);
+    expect(fromEdge).toBeGreaterThan(bytes);
+    expect(Number(/^cloudcore_kubelet_streams_total\{result="opened"\} (\S+)$/m.exec(metrics)?.[1])).toBeGreaterThan(0);
+    expect(metrics).toMatch(/^cloudcore_kubelet_streams_open \d+$/m);
   }
 });

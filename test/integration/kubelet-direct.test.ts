@@ -7,7 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startContainerd } from '../support/containerd.js';
 import { startControlPlane, type ControlPlane } from '../support/control-plane.js';
 import { cloudSetup, edgeSetup, startCloud, startEdge, type Cloud, type Daemon } from '../support/daemons.js';
-import { expectLogsNamingOfflineNode, kubectlEventually, writeHubCa } from '../support/edge-kubectl.js';
+import { expectLogsNamingOfflineNode, kubectlEventually } from '../support/edge-kubectl.js';
+import { busyboxPod, kubeletApiserverFlags, writeHubCa } from '../support/kubelet-setup.js';
 import { eventually, freePort } from '../support/harness.js';
 import { writeHostsFile } from '../support/hosts-file.js';
 import { startMetricsServer } from '../support/metrics-server.js';
@@ -22,7 +23,6 @@ import { clientPki } from '../support/pki.js';
 
 const NODE = 'kd-edge-1';
 const HOST = 'kd-edge-1.edge.kubeedge-ts.test';
-const IMAGE = 'localhost/lite/busybox:latest';
 
 describe('kubectl for an edge pod through the direct listener (per-node DNS, no egress selector)', () => {
   let dir: string;
@@ -37,18 +37,14 @@ describe('kubectl for an edge pod through the direct listener (per-node DNS, no 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'ke-kubelet-direct-'));
     hubCaFile = await writeHubCa(dir);
-    kubeletClient = clientPki(dir, 'kubelet-client', 'kube-apiserver-kubelet-client');
+    const flags = kubeletApiserverFlags(dir, hubCaFile, undefined);
+    kubeletClient = flags.kubeletClient;
     directPort = await freePort();
     hostsFile = writeHostsFile(join(dir, 'hosts'), { [HOST]: '127.0.0.1' });
     // Only the flags a managed cluster already sets for its kubelets; no --egress-selector-config-file.
     cp = startControlPlane({
       hostsFile,
-      apiserverArgs: [
-        `--kubelet-client-certificate=${kubeletClient.cert}`,
-        `--kubelet-client-key=${kubeletClient.key}`,
-        `--kubelet-certificate-authority=${hubCaFile}`,
-        '--kubelet-preferred-address-types=Hostname',
-      ],
+      apiserverArgs: [...flags.apiserverArgs, '--kubelet-preferred-address-types=Hostname'],
     });
   }, 300_000);
 
@@ -102,19 +98,7 @@ describe('kubectl for an edge pod through the direct listener (per-node DNS, no 
   });
 
   async function logs(): Promise<void> {
-    await cp.kubectlOk(
-      ['apply', '-f', '-'],
-      JSON.stringify({
-        apiVersion: 'v1',
-        kind: 'Pod',
-        metadata: { name: 'talker', namespace: 'default' },
-        spec: {
-          nodeName: NODE,
-          terminationGracePeriodSeconds: 1,
-          containers: [{ name: 'main', image: IMAGE, imagePullPolicy: 'Never', command: ['sh', '-c', 'echo hello-direct; while true; do sleep 1; done'] }],
-        },
-      }),
-    );
+    await cp.kubectlOk(['apply', '-f', '-'], busyboxPod('talker', NODE, 'echo hello-direct; while true; do sleep 1; done'));
     expect(await kubectlEventually(cp, ['logs', 'talker'])).toBe('hello-direct\n');
     // The API server dialled the host name: the tunnel was named by SNI on the direct listener.
     expect(cloud.logs.some((l) => l.msg === 'kubelet stream open' && l.target === `${HOST}:${directPort}` && l.nodeId === NODE)).toBe(true);

@@ -1,14 +1,13 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CertificateAuthority } from '../../shared/pki/certificate-authority.js';
 import { startContainerd } from '../support/containerd.js';
 import { startControlPlane, type ControlPlane } from '../support/control-plane.js';
 import { cloudSetup, edgeSetup, startCloud, startEdge, type Cloud } from '../support/daemons.js';
 import { eventually, freePort } from '../support/harness.js';
-import { clientPki, egressSelectorConfig } from '../support/pki.js';
+import { busyboxPod, kubeletApiserverFlags, writeHubCa } from '../support/kubelet-setup.js';
 
 // Issue 13 with several replicas: a kubelet request reaching a replica that does not hold the node is passed to
 // the one that does. The API server's egress selector points at replica b's CONNECT listener; the edge is connected
@@ -16,7 +15,6 @@ import { clientPki, egressSelectorConfig } from '../support/pki.js';
 // report, and passes the stream there with its replica certificate; a opens it on the edge's channel.
 
 const NODE = 'kubelet-replicas';
-const IMAGE = 'localhost/lite/busybox:latest';
 
 describe('kubectl through a replica that does not hold the node', () => {
   let dir: string;
@@ -31,27 +29,10 @@ describe('kubectl through a replica that does not hold the node', () => {
     dir = mkdtempSync(join(tmpdir(), 'ke-kubelet-replicas-'));
     // The hub CA both replicas share exists before the API server starts: it is its --kubelet-certificate-authority
     // and the egress proxy's CA (kubectl-edge.test.ts).
-    const hub = await CertificateAuthority.create({ commonName: 'KubeEdge' });
-    mkdirSync(join(dir, 'ca'), { recursive: true });
-    writeFileSync(caFiles().caCertFile, hub.certPem);
-    writeFileSync(caFiles().caKeyFile, hub.keyPem, { mode: 0o600 });
-    kubeletClient = clientPki(dir, 'kubelet-client', 'kube-apiserver-kubelet-client');
     connectPortB = await freePort();
-    const egress = egressSelectorConfig(join(dir, 'egress.yaml'), {
-      url: `https://127.0.0.1:${connectPortB}`,
-      caBundle: caFiles().caCertFile,
-      clientCert: kubeletClient.cert,
-      clientKey: kubeletClient.key,
-    });
-    cp = startControlPlane({
-      apiserverArgs: [
-        `--egress-selector-config-file=${egress}`,
-        `--kubelet-client-certificate=${kubeletClient.cert}`,
-        `--kubelet-client-key=${kubeletClient.key}`,
-        `--kubelet-certificate-authority=${caFiles().caCertFile}`,
-        '--kubelet-preferred-address-types=InternalIP,Hostname',
-      ],
-    });
+    const flags = kubeletApiserverFlags(dir, await writeHubCa(dir, join(dir, 'ca')), connectPortB);
+    kubeletClient = flags.kubeletClient;
+    cp = startControlPlane({ apiserverArgs: flags.apiserverArgs });
   }, 300_000);
 
   afterAll(() => {
@@ -103,19 +84,7 @@ describe('kubectl through a replica that does not hold the node', () => {
       250,
     );
 
-    await cp.kubectlOk(
-      ['apply', '-f', '-'],
-      JSON.stringify({
-        apiVersion: 'v1',
-        kind: 'Pod',
-        metadata: { name: 'talker', namespace: 'default' },
-        spec: {
-          nodeName: NODE,
-          terminationGracePeriodSeconds: 1,
-          containers: [{ name: 'main', image: IMAGE, imagePullPolicy: 'Never', command: ['sh', '-c', 'echo line-1; echo line-2; exec sleep 3600'] }],
-        },
-      }),
-    );
+    await cp.kubectlOk(['apply', '-f', '-'], busyboxPod('talker', NODE, 'echo line-1; echo line-2; exec sleep 3600'));
 
     // kubectl logs: apiserver → b's CONNECT listener → b's relay link → a's relay → the edge's channel.
     const logs = await eventually(

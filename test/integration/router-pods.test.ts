@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { useContainerd } from '../support/containerd.js';
 import { cloudSetup, edgeSetup, startCloud, startEdgeInProcess } from '../support/daemons.js';
+import { busyboxPod } from '../support/kubelet-setup.js';
 import { eventually, freePort, tempDir, useControlPlane } from '../support/harness.js';
 import { curl } from '../support/curl.js';
 
@@ -14,7 +15,6 @@ import { curl } from '../support/curl.js';
 
 const controlPlane = useControlPlane();
 const containerd = useContainerd();
-const IMAGE = 'localhost/lite/busybox:latest';
 
 describe('router with apps in pods on the edge', () => {
   it('reaches busybox httpd in a pod from curl, and lets busybox wget in a pod call a cloud URL through ServiceBus', async () => {
@@ -50,18 +50,7 @@ describe('router with apps in pods on the edge', () => {
     await eventually(async () => expect(await cp.kubectlOk(['get', 'node', node, '--no-headers'])).toMatch(/\sReady\s/), 30_000, 200);
     const apply = (o: object): Promise<string> => cp.kubectlOk(['apply', '-f', '-'], JSON.stringify(o));
     const pod = (name: string, command: string, restartPolicy = 'Always') =>
-      apply({
-        apiVersion: 'v1',
-        kind: 'Pod',
-        metadata: { name, namespace: 'default' },
-        spec: {
-          nodeName: node,
-          hostNetwork: true,
-          restartPolicy,
-          terminationGracePeriodSeconds: 1,
-          containers: [{ name: 'app', image: IMAGE, imagePullPolicy: 'Never', command: ['sh', '-c', command] }],
-        },
-      });
+      cp.kubectlOk(['apply', '-f', '-'], busyboxPod(name, node, command, { container: 'app', spec: { hostNetwork: true, restartPolicy } }));
 
     // rest → servicebus: KubeEdge's objects, the app a busybox httpd in a pod on the edge host's network.
     const appPort = await freePort();

@@ -36,13 +36,17 @@ type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]>
 export interface SpawnDaemonOptions {
   /** Prefixes the command line, e.g. `EdgeNetns.command` to run the daemon in an edge's network namespace. */
   command?: (argv: readonly string[]) => string[];
+  /** Node flags before the daemon's script (e.g. `--import` of a probe). */
+  nodeArgs?: readonly string[];
+  /** Added to the inherited environment. */
+  env?: Readonly<Record<string, string>>;
 }
 
 /** Spawns a daemon from dist/ and follows its JSON log; killed (SIGKILL) when the test ends. */
 export function spawnDaemon(bin: string, args: string[], name: string, options: SpawnDaemonOptions = {}): Daemon {
   // nsenter execs the daemon without forking, so the child's pid stays the daemon's and kill() reaches it.
-  const [program, ...rest] = (options.command ?? ((argv) => [...argv]))([process.execPath, bin, ...args]);
-  const child = spawn(program!, rest, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const [program, ...rest] = (options.command ?? ((argv) => [...argv]))([process.execPath, ...(options.nodeArgs ?? []), bin, ...args]);
+  const child = spawn(program!, rest, { stdio: ['ignore', 'pipe', 'pipe'], env: options.env ? { ...process.env, ...options.env } : undefined });
   const logs: LogLine[] = [];
   const stderr: string[] = [];
   const waiters = new Set<{ predicate: (l: LogLine) => boolean; resolve: (l: LogLine) => void }>();

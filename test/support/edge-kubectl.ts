@@ -1,25 +1,10 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { expect } from 'vitest';
-import { CertificateAuthority } from '../../shared/pki/certificate-authority.js';
 import type { ControlPlane } from './control-plane.js';
 import type { Daemon } from './daemons.js';
 import { eventually } from './harness.js';
 
 // Steps the kubectl-for-edge-pods tests share (kubectl-edge.test.ts: egress selector; kubelet-direct.test.ts:
-// per-node DNS).
-
-/**
- * The hub CA in `<dir>/cloud/ca.{crt,key}`, where cloudSetup's cloudcore finds it, made before the API server starts:
- * it is the API server's --kubelet-certificate-authority. Returns the certificate's path.
- */
-export async function writeHubCa(dir: string): Promise<string> {
-  const hub = await CertificateAuthority.create({ commonName: 'KubeEdge' });
-  mkdirSync(join(dir, 'cloud'), { recursive: true });
-  writeFileSync(join(dir, 'cloud', 'ca.crt'), hub.certPem);
-  writeFileSync(join(dir, 'cloud', 'ca.key'), hub.keyPem, { mode: 0o600 });
-  return join(dir, 'cloud', 'ca.crt');
-}
+// per-node DNS). Their setup (CA, API server flags, pods) is in kubelet-setup.ts, which the bench rig uses too.
 
 /** kubectl until it succeeds (a pod starting, metrics not scraped yet); its stdout. */
 export function kubectlEventually(cp: ControlPlane, args: string[], timeoutMs = 90_000, intervalMs = 500): Promise<string> {
