@@ -188,10 +188,26 @@ export function parseFrame(buf: Buffer, maxMessageBytes: number): ParsedFrame | 
   if (control && (length > 125 || !fin)) return { error: 'control frame fragmented or longer than 125 bytes', code: WsClose.protocol };
   if (length > maxMessageBytes) return { error: `frame of ${length} bytes exceeds ${maxMessageBytes}`, code: WsClose.tooBig };
   if (buf.length < offset + 4 + length) return undefined;
-  const mask = buf.subarray(offset, offset + 4);
   const payload = buf.subarray(offset + 4, offset + 4 + length);
-  for (let i = 0; i < payload.length; i++) payload[i] = payload[i]! ^ mask[i & 3]!;
+  // An all-zero key (edgecore sends one, dial.ts) leaves the payload as it is.
+  if (buf.readUInt32BE(offset) !== 0) unmask(payload, buf.subarray(offset, offset + 4));
   return { opcode, fin, payload, length: offset + 4 + length };
+}
+
+/** XORs `payload` with the 4-byte `mask` in place: 32 bits at a time over the aligned middle, bytes at the ends. */
+export function unmask(payload: Buffer, mask: Buffer): void {
+  const length = payload.length;
+  // Bytes before the first 4-byte-aligned address, so that a Uint32Array can view the rest.
+  const head = Math.min(length, (4 - (payload.byteOffset & 3)) & 3);
+  for (let i = 0; i < head; i++) payload[i] = payload[i]! ^ mask[i & 3]!;
+  const words = (length - head) >>> 2;
+  if (words > 0) {
+    // The key rotated to line up with the aligned start, read in the platform's byte order as the view reads.
+    const key = new Uint32Array(new Uint8Array([mask[head & 3]!, mask[(head + 1) & 3]!, mask[(head + 2) & 3]!, mask[(head + 3) & 3]!]).buffer)[0]!;
+    const view = new Uint32Array(payload.buffer, payload.byteOffset + head, words);
+    for (let i = 0; i < words; i++) view[i]! ^= key;
+  }
+  for (let i = head + words * 4; i < length; i++) payload[i] = payload[i]! ^ mask[i & 3]!;
 }
 
 function frameHeader(opcode: number, length: number): Buffer {

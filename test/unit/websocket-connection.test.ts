@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Duplex } from 'node:stream';
-import { WebSocketConnection, parseFrame } from '../../cloudcore/cloudhub/websocket-connection.js';
+import { WebSocketConnection, parseFrame, unmask } from '../../cloudcore/cloudhub/websocket-connection.js';
 
 /** A masked client frame, as a browser or `ws` client would send it. */
 function clientFrame(opcode: number, payload: Buffer, fin = true): Buffer {
@@ -99,5 +99,24 @@ describe('server websocket connection', () => {
       expect(h.closes.length).toBeLessThanOrEqual(1);
     }
     expect(parseFrame(Buffer.from([0x82]), 10)).toBeUndefined();
+  });
+
+  it('unmasks as RFC 6455 does, at every alignment and length, and leaves a zero-keyed payload as sent', () => {
+    const mask = Buffer.from([0x12, 0x34, 0xab, 0xcd]);
+    const slab = Buffer.alloc(80);
+    for (let i = 0; i < slab.length; i++) slab[i] = (i * 37 + 11) & 0xff;
+    for (let start = 0; start < 8; start++) {
+      for (let length = 0; length < 40; length++) {
+        const payload = Buffer.from(slab).subarray(start, start + length);
+        const expected = Buffer.from(payload.map((b, i) => b ^ mask[i & 3]!));
+        unmask(payload, mask);
+        expect(payload.equals(expected), `offset ${start}, length ${length}`).toBe(true);
+      }
+    }
+    // A frame with a zero key parses to its payload bytes unchanged.
+    const body = Buffer.from('bulk log bytes');
+    const frame = Buffer.concat([Buffer.from([0x82, 0x80 | body.length, 0, 0, 0, 0]), body]);
+    const parsed = parseFrame(frame, 1024);
+    expect(parsed && 'payload' in parsed && parsed.payload.toString()).toBe('bulk log bytes');
   });
 });
