@@ -103,7 +103,7 @@ export class KubeletFront {
 
   /** TLS inside the tunnel, as the kubelet at that address would serve it (§1.4). */
   private terminate(socket: Duplex, t: ConnectTarget & { node: string; context: SecureContext; proxyCaller: string; release: () => void }): void {
-    const log = this.logger.child({ nodeId: t.node, target: t.target });
+    const log = this.logger.child({ nodeId: t.node, target: t.target, proxyCaller: t.proxyCaller });
     const tls = new TLSSocket(socket, {
       isServer: true,
       secureContext: t.context,
@@ -115,14 +115,14 @@ export class KubeletFront {
     });
     this.tunnels.track(tls);
     const timer = setTimeout(() => {
-      log.warn({ proxyCaller: t.proxyCaller }, 'kubelet tunnel handshake timed out');
+      log.warn('kubelet tunnel handshake timed out');
       tls.destroy();
     }, this.deps.limits.headTimeoutMs);
     let secured = false;
     tls.on('error', (err) => {
       // A handshake the API server broke off is mostly our certificate not trusted (--kubelet-certificate-authority).
       if (secured) log.debug({ err }, 'kubelet tunnel error');
-      else log.warn({ err, proxyCaller: t.proxyCaller }, 'kubelet tunnel handshake failed');
+      else log.warn({ err }, 'kubelet tunnel handshake failed');
     });
     tls.once('close', () => {
       clearTimeout(timer);

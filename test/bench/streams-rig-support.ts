@@ -41,16 +41,22 @@ export class StreamsRig {
   readonly dir = benchDir();
   readonly logsDir = join(this.dir, 'logs');
   private readonly probeFile = join(this.dir, 'pings.jsonl');
+  /** The unix socket the API server's egress uses (`uds`), else undefined (mutual TLS on streamsPort). */
+  private egressSocket: string | undefined;
 
   private constructor() {
     onExit(() => this.children.forEach((c) => c.kill('SIGKILL')));
   }
 
-  static async start(): Promise<StreamsRig> {
+  /**
+   * `egress`: how the API server reaches cloudcore's CONNECT listener: `tcp` (mutual TLS, the default and what a
+   * separate control plane host needs) or `uds` (a unix socket, for an API server on cloudcore's host).
+   */
+  static async start(egress: 'tcp' | 'uds' = 'tcp'): Promise<StreamsRig> {
     if (process.getuid?.() !== 0) throw new Error('the streams benchmark runs containerd in a network namespace: run it as root');
     const rig = new StreamsRig();
     try {
-      await rig.startAll();
+      await rig.startAll(egress);
     } catch (err) {
       await rig.stop();
       throw err;
@@ -58,9 +64,10 @@ export class StreamsRig {
     return rig;
   }
 
-  private async startAll(): Promise<void> {
+  private async startAll(egress: 'tcp' | 'uds'): Promise<void> {
     const streamsPort = await freePort();
-    const { kubeletClient, apiserverArgs } = kubeletApiserverFlags(this.dir, await writeHubCa(this.dir), streamsPort);
+    const socketPath = (this.egressSocket = egress === 'uds' ? join(this.dir, 'konnectivity.sock') : undefined);
+    const { kubeletClient, apiserverArgs } = kubeletApiserverFlags(this.dir, await writeHubCa(this.dir), socketPath ? { socketPath } : streamsPort);
     note('starting the control plane');
     this.cp = startControlPlane({ apiserverArgs });
     this.defer(
@@ -88,7 +95,9 @@ export class StreamsRig {
     const cloudConfig = join(this.dir, 'cloudcore.yaml');
     writeFileSync(
       cloudConfig,
-      stringify(cloudConfigFor(this.dir, await this.cp.cloudcoreKubeconfig(), ns, { hubPort, certPort, streamsPort, kubeletClientCA })),
+      stringify(
+        cloudConfigFor(this.dir, await this.cp.cloudcoreKubeconfig(), ns, { hubPort, certPort, streamsPort, kubeletClientCA, socketPath: this.egressSocket }),
+      ),
     );
     this.cloud = start(CLOUDCORE_BIN, ['--config', cloudConfig], { nodeArgs: nodeArgs('KE_BENCH_CLOUD_NODE_ARGS', '') });
     this.defer('cloudcore', () => terminate(this.cloud));
@@ -252,7 +261,7 @@ function cloudConfigFor(
   dir: string,
   kubeconfig: string,
   ns: EdgeNetns,
-  p: { hubPort: number; certPort: number; streamsPort: number; kubeletClientCA: string },
+  p: { hubPort: number; certPort: number; streamsPort: number; kubeletClientCA: string; socketPath: string | undefined },
 ): Record<string, unknown> {
   return {
     logLevel: 'info',
@@ -274,7 +283,7 @@ function cloudConfigFor(
       // The replica relay on a free port: its default (10005) would keep two benches from running at once.
       streams: {
         enable: true,
-        connect: { address: '127.0.0.1', port: p.streamsPort },
+        connect: { address: '127.0.0.1', port: p.streamsPort, ...(p.socketPath ? { socketPath: p.socketPath } : {}) },
         replica: { address: '127.0.0.1', port: 0 },
         clientCAFile: p.kubeletClientCA,
       },

@@ -1,5 +1,6 @@
-// `npm run bench -- streams [--log-mib=100] [--rtt-samples=300] [--sessions=50]` (as root: a network namespace
-// and a private containerd). Issue 13's figures on the setup of test/integration/kubectl-edge.test.ts: a real
+// `npm run bench -- streams [--log-mib=100] [--rtt-samples=300] [--sessions=50] [--egress=tcp|uds]` (as root: a
+// network namespace and a private containerd). `--egress=uds`: the API server reaches cloudcore's CONNECT listener on
+// a unix socket instead of mutual TLS over TCP (an API server on cloudcore's host; docs/kubelet-front.md). Issue 13's figures on the setup of test/integration/kubectl-edge.test.ts: a real
 // kube-apiserver whose egress selector sends kubelet calls to cloudcore's CONNECT listener, and the edge
 // (edgecore and its containerd) in its own network namespace, reachable only through the channel. kubectl is the
 // control plane's (`ControlPlane.binDir`).
@@ -26,12 +27,14 @@ const args = new Map(process.argv.slice(2).map((a) => a.replace(/^--/, '').split
 const LOG_MIB = Number(args.get('log-mib') ?? 100);
 const RTT_SAMPLES = Number(args.get('rtt-samples') ?? 300);
 const SESSIONS = Number(args.get('sessions') ?? 50);
+const EGRESS = args.get('egress') ?? 'tcp';
+if (EGRESS !== 'tcp' && EGRESS !== 'uds') throw new Error(`--egress: tcp or uds, not ${EGRESS}`);
 const LOG_DONE = 'streams-bench-log-done\n';
 // 127 characters and a newline: the log is a whole number of lines.
 const LINE = `${'0123456789abcdef'.repeat(8).slice(0, 127)}`;
 
 runBench(async () => {
-  const rig = await StreamsRig.start();
+  const rig = await StreamsRig.start(EGRESS);
   try {
     const logBytes = LOG_MIB * 1024 * 1024;
     await rig.pod('streams-log', `yes ${LINE} | head -c ${logBytes}; printf '${LOG_DONE.trim()}\\n'; exec sleep 100000`);
@@ -66,6 +69,7 @@ async function logsAndHeartbeat(rig: StreamsRig, expectedBytes: number): Promise
   idle.sort((a, b) => a - b);
   busy.sort((a, b) => a - b);
   report('logs_mib_per_s', expectedBytes / 1024 / 1024 / (r.ms / 1000), 'MiB/s', {
+    egress: EGRESS,
     bytes: received,
     ms: Math.round(r.ms),
     logFileBytes: statSync(file).size,

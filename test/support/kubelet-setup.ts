@@ -25,30 +25,30 @@ export async function writeHubCa(dir: string, folder = join(dir, 'cloud')): Prom
 export interface KubeletClientFlags {
   /** `{ca, cert, key}`: `ca` is cloudcore's `modules.streams.clientCAFile`. */
   kubeletClient: { ca: string; cert: string; key: string };
-  /** --kubelet-client-*, --kubelet-certificate-authority = the hub CA, and, with `connectPort`, the egress selector. */
+  /** --kubelet-client-*, --kubelet-certificate-authority = the hub CA, and, with `connect`, the egress selector. */
   apiserverArgs: string[];
 }
 
 /**
  * The kube-apiserver flags of README's "kubectl logs/exec" section: its kubelet client certificate (made here in
- * `dir`), the hub CA as the kubelet serving CA, and unless `connectPort` is undefined an EgressSelectorConfiguration
- * sending `cluster` to cloudcore's CONNECT listener on 127.0.0.1:`connectPort`. Without it (direct by node host name),
- * the caller adds its own `--kubelet-preferred-address-types`.
+ * `dir`), the hub CA as the kubelet serving CA, and unless `connect` is undefined an EgressSelectorConfiguration
+ * sending `cluster` to cloudcore's CONNECT listener: on 127.0.0.1:`connect` over mutual TLS, or on the unix socket
+ * `connect.socketPath` (modules.streams.connect.socketPath). Without it (direct by node host name), the caller adds
+ * its own `--kubelet-preferred-address-types`.
  */
-export function kubeletApiserverFlags(dir: string, hubCaFile: string, connectPort: number | undefined): KubeletClientFlags {
+export function kubeletApiserverFlags(dir: string, hubCaFile: string, connect: number | { socketPath: string } | undefined): KubeletClientFlags {
   const kubeletClient = clientPki(dir, 'kubelet-client', 'kube-apiserver-kubelet-client');
   const apiserverArgs = [
     `--kubelet-client-certificate=${kubeletClient.cert}`,
     `--kubelet-client-key=${kubeletClient.key}`,
     `--kubelet-certificate-authority=${hubCaFile}`,
   ];
-  if (connectPort !== undefined) {
-    const egress = egressSelectorConfig(join(dir, 'egress.yaml'), {
-      url: `https://127.0.0.1:${connectPort}`,
-      caBundle: hubCaFile,
-      clientCert: kubeletClient.cert,
-      clientKey: kubeletClient.key,
-    });
+  if (connect !== undefined) {
+    const proxy =
+      typeof connect === 'number'
+        ? { url: `https://127.0.0.1:${connect}`, caBundle: hubCaFile, clientCert: kubeletClient.cert, clientKey: kubeletClient.key }
+        : { udsName: connect.socketPath };
+    const egress = egressSelectorConfig(join(dir, 'egress.yaml'), proxy);
     apiserverArgs.push(`--egress-selector-config-file=${egress}`, '--kubelet-preferred-address-types=InternalIP,Hostname');
   }
   return { kubeletClient, apiserverArgs };

@@ -20,8 +20,25 @@ export function clientPki(dir: string, name: string, cn: string): { ca: string; 
   return { ca: join(dir, `${name}-ca.crt`), cert: join(dir, `${name}.crt`), key: join(dir, `${name}.key`) };
 }
 
-/** An EgressSelectorConfiguration (apiserver.k8s.io/v1beta1) sending `cluster` traffic to an HTTP CONNECT proxy over mutual TLS. */
-export function egressSelectorConfig(path: string, proxy: { url: string; caBundle: string; clientCert: string; clientKey: string }): string {
+/**
+ * An EgressSelectorConfiguration (apiserver.k8s.io/v1beta1) sending `cluster` traffic to an HTTP CONNECT proxy: over
+ * mutual TLS to `url`, or over the unix socket `udsName` (no TLS: the file's permissions guard it).
+ */
+export function egressSelectorConfig(
+  path: string,
+  proxy: { url: string; caBundle: string; clientCert: string; clientKey: string } | { udsName: string },
+): string {
+  const transport =
+    'udsName' in proxy
+      ? ['      uds:', `        udsName: ${proxy.udsName}`]
+      : [
+          '      tcp:',
+          `        url: ${proxy.url}`,
+          '        tlsConfig:',
+          `          caBundle: ${proxy.caBundle}`,
+          `          clientCert: ${proxy.clientCert}`,
+          `          clientKey: ${proxy.clientKey}`,
+        ];
   writeFileSync(
     path,
     [
@@ -32,12 +49,7 @@ export function egressSelectorConfig(path: string, proxy: { url: string; caBundl
       '  connection:',
       '    proxyProtocol: HTTPConnect',
       '    transport:',
-      '      tcp:',
-      `        url: ${proxy.url}`,
-      '        tlsConfig:',
-      `          caBundle: ${proxy.caBundle}`,
-      `          clientCert: ${proxy.clientCert}`,
-      `          clientKey: ${proxy.clientKey}`,
+      ...transport,
       '',
     ].join('\n'),
   );
