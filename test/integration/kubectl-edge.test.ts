@@ -317,5 +317,40 @@ describe('kubectl logs and node stats of an edge pod, through the channel', () =
     expect(fromEdge).toBeGreaterThan(bytes);
     expect(Number(/^cloudcore_kubelet_streams_total\{result="opened"\} (\S+)$/m.exec(metrics)?.[1])).toBeGreaterThan(0);
     expect(metrics).toMatch(/^cloudcore_kubelet_streams_open \d+$/m);
+    await slowReader(bytes);
+  }
+
+  /**
+   * A kubectl that reads nothing: the log stops flowing instead of piling up in cloudcore or edgecore. What leaves the
+   * edge (cloudcore's from_edge byte counter) levels off at the windows and socket buffers on the way, far below the
+   * 100 MiB log, and stays there while kubectl is stalled.
+   */
+  async function slowReader(logBytes: number): Promise<void> {
+    const fromEdge = async (): Promise<number> => {
+      const text = await (await fetch(`http://127.0.0.1:${cloudMonitorPort}/metrics`)).text();
+      return Number(/^cloudcore_kubelet_stream_bytes_total\{direction="from_edge"\} (\S+)$/m.exec(text)?.[1]);
+    };
+    const before = await fromEdge();
+    // stdout is a pipe nobody reads: once its 64 KiB are full, kubectl blocks on its write.
+    const stalled = spawn(join(cp.binDir, 'kubectl'), ['--kubeconfig', cp.kubeconfig, 'logs', 'big'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    stalled.stdout.pause();
+    try {
+      const levelled = await eventually(
+        async () => {
+          const a = (await fromEdge()) - before;
+          await new Promise((r) => setTimeout(r, 2_000));
+          const b = (await fromEdge()) - before;
+          expect(a).toBeGreaterThan(0);
+          expect(b).toBe(a);
+          return b;
+        },
+        60_000,
+        0,
+      );
+      console.log(`a stalled kubectl logs: ${(levelled / 1048576).toFixed(1)} MiB left the edge, then nothing`);
+      expect(levelled).toBeLessThan(logBytes / 3);
+    } finally {
+      stalled.kill();
+    }
   }
 });
