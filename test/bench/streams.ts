@@ -1,9 +1,9 @@
 // `npm run bench -- streams [--log-mib=100] [--rtt-samples=300] [--sessions=50] [--egress=tcp|uds]` (as root: a
 // network namespace and a private containerd). `--egress=uds`: the API server reaches cloudcore's CONNECT listener on
-// a unix socket instead of mutual TLS over TCP (an API server on cloudcore's host; docs/kubelet-front.md). Issue 13's figures on the setup of test/integration/kubectl-edge.test.ts: a real
-// kube-apiserver whose egress selector sends kubelet calls to cloudcore's CONNECT listener, and the edge
-// (edgecore and its containerd) in its own network namespace, reachable only through the channel. kubectl is the
-// control plane's (`ControlPlane.binDir`).
+// a unix socket instead of mutual TLS over TCP (an API server on cloudcore's host; docs/kubelet-front.md).
+// Issue 13's figures on the setup of test/integration/kubectl-edge.test.ts: a real kube-apiserver whose egress
+// selector sends kubelet calls to cloudcore's CONNECT listener, and the edge (edgecore and its containerd) in its own
+// network namespace, reachable only through the channel. kubectl is the control plane's (`ControlPlane.binDir`).
 //
 // Figures (one JSON line each):
 //   logs_mib_per_s                a busybox pod writes --log-mib MiB of 128-byte lines; once its log file holds

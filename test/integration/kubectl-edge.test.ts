@@ -104,8 +104,43 @@ describe('kubectl logs and node stats of an edge pod, through the channel', () =
     await top();
     await bigLog();
     // The edge offline: kubectl logs fails at once, naming the node.
+    await crashMidStream();
     await expectLogsNamingOfflineNode(cp, edge, 'talker', NODE);
   });
+
+  /**
+   * edgecore dies (SIGKILL: its sockets close at once, as in a crash) while `kubectl logs -f` and `kubectl exec -i`
+   * are streaming: both kubectl processes end instead of hanging. (A link cut without a FIN is noticed at the
+   * session timeout, modules.cloudHub.sessionTimeoutMs.)
+   */
+  async function crashMidStream(): Promise<void> {
+    const run = (args: string[]) => {
+      const child = spawn(join(cp.binDir, 'kubectl'), ['--kubeconfig', cp.kubeconfig, ...args]);
+      const out = { stdout: '', stderr: '' };
+      child.stdout.on('data', (d: Buffer) => (out.stdout += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (out.stderr += d.toString()));
+      const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+      return { child, out, exited };
+    };
+    const follow = run(['logs', '-f', 'talker', '--tail=1']);
+    const cat = run(['exec', '-i', 'talker', '--', 'cat']);
+    try {
+      await eventually(() => expect(follow.out.stdout).toMatch(/tick-\d+\n/), 60_000);
+      cat.child.stdin.write('before the crash\n');
+      await eventually(() => expect(cat.out.stdout).toBe('before the crash\n'), 60_000);
+      edge.child.kill('SIGKILL');
+      const [followCode, catCode] = await Promise.all([
+        Promise.race([follow.exited, new Promise((r) => setTimeout(r, 60_000, 'still running'))]),
+        Promise.race([cat.exited, new Promise((r) => setTimeout(r, 60_000, 'still running'))]),
+      ]);
+      console.log(`after the crash: kubectl logs -f exited ${followCode} (${follow.out.stderr.trim()}), exec exited ${catCode} (${cat.out.stderr.trim()})`);
+      expect(followCode).not.toBe('still running');
+      expect(catCode).not.toBe('still running');
+    } finally {
+      follow.child.kill();
+      cat.child.kill();
+    }
+  }
 
   async function logs(): Promise<void> {
     await pod('talker', 'for i in 1 2 3 4 5; do echo line-$i; done; i=0; while true; do i=$((i+1)); echo tick-$i; sleep 1; done');
