@@ -553,8 +553,10 @@ async function main(): Promise<void> {
     const { cloudConfig, edgeConfig } = writeConfigs(cluster, ports, runtime, cluster.kind === 'kubernetes' && cluster.ours ? tunnel.streams : undefined);
     if (stopping) return;
 
-    // As installed: OpenSSL told to send no TLS 1.3 session tickets (docs/channel.md).
-    const cloud = startDaemon('cloudcore', [`--openssl-config=${join(dirname(CLOUDCORE), 'openssl.cnf')}`, CLOUDCORE, '--config', cloudConfig]);
+    // As installed (build/install.sh): OpenSSL told to send no TLS 1.3 session tickets (docs/channel.md), a 32 MiB
+    // semi-space (docs/performance.md, streams).
+    const openssl = `--openssl-config=${join(dirname(CLOUDCORE), 'openssl.cnf')}`;
+    const cloud = startDaemon('cloudcore', [openssl, '--max-semi-space-size=32', CLOUDCORE, '--config', cloudConfig]);
     daemons.push(cloud);
     await cloud.waitFor('cloudcore ready', 60_000);
     const joined = existsSync(join(DIR, 'edge', 'certs', 'node.crt'));

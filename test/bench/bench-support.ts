@@ -13,6 +13,13 @@ export { freePort };
 /** The repository root, whether this runs compiled (dist/test/bench) or from source (test/bench). */
 export const ROOT = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../../..' : '../..', import.meta.url));
 export const CLOUDCORE_BIN = join(ROOT, 'dist/cloudcore/main.js');
+/** The V8 flags build/install.sh runs cloudcore with (docs/performance.md, streams); KE_BENCH_CLOUD_NODE_ARGS replaces them. */
+export const CLOUDCORE_V8_FLAGS = '--max-semi-space-size=32';
+
+/** Node flags from the environment variable `env` (space-separated), else `fallback`. */
+export function nodeArgsFrom(env: string, fallback: string): string[] {
+  return (process.env[env] ?? fallback).split(' ').filter(Boolean);
+}
 export const EDGECORE_BIN = join(ROOT, 'dist/edgecore/main.js');
 
 /** One benchmark figure, printed as one JSON line. */

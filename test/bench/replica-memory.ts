@@ -18,7 +18,23 @@ import type { CoreV1Api, V1Pod } from '@kubernetes/client-node';
 import { createKubeClients, MERGE_PATCH, apiStatus } from '../../cloudcore/kube/kube-client.js';
 import { EDGE_ROLE_LABEL } from '../../cloudcore/edgecontroller/node-keeper.js';
 import { startControlPlane } from '../support/control-plane.js';
-import { CLOUDCORE_BIN, ROOT, benchDir, freePort, note, onExit, report, rssKiB, runBench, sleep, start, writeCloudConfig, type Proc } from './bench-support.js';
+import {
+  CLOUDCORE_BIN,
+  CLOUDCORE_V8_FLAGS,
+  ROOT,
+  nodeArgsFrom,
+  benchDir,
+  freePort,
+  note,
+  onExit,
+  report,
+  rssKiB,
+  runBench,
+  sleep,
+  start,
+  writeCloudConfig,
+  type Proc,
+} from './bench-support.js';
 
 const args = new Map(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=') as [string, string]));
 const PODS = Number(args.get('pods') ?? 10_000);
@@ -86,7 +102,7 @@ runBench(async () => {
 
 /** Starts cloudcore and waits until its informers' first lists hold exactly the expected edge pods. */
 async function startReplica(configArgs: string[], monitor: number, pods: number): Promise<Replica> {
-  const proc = start(CLOUDCORE_BIN, configArgs);
+  const proc = start(CLOUDCORE_BIN, configArgs, { nodeArgs: nodeArgsFrom('KE_BENCH_CLOUD_NODE_ARGS', CLOUDCORE_V8_FLAGS) });
   const watching = await proc.waitForLog((l) => l.msg === 'edgecontroller watching the cluster', 300_000);
   await proc.waitForLog((l) => l.msg === 'cloudcore ready', 60_000);
   note(`cloudcore ready: ${watching.edgeNodes} edge nodes, ${watching.edgePods} edge pods, listed in ${watching.ms} ms`);

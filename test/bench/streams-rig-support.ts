@@ -10,7 +10,21 @@ import { launchContainerd, type Containerd } from '../support/containerd.js';
 import { startControlPlane, type ControlPlane } from '../support/control-plane.js';
 import { createNetns, type EdgeNetns } from '../support/netns.js';
 import { busyboxPod, kubeletApiserverFlags, writeHubCa } from '../support/kubelet-setup.js';
-import { CLOUDCORE_BIN, EDGECORE_BIN, ROOT, benchDir, cpuSeconds, freePort, note, onExit, sleep, start, type Proc } from './bench-support.js';
+import {
+  CLOUDCORE_BIN,
+  CLOUDCORE_V8_FLAGS,
+  nodeArgsFrom,
+  EDGECORE_BIN,
+  ROOT,
+  benchDir,
+  cpuSeconds,
+  freePort,
+  note,
+  onExit,
+  sleep,
+  start,
+  type Proc,
+} from './bench-support.js';
 
 const NODE = 'streams-edge';
 const PROBE = join(ROOT, 'dist', 'test', 'support', 'session-ping-probe.js');
@@ -99,7 +113,7 @@ export class StreamsRig {
         cloudConfigFor(this.dir, await this.cp.cloudcoreKubeconfig(), ns, { hubPort, certPort, streamsPort, kubeletClientCA, socketPath: this.egressSocket }),
       ),
     );
-    this.cloud = start(CLOUDCORE_BIN, ['--config', cloudConfig], { nodeArgs: nodeArgs('KE_BENCH_CLOUD_NODE_ARGS', '') });
+    this.cloud = start(CLOUDCORE_BIN, ['--config', cloudConfig], { nodeArgs: nodeArgsFrom('KE_BENCH_CLOUD_NODE_ARGS', CLOUDCORE_V8_FLAGS) });
     this.defer('cloudcore', () => terminate(this.cloud));
     await this.cloud.waitForLog((l) => l.msg === 'cloudcore ready', 60_000);
     const token = execFileSync(process.execPath, [CLOUDCORE_BIN, '--config', cloudConfig, 'token', 'create'], { encoding: 'utf8' }).trim();
@@ -108,7 +122,7 @@ export class StreamsRig {
     // The probe reads its file from the environment the edge inherits.
     process.env.KE_PING_PROBE_FILE = this.probeFile;
     // The V8 flag build/install.sh gives edgecore, unless KE_BENCH_EDGE_NODE_ARGS says otherwise.
-    const edgeArgs = ['--import', PROBE, ...nodeArgs('KE_BENCH_EDGE_NODE_ARGS', '--max-semi-space-size=1')];
+    const edgeArgs = ['--import', PROBE, ...nodeArgsFrom('KE_BENCH_EDGE_NODE_ARGS', '--max-semi-space-size=1')];
     this.edge = start(EDGECORE_BIN, ['--config', edgeConfig, '--token', token], { wrapper: ns.command([]), nodeArgs: edgeArgs });
     delete process.env.KE_PING_PROBE_FILE;
     this.defer('edgecore', () => terminate(this.edge));
@@ -243,10 +257,6 @@ export class StreamsRig {
       await sleep(250);
     }
   }
-}
-
-function nodeArgs(env: string, fallback: string): string[] {
-  return (process.env[env] ?? fallback).split(' ').filter(Boolean);
 }
 
 /** SIGTERM (so --cpu-prof writes its profile), SIGKILL after 15 s. */
