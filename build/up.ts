@@ -32,6 +32,13 @@ const CRDS = join(ROOT, 'build', 'crds');
 const DEMO_DEVICE = join(CRDS, 'examples', 'virtual-device.yaml');
 const VIRTUAL_MAPPER = join(ROOT, 'dist', 'mappers', 'virtual', 'main.js');
 const NODE_NAME = 'edge-1';
+/**
+ * The edge's InternalIP, which the API server prefers here. Not 127.0.0.1: kube-apiserver refuses to proxy to a
+ * loopback address (`nodes/proxy`: "address not allowed"), while `kubectl logs` would still work. An RFC 5737
+ * address routes nowhere; the API server reaches the edge through its egress selector and cloudcore, which knows the
+ * node by it.
+ */
+const EDGE_NODE_IP = '203.0.113.10';
 const CRI_SCRIPTS = join(ROOT, 'build', 'cri');
 
 interface Runtime {
@@ -225,6 +232,9 @@ async function kubeletTunnel(port: number): Promise<KubeletTunnel> {
       `--kubelet-client-certificate=${clientCert}`,
       `--kubelet-client-key=${clientKey}`,
       `--kubelet-certificate-authority=${caCert}`,
+      // The node's InternalIP (EDGE_NODE_IP) first: its Hostname is this machine's name, which resolves to a
+      // loopback address the API server's node proxy refuses ("address not allowed").
+      '--kubelet-preferred-address-types=InternalIP,Hostname',
     ],
     streams: { enable: true, connect: { address: '127.0.0.1', port }, clientCAFile: clientCa },
   };
@@ -293,14 +303,14 @@ function writeConfigs(
       modules: {
         edged: runtime
           ? {
-              nodeIP: '127.0.0.1',
+              nodeIP: EDGE_NODE_IP,
               runtimeEndpoint: runtime.endpoint,
               cgroupParent: runtime.cgroupParent,
               rootDirectory: join(DIR, 'edge', 'pods'),
               podLogsDirectory: join(DIR, 'edge', 'logs'),
               staticPodPath: join(DIR, 'edge', 'manifests'),
             }
-          : { nodeIP: '127.0.0.1', runtimeEndpoint: '' },
+          : { nodeIP: EDGE_NODE_IP, runtimeEndpoint: '' },
         eventBus: { internal: { port: ports.mqtt } },
         serviceBus: { enable: cluster.kind === 'kubernetes', port: ports.serviceBus },
         edgeHub: {

@@ -50,6 +50,8 @@ describe('npm run up', () => {
       // kubectl logs and exec reach the edge through the apiserver's egress selector and cloudcore (issue 13).
       await eventually(() => expect(kubectl('logs', 'hello')).toBe('hello from the cloud\n'), 30_000, 500);
       expect(kubectl('exec', 'hello', '--', 'cat', '/etc/hello/greeting')).toBe('hello from the cloud');
+      // The node proxy, as the hint prints it (the API server refuses a loopback node address there).
+      await eventually(() => expect(kubectl('get', '--raw', '/api/v1/nodes/edge-1/proxy/stats/summary')).toContain('"nodeName": "edge-1"'), 30_000, 500);
     }
     kubectl('patch', 'configmap', 'hello', '-p', '{"data":{"greeting":"changed"}}');
     const rv = kubectl('get', 'configmap', 'hello', '-o', 'jsonpath={.metadata.resourceVersion}');
