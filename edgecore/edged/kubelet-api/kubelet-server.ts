@@ -78,12 +78,14 @@ export class KubeletServer {
   private async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = new URL(req.url ?? '/', 'http://kubelet').pathname;
     const { routes } = this.options;
-    this.options.onRequest?.(kubeletEndpoint(path));
+    // Classified once: the same answer counts the request and picks its route.
+    const endpoint = kubeletEndpoint(path);
+    this.options.onRequest?.(endpoint);
     try {
       if (path === '/healthz') return void res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' }).end('ok');
-      if (path.startsWith('/containerLogs/')) return await routes.containerLogs(req, res);
-      if (STATS.test(path) && routes.stats) return await routes.stats(req, res);
-      if (STREAMING.test(path) && routes.streamingPlain) return routes.streamingPlain(req, res);
+      if (endpoint === 'containerLogs') return await routes.containerLogs(req, res);
+      if ((endpoint === 'stats' || endpoint === 'metrics') && routes.stats) return await routes.stats(req, res);
+      if (isStreaming(endpoint) && routes.streamingPlain) return routes.streamingPlain(req, res);
       // The kubelet's mux for a path it does not serve.
       res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end('404 page not found\n');
     } catch (err) {
@@ -94,9 +96,13 @@ export class KubeletServer {
   }
 
   private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    const path = new URL(req.url ?? '/', 'http://kubelet').pathname;
-    this.options.onRequest?.(kubeletEndpoint(path));
-    if (STREAMING.test(path) && this.options.routes.streaming) return this.options.routes.streaming(req, socket, head);
+    const endpoint = kubeletEndpoint(new URL(req.url ?? '/', 'http://kubelet').pathname);
+    this.options.onRequest?.(endpoint);
+    if (isStreaming(endpoint) && this.options.routes.streaming) return this.options.routes.streaming(req, socket, head);
     socket.end('HTTP/1.1 404 Not Found\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n404 page not found\n');
   }
+}
+
+function isStreaming(endpoint: KubeletEndpoint): endpoint is 'exec' | 'attach' | 'portForward' {
+  return endpoint === 'exec' || endpoint === 'attach' || endpoint === 'portForward';
 }
